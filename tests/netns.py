@@ -1,0 +1,106 @@
+"""Network namespaces for kernel tests: one fresh namespace per test, destroyed afterwards.
+
+Everything a test creates is registered with the namespace's cleanup registry and undone in
+reverse order, even when the test fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+_counter = itertools.count()
+
+
+def run(*argv: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, capture_output=True, text=True, input=input)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def kernel_has(kind: str) -> bool:
+    """Whether the running kernel can create a device of this kind (tried in a scratch netns)."""
+    ns = f"probe-{os.getpid()}-{kind}"
+    run("ip", "netns", "add", ns)
+    try:
+        if kind == "vlan":
+            ok = run("ip", "-n", ns, "link", "add", "p0", "type", "veth", "peer", "p1", check=False)
+            ok = run("ip", "-n", ns, "link", "add", "link", "p0", "name", "p0.5", "type", "vlan",
+                     "id", "5", check=False)
+        else:
+            ok = run("ip", "-n", ns, "link", "add", "x0", "type", kind, check=False)
+        return ok.returncode == 0
+    finally:
+        run("ip", "netns", "del", ns, check=False)
+
+
+class NetNS:
+    """A named network namespace with helpers to run commands in it and a cleanup registry."""
+
+    def __init__(self, prefix: str = "vn") -> None:
+        self.name = f"{prefix}{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:4]}"
+        self._cleanups: list[Callable[[], None]] = []
+        run("ip", "netns", "add", self.name)
+        self.defer(lambda: run("ip", "netns", "del", self.name, check=False))
+        self.ip("link", "set", "lo", "up")
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        self._cleanups.append(fn)
+
+    def close(self) -> None:
+        while self._cleanups:
+            fn = self._cleanups.pop()
+            try:
+                fn()
+            except Exception:  # cleanup must go on; a leak is visible in `ip netns`
+                pass
+
+    def exec_argv(self, *argv: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def sh(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(*self.exec_argv(*argv), check=check)
+
+    def ip(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run("ip", "-n", self.name, *args, check=check)
+
+    def ip_json(self, *args: str) -> Any:
+        out = self.ip("-j", *args).stdout
+        return json.loads(out) if out.strip() else []
+
+    def add_nic(self, name: str, *, dummy: bool | None = None) -> str:
+        """A simulated NIC: a dummy device where the kernel has them, else a veth whose peer
+        stays in the namespace under the name ``<name>p`` (truncated to 15 chars)."""
+        if dummy is None:
+            dummy = kernel_has_cached("dummy")
+        if dummy:
+            self.ip("link", "add", name, "type", "dummy")
+        else:
+            peer = (name + "p")[-15:] if len(name) >= 15 else name + "p"
+            self.ip("link", "add", name, "type", "veth", "peer", "name", peer)
+            self.ip("link", "set", peer, "up")
+        self.ip("link", "set", name, "up")
+        return name
+
+    def link(self, name: str) -> dict[str, Any]:
+        """The kernel's own report of one device (`ip -d -j link show`)."""
+        data = self.ip_json("-d", "link", "show", "dev", name)
+        return dict(data[0])
+
+    def links(self) -> dict[str, dict[str, Any]]:
+        return {d["ifname"]: d for d in self.ip_json("-d", "link", "show")}
+
+
+_has: dict[str, bool] = {}
+
+
+def kernel_has_cached(kind: str) -> bool:
+    if kind not in _has:
+        _has[kind] = kernel_has(kind)
+    return _has[kind]

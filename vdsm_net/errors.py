@@ -1,0 +1,38 @@
+"""The one error type of the agent. Its kind is VDSM's error code (SPEC §1.5)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ErrorKind(IntEnum):
+    CONNECTIVITY = 10  # connectivity check failed, change rolled back
+    BAD_PARAMS = 21
+    BAD_ADDR = 22
+    BAD_NIC = 23
+    USED_NIC = 24
+    BAD_BONDING = 25
+    BAD_VLAN = 26
+    BAD_BRIDGE = 27  # bad network/bridge name, unknown network, foreign device with that name
+    USED_BOND = 31
+    IN_PROGRESS = 40
+    KERNEL = 41  # the kernel refused an operation; change rolled back
+
+
+class NetError(Exception):
+    """An error with a kind (mapped to a JSON-RPC code) and a message naming field and value.
+
+    Example: ``NetError(ErrorKind.BAD_VLAN, "networks.red.vlan: expected 0-4094, got 5000")``.
+    """
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @property
+    def code(self) -> int:
+        return int(self.kind)
+
+    def __repr__(self) -> str:
+        return f"NetError({self.kind.name}, {self.message!r})"
