@@ -1,0 +1,216 @@
+"""The concurrent multi-host update of one logical network (SPEC §2.3, steps 2-4).
+
+Every host gets ``Host.setupNetworks`` with the connectivity check on; while that call is
+pending a poller sends ``Host.confirmConnectivity`` on new requests (the agent only counts a
+confirmation that arrives after it applied the change, and rolls back if none comes within the
+connectivity timeout). On success the change is made safe with ``Host.setSafeNetworkConfig``.
+Hosts run concurrently, bounded by a semaphore; each has its own deadline, so a dead or hanging
+host fails alone and never delays the others beyond that deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from engine_client.agent_client import AgentClient, AgentError, Endpoint, Transport
+from engine_client.report import RolloutProgress
+
+POLL_INTERVAL: Final = 0.5
+DEFAULT_CALL_TIMEOUT: Final = 30.0
+MAX_CONFIRM_TIMEOUT: Final = 5.0
+
+
+@dataclass(frozen=True)
+class HostChange:
+    """What one host is sent: the ``networks`` (and ``bondings``) params of setupNetworks."""
+
+    host: str
+    endpoint: Endpoint
+    networks: dict[str, dict[str, Any]]
+    bondings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HostOutcome:
+    host: str
+    ok: bool
+    failure: str | None
+    seconds: float
+
+
+class EventSink(Protocol):
+    def emit(
+        self,
+        message: str,
+        *,
+        correlation_id: str,
+        host: str | None = None,
+        severity: str = "info",
+    ) -> None: ...
+
+
+def applying_event(i: int, n: int, network: str, host: str) -> str:
+    return f"{i}/{n} applying network {network} on host {host}"
+
+
+def updated_event(i: int, n: int, network: str, host: str) -> str:
+    return f"{i}/{n} network {network} were updated on host {host}"
+
+
+def failed_event(i: int, n: int, network: str, host: str, failure: str) -> str:
+    return f"{i}/{n} failed to update {network} changes on host {host} due to: {failure}"
+
+
+def partial_event(planned: int, updated: int) -> str:
+    return (
+        f"{planned} are planned to be updated, however only {updated} could be updated."
+    )
+
+
+@dataclass(frozen=True)
+class _Timeouts:
+    connectivity: float
+    call: float
+
+    @property
+    def setup(self) -> float:
+        # The agent may legitimately hold setupNetworks for the whole connectivity timeout.
+        return self.connectivity + self.call
+
+    @property
+    def confirm(self) -> float:
+        return min(self.call, MAX_CONFIRM_TIMEOUT)
+
+    @property
+    def host(self) -> float:
+        return self.setup + self.call
+
+
+async def _poll_confirm(client: AgentClient, correlation_id: str, timeouts: _Timeouts) -> None:
+    while True:
+        await asyncio.sleep(POLL_INTERVAL)
+        # Failures are expected while the host's network is being changed; keep polling.
+        with contextlib.suppress(AgentError):
+            await client.call(
+                "Host.confirmConnectivity",
+                correlation_id=correlation_id,
+                timeout=timeouts.confirm,
+            )
+
+
+async def _apply_one(change: HostChange, client: AgentClient, correlation_id: str,
+                     timeouts: _Timeouts) -> None:
+    params = {
+        "networks": change.networks,
+        "bondings": change.bondings,
+        "options": {
+            "connectivityCheck": True,
+            "connectivityTimeout": timeouts.connectivity,
+        },
+    }
+    setup = asyncio.ensure_future(
+        client.call(
+            "Host.setupNetworks", params, correlation_id=correlation_id, timeout=timeouts.setup
+        )
+    )
+    poller = asyncio.ensure_future(_poll_confirm(client, correlation_id, timeouts))
+    try:
+        await setup
+    finally:
+        setup.cancel()
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+    await client.call(
+        "Host.setSafeNetworkConfig", correlation_id=correlation_id, timeout=timeouts.call
+    )
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self._next = 0
+
+    def take(self) -> int:
+        self._next += 1
+        return self._next
+
+
+async def rollout(
+    network: str,
+    changes: Sequence[HostChange],
+    *,
+    transport: Transport,
+    correlation_id: str,
+    parallel: int = 50,
+    events: EventSink,
+    connectivity_timeout: float = 120,
+    call_timeout: float | None = None,
+    progress: bool = False,
+) -> list[HostOutcome]:
+    """Apply each host's change concurrently (at most ``parallel`` at once); the outcomes are
+    in the order of ``changes``. Never raises for a host's failure."""
+    if parallel < 1:
+        raise ValueError(f"parallel: expected >= 1, got {parallel}")
+    timeouts = _Timeouts(
+        connectivity=connectivity_timeout,
+        call=DEFAULT_CALL_TIMEOUT if call_timeout is None else call_timeout,
+    )
+    n = len(changes)
+    gate = asyncio.Semaphore(parallel)
+    order = _Counter()
+
+    async def one(change: HostChange, bar: RolloutProgress) -> HostOutcome:
+        async with gate:
+            i = order.take()
+            events.emit(
+                applying_event(i, n, network, change.host),
+                correlation_id=correlation_id,
+                host=change.host,
+            )
+            start = time.monotonic()
+            failure = await _guarded(change, correlation_id, transport, timeouts)
+            seconds = time.monotonic() - start
+            if failure is None:
+                events.emit(
+                    updated_event(i, n, network, change.host),
+                    correlation_id=correlation_id,
+                    host=change.host,
+                )
+            else:
+                events.emit(
+                    failed_event(i, n, network, change.host, failure),
+                    correlation_id=correlation_id,
+                    host=change.host,
+                    severity="error",
+                )
+            bar.finished(failure is None)
+            return HostOutcome(change.host, failure is None, failure, seconds)
+
+    with RolloutProgress(f"network {network}", n, enabled=progress) as bar:
+        outcomes = list(await asyncio.gather(*(one(c, bar) for c in changes)))
+    updated = sum(1 for o in outcomes if o.ok)
+    if updated < n:
+        events.emit(partial_event(n, updated), correlation_id=correlation_id, severity="warning")
+    return outcomes
+
+
+async def _guarded(
+    change: HostChange, correlation_id: str, transport: Transport, timeouts: _Timeouts
+) -> str | None:
+    """The host's failure as text, or None on success."""
+    client = AgentClient(change.endpoint, transport, timeout=timeouts.call)
+    try:
+        async with asyncio.timeout(timeouts.host):
+            await _apply_one(change, client, correlation_id, timeouts)
+    except AgentError as exc:
+        return str(exc)
+    except TimeoutError:
+        return f"{change.endpoint.url}: timed out after {timeouts.host:g} s"
+    except Exception as exc:  # one host's unexpected failure must not abort the others
+        return f"internal error: {type(exc).__name__}: {exc}"
+    return None
