@@ -1,0 +1,120 @@
+"""Typed records of the engine client's store (SPEC §2.1).
+
+Every record is a frozen dataclass: the store returns new values, it never hands out rows to be
+mutated. Capabilities are kept as the agent sent them (a JSON object), read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+DEFAULT_MTU = 1500
+# Data centers below this compatibility version do not get network changes pushed to hosts
+# (SPEC §2.3, oVirt's "unsupported data center version" event).
+MIN_UPDATE_VERSION = (3, 1)
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """``"4.7"`` -> ``(4, 7)``; raises ValueError for anything that is not dotted integers."""
+    parts = text.strip().split(".")
+    if not text.strip() or not all(p.isdigit() for p in parts):
+        raise ValueError(text)
+    return tuple(int(p) for p in parts)
+
+
+def _no_caps() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class DataCenter:
+    name: str
+    version: str  # compatibility version, "4.7"
+
+    @property
+    def supports_network_updates(self) -> bool:
+        return parse_version(self.version) >= MIN_UPDATE_VERSION
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    url: str  # "https://10.1.0.2:54321" or "unix:///run/vdsm-net/vdsm-net.sock"
+    dc: str
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+    caps: Mapping[str, Any] = field(default_factory=_no_caps)  # last Host.getCapabilities
+    caps_time: float | None = None  # epoch seconds of the last successful refresh
+    agent_version: str | None = None
+
+
+@dataclass(frozen=True)
+class LogicalNetwork:
+    dc: str
+    name: str
+    vlan: int | None = None
+    mtu: int = DEFAULT_MTU
+    vm: bool = True  # a VM network is a bridge on every host ("bridged")
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A logical network on one host: on a NIC, on a bond, or isolated (a bridge, no uplink)."""
+
+    host: str
+    network: str
+    nic: str | None = None
+    bond: str | None = None
+    isolated: bool = False
+    via_label: str | None = None  # set when a label attached it (SPEC §2.5)
+    in_sync: bool = False
+    last_error: str | None = None
+
+    @property
+    def southbound(self) -> str | None:
+        return self.nic or self.bond
+
+    def describe(self) -> str:
+        if self.nic is not None:
+            return f"nic {self.nic}"
+        if self.bond is not None:
+            return f"bond {self.bond}"
+        return "isolated"
+
+
+@dataclass(frozen=True)
+class HostLabel:
+    host: str
+    label: str
+
+
+@dataclass(frozen=True)
+class NicLabel:
+    host: str
+    nic: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Vm:
+    """A VM or a template, with the logical networks its vNICs use."""
+
+    name: str
+    running: bool = False
+    template: bool = False
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    time: float
+    correlation_id: str | None
+    host: str | None
+    severity: str  # "info", "warning", "error"
+    message: str

@@ -1,0 +1,201 @@
+"""The SQLite store: schema, migrations, typed records, transactions, foreign keys."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engine_client import store as store_mod
+from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
+from engine_client.store import Store, StoreError, default_db_path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "deep" / "dir" / "engine.db")
+    s.add_dc(DataCenter("dc1", "4.7"))
+    s.add_host(Host("h1", "https://127.0.0.1:54321", "dc1"))
+    s.add_host(Host("h2", "unix:///run/vdsm-net/vdsm-net.sock", "dc1", cert="c", key="k", ca="a"))
+    s.add_network(LogicalNetwork("dc1", "red", vlan=100, mtu=9000))
+    return s
+
+
+def test_open_creates_parent_dirs_and_schema(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "engine.db"
+    with Store.open(path) as s:
+        assert s.schema_version == len(store_mod.MIGRATIONS)
+    assert path.exists()
+    tables = {
+        r[0]
+        for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    assert {
+        "data_center",
+        "host",
+        "network",
+        "attachment",
+        "host_label",
+        "nic_label",
+        "vm",
+        "vm_nic",
+        "event",
+        "schema_version",
+    } <= tables
+
+
+def test_reopen_keeps_data_and_version(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    with Store.open(path) as s:
+        s.add_dc(DataCenter("dc1", "4.7"))
+    with Store.open(path) as s:
+        assert s.list_dcs() == [DataCenter("dc1", "4.7")]
+        assert s.schema_version == len(store_mod.MIGRATIONS)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE schema_version SET version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="99"):
+        Store.open(path)
+
+
+def test_default_path_env_then_home(tmp_path: Path) -> None:
+    assert default_db_path({"ENGINE_CLIENT_DB": "/x/y.db"}) == Path("/x/y.db")
+    assert default_db_path({}) == Path.home() / ".local/share/engine-client/engine.db"
+
+
+def test_records_round_trip(store: Store) -> None:
+    assert store.get_host("h2") == Host(
+        "h2", "unix:///run/vdsm-net/vdsm-net.sock", "dc1", cert="c", key="k", ca="a"
+    )
+    assert store.get_network("red") == LogicalNetwork("dc1", "red", vlan=100, mtu=9000)
+    store.set_host_caps("h1", {"networks": {"red": {"mtu": 9000}}}, agent_version="0.1", when=5.0)
+    h1 = store.get_host("h1")
+    assert h1.caps["networks"] == {"red": {"mtu": 9000}}
+    assert (h1.caps_time, h1.agent_version) == (5.0, "0.1")
+
+
+def test_duplicates_and_missing_are_store_errors(store: Store) -> None:
+    with pytest.raises(StoreError, match="'dc1' already exists"):
+        store.add_dc(DataCenter("dc1", "4.7"))
+    with pytest.raises(StoreError, match="no data center 'nope'"):
+        store.add_host(Host("h3", "https://x", "nope"))
+    with pytest.raises(StoreError, match="no network 'blue'"):
+        store.get_network("blue")
+
+
+def test_attachment_must_match_dc(store: Store) -> None:
+    store.add_dc(DataCenter("dc2", "4.7"))
+    store.add_network(LogicalNetwork("dc2", "blue"))
+    with pytest.raises(StoreError, match="data center"):
+        store.set_attachment(Attachment("h1", "blue", nic="eth1"))
+
+
+def test_attachment_exactly_one_of_nic_bond_isolated(store: Store) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        store.set_attachment(Attachment("h1", "red", nic="eth1", bond="bond0"))
+    with pytest.raises(sqlite3.IntegrityError):
+        store.set_attachment(Attachment("h1", "red"))
+
+
+def test_attachments_mark_and_remove(store: Store) -> None:
+    store.set_attachment(Attachment("h1", "red", nic="eth1"))
+    store.set_attachment(Attachment("h2", "red", bond="bond0"))
+    store.mark_attachment("h2", "red", in_sync=False, last_error="boom")
+    assert store.list_attachments(network="red") == [
+        Attachment("h1", "red", nic="eth1"),
+        Attachment("h2", "red", bond="bond0", last_error="boom"),
+    ]
+    store.mark_attachment("h1", "red", in_sync=True)
+    assert store.get_attachment("h1", "red").in_sync
+    store.remove_attachment("h2", "red")
+    assert [a.host for a in store.list_attachments()] == ["h1"]
+
+
+def test_rename_cascades_to_attachments_and_vms(store: Store) -> None:
+    store.set_attachment(Attachment("h1", "red", nic="eth1"))
+    store.add_vm(Vm("vm1", networks=("red",)))
+    store.update_network("red", LogicalNetwork("dc1", "green", vlan=7))
+    assert store.find_network("red") is None
+    assert store.get_attachment("h1", "green").nic == "eth1"
+    assert store.find_vm("vm1") == Vm("vm1", networks=("green",))
+
+
+def test_remove_network_refused_while_attached_or_used(store: Store) -> None:
+    store.set_attachment(Attachment("h1", "red", nic="eth1"))
+    with pytest.raises(StoreError, match="attached"):
+        store.remove_network("red")
+    store.remove_attachment("h1", "red")
+    store.add_vm(Vm("vm1", networks=("red",)))
+    with pytest.raises(StoreError, match="VMs"):
+        store.remove_network("red")
+    store.remove_vm("vm1")
+    store.remove_network("red")
+    assert store.list_networks() == []
+
+
+def test_remove_host_cascades(store: Store) -> None:
+    store.set_attachment(Attachment("h1", "red", nic="eth1"))
+    store.add_host_label("h1", "lab")
+    store.add_nic_label("h1", "eth1", "lab")
+    store.remove_host("h1")
+    assert store.list_attachments() == []
+    assert store.list_host_labels() == []
+    assert store.list_nic_labels() == []
+
+
+def test_labels(store: Store) -> None:
+    store.add_host_label("h1", "x")
+    store.add_host_label("h1", "x")  # idempotent
+    store.add_nic_label("h2", "eth1", "x")
+    assert [(lb.host, lb.label) for lb in store.list_host_labels(label="x")] == [("h1", "x")]
+    assert [(lb.host, lb.nic) for lb in store.list_nic_labels(label="x")] == [("h2", "eth1")]
+    store.remove_nic_label("h2", "eth1", "x")
+    with pytest.raises(StoreError):
+        store.remove_nic_label("h2", "eth1", "x")
+    store.add_network(LogicalNetwork("dc1", "lab", label="x"))
+    assert [n.name for n in store.list_networks(label="x")] == ["lab"]
+
+
+def test_vms_by_network(store: Store) -> None:
+    store.add_network(LogicalNetwork("dc1", "blue"))
+    store.add_vm(Vm("a", running=True, networks=("red", "blue")))
+    store.add_vm(Vm("t", template=True, networks=("blue",)))
+    assert [v.name for v in store.list_vms(network="red")] == ["a"]
+    assert [v.name for v in store.list_vms(network="blue")] == ["a", "t"]
+    assert store.find_vm("a") == Vm("a", running=True, networks=("blue", "red"))
+    with pytest.raises(StoreError, match="no network 'nope'"):
+        store.add_vm(Vm("b", networks=("nope",)))
+
+
+def test_transaction_rolls_back_everything(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_network(LogicalNetwork("dc1", "blue"))
+        with store.transaction():  # nested joins the outer one
+            store.set_attachment(Attachment("h1", "blue", isolated=True))
+        raise RuntimeError("abort")
+    assert store.find_network("blue") is None
+    assert store.list_attachments() == []
+
+
+def test_transaction_commits(store: Store, tmp_path: Path) -> None:
+    with store.transaction():
+        store.add_network(LogicalNetwork("dc1", "blue"))
+        store.set_attachment(Attachment("h1", "blue", isolated=True))
+    assert store.get_attachment("h1", "blue").isolated
+
+
+def test_events(store: Store) -> None:
+    store.emit("one", correlation_id="c1", host="h1")
+    store.emit("two", correlation_id="c2", severity="error")
+    store.emit("three", correlation_id="c1")
+    assert [e.message for e in store.list_events(correlation_id="c1")] == ["one", "three"]
+    assert [e.message for e in store.list_events(limit=2)] == ["two", "three"]
+    ev = store.list_events(correlation_id="c2")[0]
+    assert (ev.severity, ev.host, ev.correlation_id) == ("error", None, "c2")
