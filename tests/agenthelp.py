@@ -1,0 +1,107 @@
+"""An in-process agent bound to a test namespace, driven through its JSON-RPC handler.
+
+The agent runs for real (pipeline, pyroute2 backend, kernel); only the HTTP layer is skipped.
+Daemon-level tests start ``vdsm-net-agent`` itself (tests/kernel/test_daemon.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.netns import NetNS
+from vdsm_net.backend import Backend
+from vdsm_net.config import AgentConfig
+from vdsm_net.ops import Op
+from vdsm_net.persist import StateStore
+from vdsm_net.pipeline import Agent, KernelBackend
+from vdsm_net.rpc import make_handler
+
+_ids = itertools.count(1)
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class InjectingBackend:
+    """The real backend, with a hook that runs before the n-th ``apply`` call: tests use it to
+    change the kernel between plan and apply (e.g. create a device with a planned name), so the
+    kernel itself refuses an operation mid-plan."""
+
+    def __init__(self, real: Backend, before_apply: Callable[[int, Sequence[Op]], None]) -> None:
+        self.real = real
+        self.before_apply = before_apply
+        self.calls = 0
+
+    def read_state(self):  # type: ignore[no-untyped-def]
+        return self.real.read_state()
+
+    def read_stats(self):  # type: ignore[no-untyped-def]
+        return self.real.read_stats()
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        self.calls += 1
+        self.before_apply(self.calls, ops)
+        self.real.apply(ops)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+class AgentInNs:
+    def __init__(
+        self,
+        ns: NetNS,
+        state_dir: Path,
+        *,
+        connectivity_timeout: float = 120.0,
+        backend_factory: Callable[[], KernelBackend] | None = None,
+    ) -> None:
+        self.ns = ns
+        cfg = AgentConfig(
+            state_dir=state_dir,
+            socket=state_dir / "agent.sock",
+            listen=None,
+            tls_cert=None,
+            tls_key=None,
+            tls_ca=None,
+            insecure=False,
+            connectivity_timeout=connectivity_timeout,
+        )
+        factory = backend_factory or (lambda: Backend(netns=ns.name))
+        self.agent = Agent(cfg, StateStore(state_dir), backend_factory=factory)
+        self.handler = make_handler(self.agent)
+
+    async def call(self, method: str, params: dict[str, Any] | None = None, **headers: str) -> Any:
+        req = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params or {}}
+        raw = await self.handler(json.dumps(req), headers)
+        assert raw is not None
+        resp = json.loads(raw)
+        if "error" in resp:
+            raise RpcError(resp["error"]["code"], resp["error"]["message"])
+        return resp["result"]
+
+    async def setup(
+        self,
+        networks: dict[str, Any] | None = None,
+        bondings: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        opts = {"connectivityCheck": False, **options}
+        return await self.call(
+            "Host.setupNetworks",
+            {"networks": networks or {}, "bondings": bondings or {}, "options": opts},
+        )
+
+    async def caps(self) -> Any:
+        return await self.call("Host.getNetworkCapabilities")
+
+    def close(self) -> None:
+        self.agent.close()

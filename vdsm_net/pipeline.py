@@ -1,0 +1,325 @@
+"""The setupNetworks transaction: retrieve, validate, plan, apply, verify, commit or roll back.
+
+One ``Agent`` per process. Netlink work runs on dedicated worker threads (one for the
+transaction, one for read-only queries), each with its own ``Backend`` socket, so the event
+loop never blocks and a capabilities query never interleaves with an apply on one socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from vdsm_net import API_VERSION, __version__
+from vdsm_net.caps import LinkStats, capabilities, statistics
+from vdsm_net.config import AgentConfig
+from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.journal import Journal
+from vdsm_net.merge import merge
+from vdsm_net.model import NetConfig, NetworkConfig
+from vdsm_net.ops import Op
+from vdsm_net.persist import StateStore
+from vdsm_net.planner import plan
+from vdsm_net.render import render
+from vdsm_net.request import parse_setup_request
+from vdsm_net.state import KernelState
+
+log = logging.getLogger("vdsm_net.pipeline")
+
+T = TypeVar("T")
+
+# Re-plans after an apply: the kernel acts on its own (a released bond slave gets its old MTU
+# back, a VLAN follows a lowered base MTU), so one pass may leave a residue to converge.
+_CONVERGE_PASSES = 3
+
+
+class KernelBackend(Protocol):
+    def read_state(self) -> KernelState: ...
+    def apply(self, ops: Sequence[Op]) -> None: ...
+    def read_stats(self) -> Mapping[str, LinkStats]: ...
+    def close(self) -> None: ...
+
+
+def _default_backend() -> KernelBackend:
+    from vdsm_net.backend import Backend  # the only pyroute2 importer
+
+    return Backend()
+
+
+class _Worker:
+    """A single thread owning one backend socket."""
+
+    def __init__(self, name: str, factory: Callable[[], KernelBackend]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._backend: KernelBackend | None = None
+        self._factory = factory
+
+    def _get(self) -> KernelBackend:
+        if self._backend is None:
+            self._backend = self._factory()
+        return self._backend
+
+    def call_sync(self, fn: Callable[[KernelBackend], T]) -> T:
+        return self._pool.submit(lambda: fn(self._get())).result()
+
+    async def call(self, fn: Callable[[KernelBackend], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._get()))
+
+    def close(self) -> None:
+        def _close() -> None:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+
+        self._pool.submit(_close).result()
+        self._pool.shutdown(wait=True)
+
+
+@dataclass
+class RestoreReport:
+    ops: int = 0
+    skipped: list[str] = field(default_factory=list)  # "network red: NIC eth9 is missing"
+    removed: list[str] = field(default_factory=list)
+    reverted_journal: bool = False
+
+
+def converge(backend: KernelBackend, desired: KernelState, first: Sequence[Op]) -> KernelState:
+    """Apply ``first``, then re-plan against what the kernel reports until nothing is left.
+
+    Raises NetError(KERNEL) when the kernel refuses an op, or when the state still differs
+    after the last pass (verification failed)."""
+    ops = list(first)
+    for _ in range(_CONVERGE_PASSES):
+        if ops:
+            backend.apply(ops)
+        after = backend.read_state()
+        ops = plan(after, desired)
+        if not ops:
+            return after
+    raise NetError(
+        ErrorKind.KERNEL,
+        "verification failed: the kernel state still differs from the request after "
+        f"{_CONVERGE_PASSES} passes; remaining: " + "; ".join(str(op) for op in ops[:5]),
+    )
+
+
+def revert(backend: KernelBackend, snapshot: KernelState) -> None:
+    """Bring the kernel back to ``snapshot``; raises NetError if that fails too."""
+    current = backend.read_state()
+    converge(backend, snapshot, plan(current, snapshot))
+
+
+class Agent:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        store: StateStore,
+        backend_factory: Callable[[], KernelBackend] = _default_backend,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.journal = Journal(cfg.state_dir)
+        self.running: NetConfig = store.load_running()
+        self._tx = _Worker("netlink-tx", backend_factory)
+        self._ro = _Worker("netlink-ro", backend_factory)
+        self._lock = asyncio.Lock()
+        self._confirmed: asyncio.Event | None = None
+
+    def close(self) -> None:
+        self._tx.close()
+        self._ro.close()
+
+    # ---- setupNetworks -------------------------------------------------------------------
+
+    async def setup_networks(
+        self, params: Mapping[str, Any], *, correlation_id: str | None = None
+    ) -> dict[str, Any]:
+        if self._lock.locked():
+            raise NetError(ErrorKind.IN_PROGRESS, "another setupNetworks is in progress")
+        async with self._lock:
+            return await self._setup_locked(params, correlation_id)
+
+    async def _setup_locked(
+        self, params: Mapping[str, Any], cid: str | None
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        request = parse_setup_request(params, default_timeout=self.cfg.connectivity_timeout)
+        current = await self._tx.call(lambda b: b.read_state())  # retrieve
+        new_config = merge(self.running, request, current)  # validate
+        desired = render(new_config, current, self.running)
+        ops = plan(current, desired)  # plan
+        tag = f"[{cid}] " if cid else ""
+        log.info(
+            "%ssetupNetworks networks=%s bondings=%s: %d operations%s",
+            tag, sorted(request.networks), sorted(request.bondings), len(ops),
+            " (dry run)" if request.options.dry_run else "",
+        )
+        if request.options.dry_run:
+            return {"plan": [op.to_json() for op in ops]}
+
+        if ops:
+            await asyncio.to_thread(self.journal.record, current, cid)
+            try:
+                await self._tx.call(lambda b: converge(b, desired, ops))  # apply + verify
+            except NetError as exc:
+                await self._roll_back(current, exc, tag)
+                raise
+            except Exception as exc:  # a bug or an unexpected netlink error: still roll back
+                log.exception("%sunexpected failure during apply", tag)
+                error = NetError(ErrorKind.KERNEL, f"apply failed: {exc}")
+                await self._roll_back(current, error, tag)
+                raise error from exc
+            log.info("%sapplied %d operations in %.0f ms", tag, len(ops),
+                     (time.monotonic() - started) * 1000)
+
+            if request.options.connectivity_check:
+                timeout = request.options.connectivity_timeout or self.cfg.connectivity_timeout
+                if not await self._wait_for_confirmation(timeout):
+                    error = NetError(
+                        ErrorKind.CONNECTIVITY,
+                        f"connectivity check failed: no Host.confirmConnectivity within "
+                        f"{timeout:g} s; the change was rolled back",
+                    )
+                    await self._roll_back(current, error, tag)
+                    raise error
+
+        self.running = new_config  # commit
+        await asyncio.to_thread(self._commit, new_config, request.options.commit_on_success)
+        log.info("%ssetupNetworks done in %.0f ms", tag, (time.monotonic() - started) * 1000)
+        return {}
+
+    def _commit(self, config: NetConfig, make_safe: bool) -> None:
+        self.store.save_running(config)
+        if make_safe:
+            self.store.save_safe(config)
+        self.journal.clear()
+
+    async def _roll_back(self, snapshot: KernelState, cause: NetError, tag: str) -> None:
+        log.warning("%srolling back: %s", tag, cause.message)
+        try:
+            await self._tx.call(lambda b: revert(b, snapshot))
+        except Exception as exc:
+            # The journal stays: the next start (or `vdsm-net-agent restore`) converges.
+            log.critical("%sROLLBACK FAILED, host state is inconsistent: %s", tag, exc)
+            cause.message += f"; ROLLBACK FAILED: {exc} (run `vdsm-net-agent restore`)"
+            cause.args = (cause.message,)
+            return
+        await asyncio.to_thread(self.journal.clear)
+        log.info("%srolled back", tag)
+
+    async def _wait_for_confirmation(self, timeout: float) -> bool:
+        self._confirmed = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._confirmed.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._confirmed = None
+
+    async def confirm_connectivity(self) -> dict[str, Any]:
+        # Only a request that arrives after the apply counts: before it, there is no event.
+        if self._confirmed is not None:
+            self._confirmed.set()
+        return {}
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    async def set_safe_network_config(self) -> dict[str, Any]:
+        async with self._lock:
+            await asyncio.to_thread(self.store.save_safe, self.running)
+        return {}
+
+    def _dirty(self) -> bool:
+        return self.store.load_safe() != self.running
+
+    # ---- queries -------------------------------------------------------------------------
+
+    async def network_capabilities(self) -> dict[str, Any]:
+        state = await self._ro.call(lambda b: b.read_state())
+        dirty = await asyncio.to_thread(self._dirty)
+        return capabilities(state, self.running, dirty=dirty)
+
+    async def capabilities(self) -> dict[str, Any]:
+        doc = await self.network_capabilities()
+        doc["software_version"] = __version__
+        doc["api_version"] = API_VERSION
+        return doc
+
+    async def network_statistics(self) -> dict[str, Any]:
+        def read(b: KernelBackend) -> tuple[Mapping[str, LinkStats], KernelState]:
+            return b.read_stats(), b.read_state()
+
+        stats, state = await self._ro.call(read)
+        return statistics(stats, state, self.running, sample_time=time.time())
+
+    # ---- start-up and boot ---------------------------------------------------------------
+
+    async def recover(self) -> bool:
+        """At start: undo a change that was in flight when the agent died."""
+        return await self._tx.call(self._recover_sync)
+
+    def _recover_sync(self, backend: KernelBackend) -> bool:
+        snapshot = self.journal.pending()
+        if snapshot is None:
+            return False
+        log.warning("found an unfinished change (agent died mid-change): reverting it")
+        revert(backend, snapshot)
+        self.journal.clear()
+        return True
+
+    def restore(self) -> RestoreReport:
+        """Make the kernel match the safe config (the boot step, and after a crash)."""
+        return self._tx.call_sync(self._restore_sync)
+
+    def _restore_sync(self, backend: KernelBackend) -> RestoreReport:
+        report = RestoreReport()
+        current = backend.read_state()
+        safe = self.store.load_safe() or NetConfig()
+        target = _without_missing_nics(safe, current, report)
+        previous = _union(self.running, safe)
+        desired = render(target, current, previous)
+        ops = plan(current, desired)
+        report.removed = sorted(set(self.running.networks) - set(target.networks))
+        report.ops = len(ops)
+        for line in report.skipped:
+            log.warning("restore: %s", line)
+        converge(backend, desired, ops)
+        self.running = target
+        self.store.save_running(target)
+        report.reverted_journal = self.journal.pending() is not None
+        self.journal.clear()
+        log.info("restore: %d operations; removed %s; skipped %d", report.ops,
+                 report.removed or "nothing", len(report.skipped))
+        return report
+
+
+def _union(a: NetConfig, b: NetConfig) -> NetConfig:
+    return NetConfig({**b.networks, **a.networks}, {**b.bondings, **a.bondings})
+
+
+def _without_missing_nics(cfg: NetConfig, current: KernelState, report: RestoreReport) -> NetConfig:
+    """Drop what cannot be built because a NIC is gone; report it."""
+    bonds = {}
+    for name, bond in sorted(cfg.bondings.items()):
+        missing = [n for n in bond.nics if current.get(n) is None]
+        if missing:
+            report.skipped.append(f"bond {name}: NIC {', '.join(missing)} missing")
+            continue
+        bonds[name] = bond
+    networks: dict[str, NetworkConfig] = {}
+    for name, net in sorted(cfg.networks.items()):
+        if net.nic is not None and current.get(net.nic) is None:
+            report.skipped.append(f"network {name}: NIC {net.nic} missing")
+            continue
+        if net.bonding is not None and net.bonding not in bonds:
+            report.skipped.append(f"network {name}: bond {net.bonding} not restored")
+            continue
+        networks[name] = net
+    return NetConfig(networks, bonds)
