@@ -16,7 +16,7 @@ from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.persist import atomic_write
 from vdsm_net.state import Device, KernelState, Route, make_state
 
-JOURNAL_FILE = "undo.json"
+JOURNAL_FILE = "journal.json"
 _VERSION = 1
 
 
