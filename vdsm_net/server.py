@@ -1,0 +1,273 @@
+"""The agent's HTTP shell: JSON-RPC over a Unix socket and over TCP with TLS (SPEC §1.1).
+
+The JSON-RPC semantics live in the handler (``vdsm_net.rpc``); this module only moves
+request text in and response text out, listens, tells systemd, and stops on a signal.
+Listening sockets are created here rather than by aiohttp so that the Unix socket gets its
+mode before ``listen()`` (no window where it is connectable with the umask's mode), a port 0
+reports the port the kernel chose, and systemd socket activation is the same code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import ssl
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from vdsm_net import sdnotify
+from vdsm_net.config import AgentConfig, ConfigError
+from vdsm_net.tls import server_context
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, Mapping[str, str]], Awaitable[str | None]]
+Lifecycle = Callable[[web.Application], AsyncIterator[None]]
+OnReady = Callable[[tuple[str, ...]], None]
+
+MAX_BODY = 1024 * 1024
+SOCKET_MODE = 0o660
+SD_LISTEN_FDS_START = 3
+_JSON = "application/json"
+
+
+class ServerError(Exception):
+    """The agent cannot listen where it was told to (the message says where and why)."""
+
+
+def _rpc_error(code: int, message: str) -> str:
+    return json.dumps({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": None})
+
+
+def make_app(handler: Handler, lifecycle: Lifecycle | None = None) -> web.Application:
+    async def jsonrpc(request: web.Request) -> web.StreamResponse:
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(
+                status=413,
+                text=_rpc_error(-32600, f"request body exceeds {MAX_BODY} bytes"),
+                content_type=_JSON,
+            )
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return web.Response(
+                status=400, text=_rpc_error(-32700, f"body is not UTF-8: {exc}"), content_type=_JSON
+            )
+        try:
+            answer = await handler(body, request.headers)
+        except Exception:
+            # The handler is supposed to turn every failure into a JSON-RPC error; if one
+            # escapes, the client still gets a well-formed answer and the agent keeps serving.
+            log.exception("JSON-RPC handler failed")
+            return web.Response(
+                status=500, text=_rpc_error(-32603, "internal error"), content_type=_JSON
+            )
+        if answer is None:
+            return web.Response(status=204)
+        return web.Response(text=answer, content_type=_JSON)
+
+    async def healthz(_request: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post("/jsonrpc", jsonrpc)
+    app.router.add_get("/healthz", healthz)
+    if lifecycle is not None:
+        app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+# ---- listeners ---------------------------------------------------------------------------
+
+
+@dataclass
+class Listener:
+    sock: socket.socket
+    ssl_context: ssl.SSLContext | None
+    url: str  # for logs and on_ready: "unix:/path", "https://host:port"
+    owned_path: Path | None = None  # a Unix socket file to remove at exit
+
+
+def _remove_stale_socket(path: Path) -> None:
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ServerError(f"socket {str(path)!r}: exists and is not a socket; not removing it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        probe.connect(str(path))
+    except ConnectionRefusedError:
+        path.unlink(missing_ok=True)  # left over by an agent that did not stop cleanly
+        return
+    except OSError as exc:
+        raise ServerError(f"socket {str(path)!r}: cannot probe it: {exc}") from None
+    finally:
+        probe.close()
+    raise ServerError(f"socket {str(path)!r}: another process is listening on it")
+
+
+def unix_listener(path: Path) -> Listener:
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.bind(str(path))
+        # Connecting to a bound socket that does not listen yet is refused, so setting the
+        # mode between bind and listen leaves no window with the umask's mode.
+        os.chmod(path, SOCKET_MODE)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ServerError(f"socket {str(path)!r}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return Listener(sock, None, f"unix:{path}", owned_path=path)
+
+
+def _tcp_context(cfg: AgentConfig, where: str) -> ssl.SSLContext | None:
+    if cfg.tls_cert is not None and cfg.tls_key is not None and cfg.tls_ca is not None:
+        return server_context(cfg.tls_cert, cfg.tls_key, cfg.tls_ca)
+    if cfg.insecure:
+        log.warning("%s: TLS disabled by --insecure: clients are NOT authenticated", where)
+        return None
+    raise ConfigError(f"[tls] cert: required to listen on {where} (or --insecure for tests)")
+
+
+def _tcp_url(ctx: ssl.SSLContext | None, sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if sock.family == socket.AF_INET6:
+        host = f"[{host}]"
+    return f"{'https' if ctx else 'http'}://{host}:{port}"
+
+
+def tcp_listener(cfg: AgentConfig, host: str, port: int) -> Listener:
+    where = f"{host}:{port}"
+    ctx = _tcp_context(cfg, where)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ServerError(f"listen {where}: {exc.strerror}") from None
+    sock = socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ServerError(f"listen {where}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return Listener(sock, ctx, _tcp_url(ctx, sock))
+
+
+def activated_listeners(cfg: AgentConfig) -> list[Listener] | None:
+    """Sockets passed by systemd (sd_listen_fds(3)), or None when not socket-activated."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return None
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)  # children must not believe the sockets are theirs
+    listeners = []
+    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count):
+        os.set_inheritable(fd, False)
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        if sock.family == socket.AF_UNIX:
+            listeners.append(Listener(sock, None, f"unix:{sock.getsockname()}"))
+        else:
+            ctx = _tcp_context(cfg, f"socket-activated fd {fd}")
+            listeners.append(Listener(sock, ctx, _tcp_url(ctx, sock)))
+    return listeners
+
+
+def open_listeners(cfg: AgentConfig) -> list[Listener]:
+    activated = activated_listeners(cfg)
+    if activated is not None:
+        return activated
+    listeners = [unix_listener(cfg.socket)]
+    if cfg.listen is not None:
+        try:
+            listeners.append(tcp_listener(cfg, *cfg.listen))
+        except BaseException:
+            close_listeners(listeners)
+            raise
+    return listeners
+
+
+def close_listeners(listeners: list[Listener]) -> None:
+    for listener in listeners:
+        listener.sock.close()
+        if listener.owned_path is not None:
+            listener.owned_path.unlink(missing_ok=True)
+
+
+# ---- the daemon --------------------------------------------------------------------------
+
+
+async def serve(
+    cfg: AgentConfig,
+    handler: Handler,
+    *,
+    on_ready: OnReady | None = None,
+    lifecycle: Lifecycle | None = None,
+    shutdown_timeout: float = 30.0,
+) -> None:
+    """Serve until SIGTERM or SIGINT. ``lifecycle`` runs (up to its yield) before the agent
+    listens and after it stopped listening; READY=1 is sent once every listener is open."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    interval = sdnotify.watchdog_interval()
+    # Started before the lifecycle's start-up (which may replay an undo journal) so that a
+    # slow start is not mistaken for a hang.
+    pinger = asyncio.create_task(sdnotify.watchdog(interval)) if interval else None
+    runner = web.AppRunner(
+        make_app(handler, lifecycle),
+        handle_signals=False,
+        access_log=logging.getLogger("vdsm_net.access"),
+        access_log_format='%a "%r" %s %b %Tfs',
+        shutdown_timeout=shutdown_timeout,
+    )
+    listeners: list[Listener] = []
+    try:
+        await runner.setup()
+        listeners = open_listeners(cfg)
+        for listener in listeners:
+            await web.SockSite(runner, listener.sock, ssl_context=listener.ssl_context).start()
+            log.info("listening on %s", listener.url)
+        urls = tuple(listener.url for listener in listeners)
+        sdnotify.notify("READY=1")
+        log.info("ready")
+        if on_ready is not None:
+            on_ready(urls)
+        await stop.wait()
+        log.info("stopping on signal")
+        sdnotify.notify("STOPPING=1")
+    finally:
+        await runner.cleanup()
+        close_listeners(listeners)
+        if pinger is not None:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        log.info("stopped")
+
