@@ -247,8 +247,10 @@ async def serve(
     )
     listeners: list[Listener] = []
     try:
-        await runner.setup()
+        # Listening sockets first: if another agent owns the socket, fail before the
+        # lifecycle's start-up touches the kernel. Early clients wait in the backlog.
         listeners = open_listeners(cfg)
+        await runner.setup()
         for listener in listeners:
             await web.SockSite(runner, listener.sock, ssl_context=listener.ssl_context).start()
             log.info("listening on %s", listener.url)
