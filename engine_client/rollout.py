@@ -76,6 +76,7 @@ def partial_event(planned: int, updated: int) -> str:
 class _Timeouts:
     connectivity: float
     call: float
+    poll_interval: float
 
     @property
     def setup(self) -> float:
@@ -93,7 +94,7 @@ class _Timeouts:
 
 async def _poll_confirm(client: AgentClient, correlation_id: str, timeouts: _Timeouts) -> None:
     while True:
-        await asyncio.sleep(POLL_INTERVAL)
+        await asyncio.sleep(timeouts.poll_interval)
         # Failures are expected while the host's network is being changed; keep polling.
         with contextlib.suppress(AgentError):
             await client.call(
@@ -151,6 +152,7 @@ async def rollout(
     connectivity_timeout: float = 120,
     call_timeout: float | None = None,
     progress: bool = False,
+    poll_interval: float = POLL_INTERVAL,
 ) -> list[HostOutcome]:
     """Apply each host's change concurrently (at most ``parallel`` at once); the outcomes are
     in the order of ``changes``. Never raises for a host's failure."""
@@ -159,6 +161,7 @@ async def rollout(
     timeouts = _Timeouts(
         connectivity=connectivity_timeout,
         call=DEFAULT_CALL_TIMEOUT if call_timeout is None else call_timeout,
+        poll_interval=poll_interval,
     )
     n = len(changes)
     gate = asyncio.Semaphore(parallel)

@@ -1,0 +1,262 @@
+"""The concurrent multi-host rollout (SPEC §2.3) against in-process fake agents."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import dataclass
+
+from engine_client.agent_client import Endpoint
+from engine_client.report import RolloutProgress, summary_json, summary_table
+from engine_client.rollout import HostChange, HostOutcome, rollout
+from tests.unit.engine.fake_transport import FakeAgents, FakeHost
+
+CID = "cid-1234"
+NET = "red"
+
+
+@dataclass(frozen=True)
+class Emitted:
+    message: str
+    correlation_id: str
+    host: str | None
+    severity: str
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Emitted] = []
+
+    def emit(
+        self, message: str, *, correlation_id: str, host: str | None = None,
+        severity: str = "info",
+    ) -> None:
+        self.events.append(Emitted(message, correlation_id, host, severity))
+
+    @property
+    def messages(self) -> list[str]:
+        return [e.message for e in self.events]
+
+
+def url(name: str) -> str:
+    return f"https://{name}.example:54321"
+
+
+def make(hosts: dict[str, FakeHost]) -> tuple[FakeAgents, list[HostChange]]:
+    agents = FakeAgents({url(h): fh for h, fh in hosts.items()})
+    changes = [
+        HostChange(h, Endpoint(url(h)), {NET: {"nic": "eth1", "vlan": 100, "mtu": 9000}})
+        for h in hosts
+    ]
+    return agents, changes
+
+
+async def run(
+    agents: FakeAgents, changes: list[HostChange], rec: Recorder, *, parallel: int = 50,
+    poll_interval: float = 0.05, connectivity_timeout: float = 120,
+    call_timeout: float | None = None,
+) -> list[HostOutcome]:
+    return await rollout(
+        NET, changes, transport=agents, correlation_id=CID, events=rec, parallel=parallel,
+        poll_interval=poll_interval, connectivity_timeout=connectivity_timeout,
+        call_timeout=call_timeout,
+    )
+
+
+async def test_fifty_hosts_run_concurrently() -> None:
+    agents, changes = make({f"h{i:02}": FakeHost(apply_seconds=0.2) for i in range(50)})
+    rec = Recorder()
+    outcomes = await run(agents, changes, rec)
+    assert agents.max_in_flight == 50
+    assert [o.host for o in outcomes] == [c.host for c in changes]
+    assert all(o.ok and o.failure is None for o in outcomes)
+    assert len(rec.events) == 100
+    assert not any("planned" in m for m in rec.messages)
+    for h in (c.host for c in changes):
+        assert agents.hosts[url(h)].safe == {NET: {"nic": "eth1", "vlan": 100, "mtu": 9000}}
+
+
+async def test_parallel_bounds_in_flight_calls() -> None:
+    agents, changes = make({f"h{i}": FakeHost(apply_seconds=0.05) for i in range(20)})
+    outcomes = await run(agents, changes, Recorder(), parallel=5)
+    assert agents.max_in_flight == 5
+    assert all(o.ok for o in outcomes)
+
+
+async def test_event_texts_verbatim_in_start_order() -> None:
+    agents, changes = make({"alpha": FakeHost(), "beta": FakeHost(), "gamma": FakeHost()})
+    rec = Recorder()
+    await run(agents, changes, rec, parallel=1)
+    assert rec.messages == [
+        "1/3 applying network red on host alpha",
+        "1/3 network red were updated on host alpha",
+        "2/3 applying network red on host beta",
+        "2/3 network red were updated on host beta",
+        "3/3 applying network red on host gamma",
+        "3/3 network red were updated on host gamma",
+    ]
+    assert {e.correlation_id for e in rec.events} == {CID}
+    assert [e.host for e in rec.events] == ["alpha"] * 2 + ["beta"] * 2 + ["gamma"] * 2
+
+
+async def test_completion_event_keeps_the_start_number() -> None:
+    # The first host to start is the last to finish: its completion still says 1/3.
+    agents, changes = make({
+        "slow": FakeHost(apply_seconds=0.3), "mid": FakeHost(apply_seconds=0.1),
+        "fast": FakeHost(),
+    })
+    rec = Recorder()
+    await run(agents, changes, rec)
+    applying = [m for m in rec.messages if "applying" in m]
+    assert applying == [
+        "1/3 applying network red on host slow",
+        "2/3 applying network red on host mid",
+        "3/3 applying network red on host fast",
+    ]
+    done = [m for m in rec.messages if "updated on" in m]
+    assert done == [
+        "3/3 network red were updated on host fast",
+        "2/3 network red were updated on host mid",
+        "1/3 network red were updated on host slow",
+    ]
+
+
+async def test_partial_failure_events_and_outcomes() -> None:
+    agents, changes = make({
+        "h1": FakeHost(),
+        "h2": FakeHost(error=(26, "networks.red.vlan: expected 0-4094, got 5000")),
+        "h3": FakeHost(),
+    })
+    rec = Recorder()
+    outcomes = await run(agents, changes, rec, parallel=1)
+    assert [o.ok for o in outcomes] == [True, False, True]
+    assert outcomes[1].failure == "networks.red.vlan: expected 0-4094, got 5000 (code 26)"
+    assert (
+        "2/3 failed to update red changes on host h2 due to: "
+        "networks.red.vlan: expected 0-4094, got 5000 (code 26)"
+    ) in rec.messages
+    failed = next(e for e in rec.events if "failed to update" in e.message)
+    assert failed.severity == "error" and failed.host == "h2"
+    last = rec.events[-1]
+    assert last.message == "3 are planned to be updated, however only 2 could be updated."
+    assert last.severity == "warning" and last.correlation_id == CID and last.host is None
+    # The failed host is not made safe; the others are.
+    assert agents.calls_to(url("h2"), "Host.setSafeNetworkConfig") == []
+    assert len(agents.calls_to(url("h1"), "Host.setSafeNetworkConfig")) == 1
+    assert len(agents.calls_to(url("h3"), "Host.setSafeNetworkConfig")) == 1
+
+
+async def test_hanging_host_fails_alone_on_its_timeout() -> None:
+    agents, changes = make({
+        "stuck": FakeHost(hang=True), **{f"ok{i}": FakeHost(apply_seconds=0.05) for i in range(5)}
+    })
+    rec = Recorder()
+    outcomes = await run(agents, changes, rec, connectivity_timeout=0.3, call_timeout=0.3)
+    by_host = {o.host: o for o in outcomes}
+    assert not by_host["stuck"].ok
+    assert "timed out after" in (by_host["stuck"].failure or "")
+    assert all(by_host[f"ok{i}"].ok for i in range(5))
+    # Every healthy host finished before the stuck host was given up on.
+    stuck_fail = next(i for i, m in enumerate(rec.messages) if "failed to update" in m)
+    updated = [i for i, m in enumerate(rec.messages) if "were updated" in m]
+    assert len(updated) == 5 and max(updated) < stuck_fail
+    assert rec.messages[-1] == "6 are planned to be updated, however only 5 could be updated."
+
+
+async def test_unreachable_host_is_a_failed_host() -> None:
+    agents, changes = make({"down": FakeHost(unreachable=True), "up": FakeHost()})
+    rec = Recorder()
+    outcomes = await run(agents, changes, rec)
+    assert [o.ok for o in outcomes] == [False, True]
+    assert outcomes[0].failure == (
+        "cannot connect to https://down.example:54321: Connection refused (code -1)"
+    )
+
+
+async def test_confirm_connectivity_polled_while_pending() -> None:
+    agents, changes = make({"h1": FakeHost(apply_seconds=0.8)})
+    outcomes = await run(agents, changes, Recorder(), connectivity_timeout=5, poll_interval=0.5)
+    assert outcomes[0].ok
+    confirms = agents.calls_to(url("h1"), "Host.confirmConnectivity")
+    assert len(confirms) >= 2
+    assert all(c.setup_pending for c in confirms)
+    # Polling stops with the setupNetworks call.
+    await asyncio.sleep(1.0)
+    assert len(agents.calls_to(url("h1"), "Host.confirmConnectivity")) == len(confirms)
+    methods = [c.method for c in agents.calls_to(url("h1"))]
+    assert methods[0] == "Host.setupNetworks"
+    assert methods[-1] == "Host.setSafeNetworkConfig"
+
+
+async def test_no_confirmation_means_connectivity_failure_and_no_safe_config() -> None:
+    agents, changes = make({"lost": FakeHost(drop_confirms=True), "fine": FakeHost()})
+    rec = Recorder()
+    outcomes = await run(agents, changes, rec, connectivity_timeout=0.7)
+    assert [o.ok for o in outcomes] == [False, True]
+    assert "(code 10)" in (outcomes[0].failure or "")
+    assert agents.calls_to(url("lost"), "Host.setSafeNetworkConfig") == []
+    assert agents.hosts[url("lost")].networks == {}
+
+
+async def test_setup_params_and_correlation_header_on_every_call() -> None:
+    agents, changes = make({"h1": FakeHost(apply_seconds=0.6), "h2": FakeHost()})
+    await run(agents, changes, Recorder(), connectivity_timeout=42)
+    assert {c.method for c in agents.calls} == {
+        "Host.setupNetworks", "Host.confirmConnectivity", "Host.setSafeNetworkConfig",
+    }
+    assert all(c.headers.get("X-Correlation-Id") == CID for c in agents.calls)
+    setup = agents.calls_to(url("h1"), "Host.setupNetworks")[0]
+    assert setup.params == {
+        "networks": {NET: {"nic": "eth1", "vlan": 100, "mtu": 9000}},
+        "bondings": {},
+        "options": {"connectivityCheck": True, "connectivityTimeout": 42},
+    }
+
+
+async def test_remove_is_sent_as_is() -> None:
+    agents = FakeAgents({url("h1"): FakeHost(networks={NET: {"nic": "eth1"}})})
+    changes = [HostChange("h1", Endpoint(url("h1")), {NET: {"remove": True}})]
+    outcomes = await run(agents, changes, Recorder())
+    assert outcomes[0].ok
+    assert agents.hosts[url("h1")].networks == {}
+
+
+async def test_no_hosts_is_no_events() -> None:
+    rec = Recorder()
+    assert await run(FakeAgents({}), [], rec) == []
+    assert rec.events == []
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal() -> None:
+    plain = io.StringIO()
+    with RolloutProgress("network red", 2, stream=plain) as bar:
+        bar.finished(True)
+        bar.finished(False)
+    assert not bar.active and plain.getvalue() == ""
+    tty = Tty()
+    with RolloutProgress("network red", 2, stream=tty) as bar:
+        bar.finished(True)
+        bar.finished(False)
+    assert bar.active and "network red" in tty.getvalue()
+    disabled = Tty()
+    with RolloutProgress("network red", 2, stream=disabled, enabled=False) as bar:
+        pass
+    assert not bar.active and disabled.getvalue() == ""
+
+
+def test_summary_table_and_json() -> None:
+    outcomes = [HostOutcome("h1", True, None, 0.25), HostOutcome("h2", False, "boom (code 41)", 1)]
+    table = summary_table(outcomes)
+    assert table.row_count == 2
+    assert summary_json(NET, outcomes, correlation_id=CID) == {
+        "network": NET, "correlation_id": CID, "planned": 2, "updated": 1, "failed": 1,
+        "hosts": [
+            {"host": "h1", "ok": True, "failure": None, "seconds": 0.25},
+            {"host": "h2", "ok": False, "failure": "boom (code 41)", "seconds": 1},
+        ],
+    }
