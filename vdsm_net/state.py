@@ -47,6 +47,7 @@ class Device:
     index: int = field(default=0, compare=False)
     operstate: str = field(default="unknown", compare=False)
     speed: int = field(default=0, compare=False)  # Mbps, 0 = unknown
+    active_slave: str | None = field(default=None, compare=False)  # bonds only
 
     @property
     def is_nic(self) -> bool:

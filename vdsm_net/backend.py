@@ -1,0 +1,504 @@
+"""The kernel backend: the only module that talks netlink (pyroute2 ``IPRoute``, one socket).
+
+Synchronous: the daemon calls it from a worker thread, never on the event loop (the sync
+``IPRoute`` facade runs its own event loop). Requests address devices by ifindex, from a
+name->index map refreshed by every ``read_state`` and kept up to date as devices are created
+and deleted; a name missing from the map is resolved with one ``RTM_GETLINK`` by name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from vdsm_net import bond_options
+from vdsm_net.caps import LinkStats
+from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.ops import (
+    AddAddress,
+    AddRoute,
+    CreateBond,
+    CreateBridge,
+    CreateVlan,
+    DelAddress,
+    DeleteDevices,
+    DelRoute,
+    Op,
+    SetBondOptions,
+    SetMaster,
+    SetMtu,
+    SetStp,
+    SetUp,
+)
+from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, KernelState, Route
+
+# Owned devices about to be deleted are moved to this group, then deleted with one
+# RTM_DELLINK by group: the kernel unregisters them in one batch (one RCU grace period
+# instead of one per device). A crash in between leaves them here, so this group counts as
+# owned too, and the next delete moves such strays back to OWNED_GROUP first.
+DOOMED_GROUP = OWNED_GROUP + 1
+_OWNED_GROUPS = (OWNED_GROUP, DOOMED_GROUP)
+
+IFF_UP = 0x1
+IFA_F_NODAD = 0x02
+IFA_F_PERMANENT = 0x80
+RT_SCOPE_UNIVERSE = 0
+RTN_UNICAST = 1
+
+# Option name -> IFLA_BOND_* attribute (drivers/net/bonding/bond_netlink.c). The kernel
+# applies the attributes of one request in its own fixed order (mode first, then miimon,
+# then the delays, ...), whatever their order in the message.
+_BOND_NLA: Mapping[str, str] = {
+    "mode": "IFLA_BOND_MODE",
+    "miimon": "IFLA_BOND_MIIMON",
+    "updelay": "IFLA_BOND_UPDELAY",
+    "downdelay": "IFLA_BOND_DOWNDELAY",
+    "use_carrier": "IFLA_BOND_USE_CARRIER",
+    "arp_interval": "IFLA_BOND_ARP_INTERVAL",
+    "arp_validate": "IFLA_BOND_ARP_VALIDATE",
+    "primary": "IFLA_BOND_PRIMARY",
+    "primary_reselect": "IFLA_BOND_PRIMARY_RESELECT",
+    "fail_over_mac": "IFLA_BOND_FAIL_OVER_MAC",
+    "xmit_hash_policy": "IFLA_BOND_XMIT_HASH_POLICY",
+    "all_slaves_active": "IFLA_BOND_ALL_SLAVES_ACTIVE",
+    "min_links": "IFLA_BOND_MIN_LINKS",
+    "lacp_rate": "IFLA_BOND_AD_LACP_RATE",
+    "ad_select": "IFLA_BOND_AD_SELECT",
+}
+# Options the kernel changes only while the bond is down (BOND_OPTFLAG_IFDOWN).
+_BOND_IFDOWN = frozenset({"mode", "lacp_rate", "ad_select"})
+# Monitors: a delay can only be set while MII monitoring is on, so monitors are switched on
+# before the other options and off after them.
+_BOND_MONITORS = frozenset({"miimon", "arp_interval"})
+
+
+def _linkinfo(kind: str, data: list[tuple[str, int]]) -> dict[str, Any]:
+    """An IFLA_LINKINFO with kind-specific IFLA_INFO_DATA, spelled out (no pyroute2 magic)."""
+    return {"attrs": [("IFLA_INFO_KIND", kind), ("IFLA_INFO_DATA", {"attrs": data})]}
+
+
+class _Refused(Exception):
+    """A request the backend refuses itself; apply() names the op in front of the reason."""
+
+
+@dataclass(frozen=True)
+class _Link:
+    """The parts of one RTM_NEWLINK message read_state and read_stats need."""
+
+    index: int
+    name: str
+    msg: Any
+
+    def attr(self, name: str) -> Any:
+        return self.msg.get_attr(name)
+
+    def info(self, name: str) -> Any:
+        linkinfo = self.msg.get_attr("IFLA_LINKINFO")
+        return linkinfo.get_attr(name) if linkinfo is not None else None
+
+    @property
+    def kind(self) -> str:
+        return str(self.info("IFLA_INFO_KIND") or "")
+
+    def data(self, name: str) -> Any:
+        data = self.info("IFLA_INFO_DATA")
+        if data is None or isinstance(data, (str, bytes)):
+            return None
+        return data.get_attr(name)
+
+
+class Backend:
+    """Reads the kernel's state and applies plan ops (implements ``ops.OpVisitor``)."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        """``netns``: for tests only, work in that named namespace instead of the current."""
+        self._netns = netns
+        # groups=0: no multicast subscription; nothing would read the notifications.
+        self._ipr = IPRoute(netns=netns, groups=0, ext_ack=True)
+        self._lock = threading.Lock()
+        self._index: dict[str, int] = {}
+        self._stray_doomed: tuple[int, ...] = ()
+
+    def close(self) -> None:
+        self._ipr.close()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _dump_links(self) -> list[_Link]:
+        links = [_Link(m["index"], m.get_attr("IFLA_IFNAME"), m) for m in self._ipr.link("dump")]
+        self._index = {link.name: link.index for link in links}
+        return links
+
+    def read_state(self) -> KernelState:
+        with self._lock:
+            links = self._dump_links()
+            names = {link.index: link.name for link in links}
+            addrs = self._read_addresses()
+            devices = [self._device(link, names, addrs) for link in links]
+            self._stray_doomed = tuple(
+                link.index for link in links if link.attr("IFLA_GROUP") == DOOMED_GROUP
+            )
+            routes = self._read_routes(names)
+        return KernelState(MappingProxyType({d.name: d for d in devices}), frozenset(routes))
+
+    def _read_addresses(self) -> dict[tuple[int, int], set[str]]:
+        """(ifindex, 4|6) -> {"addr/prefix"}: global scope, permanent (not SLAAC/DHCP)."""
+        out: dict[tuple[int, int], set[str]] = {}
+        for msg in self._ipr.addr("dump"):
+            flags = msg.get_attr("IFA_FLAGS")
+            flags = msg["flags"] if flags is None else flags
+            if msg["scope"] != RT_SCOPE_UNIVERSE or not flags & IFA_F_PERMANENT:
+                continue
+            family = 4 if msg["family"] == socket.AF_INET else 6
+            # IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point.
+            addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+            out.setdefault((msg["index"], family), set()).add(f"{addr}/{msg['prefixlen']}")
+        return out
+
+    def _read_routes(self, names: Mapping[int, str]) -> list[Route]:
+        routes = []
+        for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
+            for msg in self._ipr.route("dump", family=family):
+                gateway = msg.get_attr("RTA_GATEWAY")
+                if msg["dst_len"] != 0 or msg["type"] != RTN_UNICAST or gateway is None:
+                    continue
+                device = names.get(msg.get_attr("RTA_OIF") or 0)
+                if device is None:
+                    continue
+                # msg["table"] is a u8 (252 = "compat" for tables > 255); RTA_TABLE is exact.
+                table = msg.get_attr("RTA_TABLE") or msg["table"]
+                routes.append(Route(version, gateway, device, table))
+        return routes
+
+    def _device(
+        self,
+        link: _Link,
+        names: Mapping[int, str],
+        addrs: Mapping[tuple[int, int], set[str]],
+    ) -> Device:
+        kind = link.kind
+        master = names.get(link.attr("IFLA_MASTER") or 0)
+        vlan_base = vlan_id = None
+        if kind == VLAN:
+            vlan_base = names.get(link.attr("IFLA_LINK") or 0)
+            vlan_id = link.data("IFLA_VLAN_ID")
+        options: Mapping[str, str] = MappingProxyType({})
+        active_slave = None
+        if kind == BOND:
+            options = MappingProxyType(self._bond_options(link, names))
+            active_slave = names.get(link.data("IFLA_BOND_ACTIVE_SLAVE") or 0)
+        return Device(
+            name=link.name,
+            kind=kind,
+            mtu=link.attr("IFLA_MTU"),
+            up=bool(link.msg["flags"] & IFF_UP),
+            master=master,
+            owned=link.attr("IFLA_GROUP") in _OWNED_GROUPS,
+            vlan_base=vlan_base,
+            vlan_id=vlan_id,
+            bond_options=options,
+            stp=kind == BRIDGE and bool(link.data("IFLA_BR_STP_STATE")),
+            mac=link.attr("IFLA_ADDRESS"),
+            ipv4=frozenset(addrs.get((link.index, 4), ())),
+            ipv6=frozenset(addrs.get((link.index, 6), ())),
+            index=link.index,
+            operstate=str(link.attr("IFLA_OPERSTATE") or "unknown").lower(),
+            speed=self._speed(link),
+            active_slave=active_slave,
+        )
+
+    @staticmethod
+    def _bond_options(link: _Link, names: Mapping[int, str]) -> dict[str, str]:
+        out = {}
+        for name, nla in _BOND_NLA.items():
+            value = link.data(nla)
+            if name == bond_options.PRIMARY:
+                out[name] = names.get(value or 0, "")
+            elif value is not None:
+                out[name] = bond_options.from_number(name, value)
+        return out
+
+    def _sysfs(self, link: _Link, leaf: str) -> str | None:
+        """A /sys/class/net/<dev>/<leaf> value, only if sysfs shows *this* netns's device.
+
+        sysfs shows the namespace of whoever mounted it (``ip netns exec`` remounts it, a
+        Backend(netns=...) in a test does not), so the device's ifindex and MAC must match.
+        """
+        if self._netns is not None:
+            return None
+        base = f"/sys/class/net/{link.name}"
+        try:
+            with open(f"{base}/ifindex") as f:
+                if int(f.read()) != link.index:
+                    return None
+            with open(f"{base}/address") as f:
+                if f.read().strip() != (link.attr("IFLA_ADDRESS") or ""):
+                    return None
+            with open(f"{base}/{leaf}") as f:
+                return f.read().strip()
+        except (OSError, ValueError):  # e.g. EINVAL reading speed of a link that is down
+            return None
+
+    def _speed(self, link: _Link) -> int:
+        if link.kind not in ("", "veth", "dummy", BOND):
+            return 0
+        value = self._sysfs(link, "speed")
+        try:
+            return max(int(value or 0), 0)  # -1 = unknown
+        except ValueError:
+            return 0
+
+    def read_stats(self) -> dict[str, LinkStats]:
+        with self._lock:
+            links = self._dump_links()
+        out = {}
+        for link in links:
+            s = link.attr("IFLA_STATS64") or {}
+            out[link.name] = LinkStats(
+                rx=s.get("rx_bytes", 0),
+                tx=s.get("tx_bytes", 0),
+                rx_dropped=s.get("rx_dropped", 0),
+                tx_dropped=s.get("tx_dropped", 0),
+                rx_errors=s.get("rx_errors", 0),
+                tx_errors=s.get("tx_errors", 0),
+                duplex=self._sysfs(link, "duplex") or "unknown",
+            )
+        return out
+
+    # -- applying ------------------------------------------------------------------------
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        with self._lock:
+            for op in ops:
+                try:
+                    op.accept(self)
+                except NetlinkError as e:
+                    raise NetError(ErrorKind.KERNEL, f"{op}: {_reason(e)}") from e
+                except _Refused as e:
+                    raise NetError(ErrorKind.KERNEL, f"{op}: {e}") from e
+                except OSError as e:
+                    raise NetError(ErrorKind.KERNEL, f"{op}: {e.strerror or e}") from e
+
+    def _idx(self, name: str) -> int:
+        index = self._index.get(name)
+        if index is None:
+            try:
+                msg = self._ipr.link("get", ifname=name)[0]
+            except NetlinkError as e:
+                if e.code == errno.ENODEV:
+                    raise _Refused(f"no device {name!r}") from e
+                raise
+            index = self._index[name] = msg["index"]
+        return int(index)
+
+    def _get(self, name: str) -> _Link:
+        """A fresh RTM_GETLINK for one device (its current flags, group, master)."""
+        msg = self._ipr.link("get", index=self._idx(name))[0]
+        return _Link(msg["index"], msg.get_attr("IFLA_IFNAME"), msg)
+
+    def _set(self, name: str, **kwargs: Any) -> None:
+        self._ipr.link("set", index=self._idx(name), **kwargs)
+
+    def _set_state(self, name: str, up: bool) -> None:
+        self._set(name, state="up" if up else "down")
+
+    def _create(self, name: str, linkinfo: dict[str, Any], **kwargs: Any) -> int:
+        self._ipr.link("add", ifname=name, group=OWNED_GROUP, IFLA_LINKINFO=linkinfo, **kwargs)
+        self._index.pop(name, None)
+        return self._idx(name)
+
+    def create_bridge(self, op: CreateBridge) -> None:
+        data = [("IFLA_BR_STP_STATE", 1 if op.stp else 0)]
+        extra = {"address": op.mac} if op.mac else {}
+        self._create(op.name, _linkinfo(BRIDGE, data), **extra)
+        # An MTU given at creation, or set to the value the bridge already has, does not
+        # count as "set by user": the bridge would then follow its smallest port (a VM tap
+        # joining with 1400 would pull a 1500 bridge down). Only a real change makes it stick,
+        # so step through another value while the new bridge has no ports.
+        other = op.mtu - 1 if op.mtu > 68 else op.mtu + 1
+        if self._get(op.name).attr("IFLA_MTU") == op.mtu:
+            self._set(op.name, mtu=other)
+        self._set(op.name, mtu=op.mtu)
+
+    def create_vlan(self, op: CreateVlan) -> None:
+        data = [("IFLA_VLAN_ID", op.vlan_id)]
+        self._create(op.name, _linkinfo(VLAN, data), link=self._idx(op.base), mtu=op.mtu)
+
+    def create_bond(self, op: CreateBond) -> None:
+        # Send only what differs from the kernel's defaults: options foreign to the mode
+        # (lacp_rate outside 802.3ad, updelay without miimon...) are refused even when they
+        # carry the default value.
+        wanted = {
+            k: v
+            for k, v in bond_options.normalize(op.options).items()
+            if v != bond_options.DEFAULTS[k]
+        }
+        extra: dict[str, Any] = {"mtu": op.mtu}
+        if op.mac:
+            extra["address"] = op.mac
+        self._create(op.name, _linkinfo(BOND, self._bond_attrs(wanted)), **extra)
+
+    def _bond_attrs(self, options: Mapping[str, str]) -> list[tuple[str, int]]:
+        attrs = []
+        for name, value in options.items():
+            nla = _BOND_NLA.get(name)
+            if nla is None:
+                raise _Refused(f"unsupported bonding option {name}={value}")
+            if name == bond_options.PRIMARY:
+                attrs.append((nla, self._idx(value) if value else 0))
+            else:
+                try:
+                    attrs.append((nla, bond_options.to_number(name, value)))
+                except ValueError as e:
+                    raise _Refused(str(e)) from e
+        return attrs
+
+    def set_bond_options(self, op: SetBondOptions) -> None:
+        was_up = bool(self._get(op.device).msg["flags"] & IFF_UP)
+        needs_down = was_up and not _BOND_IFDOWN.isdisjoint(op.options)
+        if needs_down:
+            self._set_state(op.device, False)
+        # Resets first, under the old mode (lacp_rate back to "slow" is refused once the mode
+        # is no longer 802.3ad), then the mode and the new values, monitors off last.
+        resets = {
+            k: v
+            for k, v in op.options.items()
+            if k != "mode" and k not in _BOND_MONITORS and v == bond_options.DEFAULTS.get(k)
+        }
+        monitors_off = {k: v for k, v in op.options.items() if k in _BOND_MONITORS and v == "0"}
+        rest = {k: v for k, v in op.options.items() if k not in resets and k not in monitors_off}
+        for part in (resets, rest, monitors_off):
+            if part:
+                data = self._bond_attrs(part)
+                self._set(op.device, IFLA_LINKINFO=_linkinfo(BOND, data))
+        if needs_down:
+            self._set_state(op.device, True)
+
+    def delete_devices(self, op: DeleteDevices) -> None:
+        # Re-check ownership now, not at planning time: the agent never deletes a device it
+        # did not create (a NIC, a libvirt bridge), even if a stale plan says so.
+        doomed = []
+        for name in op.names:
+            try:
+                link = self._get(name)
+            except _Refused:
+                continue  # already gone (e.g. a VLAN unregistered with its base)
+            group = link.attr("IFLA_GROUP")
+            if group not in _OWNED_GROUPS:
+                raise _Refused(f"{name} is not owned by vdsm-net (group {group}), not deleting")
+            doomed.append(link.index)
+        if not doomed:
+            return
+        for index in self._stray_doomed:
+            if index not in doomed:
+                self._try_set_group(index, OWNED_GROUP)
+        self._stray_doomed = ()
+        for index in doomed:
+            self._ipr.link("set", index=index, group=DOOMED_GROUP)
+        try:
+            self._ipr.link("del", group=DOOMED_GROUP)
+        except NetlinkError:
+            for index in doomed:
+                self._try_set_group(index, OWNED_GROUP)
+            raise
+        gone = set(doomed)
+        self._index = {n: i for n, i in self._index.items() if i not in gone}
+
+    def _try_set_group(self, index: int, group: int) -> None:
+        try:
+            self._ipr.link("set", index=index, group=group)
+        except NetlinkError as e:
+            if e.code != errno.ENODEV:
+                raise
+
+    def set_master(self, op: SetMaster) -> None:
+        if op.master is None:
+            self._set(op.device, master=0)
+            return
+        master = self._get(op.master)
+        if master.kind != BOND:
+            self._set(op.device, master=master.index)
+            return
+        # The bonding driver refuses to enslave a device that is up (on older kernels) and
+        # brings the slave up itself; restore the slave's own administrative state after.
+        was_up = bool(self._get(op.device).msg["flags"] & IFF_UP)
+        if was_up:
+            self._set_state(op.device, False)
+        self._set(op.device, master=master.index)
+        self._set_state(op.device, was_up)
+
+    def set_mtu(self, op: SetMtu) -> None:
+        self._set(op.device, mtu=op.mtu)
+
+    def set_up(self, op: SetUp) -> None:
+        try:
+            self._set_state(op.device, op.up)
+        except NetlinkError as e:
+            if e.code == errno.ENETDOWN:
+                raise _Refused(f"{_reason(e)} (a VLAN's base device must be up first)") from e
+            raise
+
+    def set_stp(self, op: SetStp) -> None:
+        data = [("IFLA_BR_STP_STATE", 1 if op.stp else 0)]
+        self._set(op.device, IFLA_LINKINFO=_linkinfo(BRIDGE, data))
+
+    def _addr(self, command: str, device: str, cidr: str) -> None:
+        address, _, prefix = cidr.partition("/")
+        six = ":" in address
+        # IPv6: no duplicate address detection, so the address is usable (not "tentative")
+        # when the call returns, as a static address on a bridge should be.
+        self._ipr.addr(
+            command,
+            index=self._idx(device),
+            address=address,
+            prefixlen=int(prefix or (128 if six else 32)),
+            **({"flags": IFA_F_NODAD} if six and command == "add" else {}),
+        )
+
+    def add_address(self, op: AddAddress) -> None:
+        self._addr("add", op.device, op.cidr)
+
+    def del_address(self, op: DelAddress) -> None:
+        self._addr("del", op.device, op.cidr)
+
+    def _route(self, command: str, route: Route) -> None:
+        self._ipr.route(
+            command,
+            dst="0.0.0.0/0" if route.family == 4 else "::/0",
+            gateway=route.gateway,
+            oif=self._idx(route.device),
+            table=route.table,
+        )
+
+    def add_route(self, op: AddRoute) -> None:
+        self._route("add", op.route)
+
+    def del_route(self, op: DelRoute) -> None:
+        self._route("del", op.route)
+
+
+def _reason(e: NetlinkError) -> str:
+    """The kernel's extended-ack message if it sent one, else strerror of the code."""
+    text = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], str) else ""
+    strerror = os.strerror(e.code) if e.code else "unknown error"
+    return f"{text} ({strerror})" if text and text != strerror else strerror
