@@ -181,7 +181,7 @@ def test_kernel_refusal_names_the_op_and_the_reason(netns: NetNS, backend: Backe
 
 
 def test_unknown_device_is_a_kernel_error(backend: Backend) -> None:
-    with pytest.raises(NetError, match="SetMtu.*nothere"):
+    with pytest.raises(NetError, match=r"SetMtu.*nothere"):
         backend.apply([SetMtu("nothere", 1500)])
 
 
@@ -261,8 +261,13 @@ def test_read_state_round_trip_bridge(netns: NetNS, backend: Backend) -> None:
     assert state.devices["net1"] == intent
     assert state.devices["net1"].index == kernel["ifindex"]
     eth1 = state.devices["eth1"]
-    assert (eth1.kind, eth1.master, eth1.mtu, eth1.owned, eth1.up) == ("veth", "net1", 4000,
-                                                                      False, True)
+    assert (eth1.kind, eth1.master, eth1.mtu, eth1.owned, eth1.up) == (
+        "veth",
+        "net1",
+        4000,
+        False,
+        True,
+    )
     assert eth1.is_nic
     assert state.ports_of("net1") == ["eth1"]
 
@@ -445,7 +450,9 @@ def test_bond_monitor_off_after_delays(netns: NetNS, backend: Backend) -> None:
 @pytest.mark.needs("bond", "dummy")
 def test_release_bond_slave_and_delete_bond(netns: NetNS, backend: Backend) -> None:
     netns.add_nic("eth1")
-    backend.apply([CreateBond("bond0", {"mode": "active-backup"}, 1500), SetMaster("eth1", "bond0")])
+    backend.apply(
+        [CreateBond("bond0", {"mode": "active-backup"}, 1500), SetMaster("eth1", "bond0")]
+    )
     backend.apply([SetMaster("eth1", None), DeleteDevices(("bond0",))])
     links = netns.links()
     assert "bond0" not in links
