@@ -8,9 +8,11 @@ error (its VDSM code and message), or a transport failure with a negative code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import itertools
 import json
+import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ TLS: Final = -4
 DEFAULT_TIMEOUT: Final = 30.0
 JSONRPC_PATH: Final = "/jsonrpc"
 CORRELATION_HEADER: Final = "X-Correlation-Id"
+PROBE_SECONDS: Final = 1.0
 
 
 class AgentError(Exception):
@@ -93,6 +96,10 @@ def _os_reason(exc: BaseException) -> str:
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
+        # asyncio words a refused connect as "Connect call failed ('10.0.0.2', 54321)":
+        # the errno's own text says why.
+        if isinstance(cur, OSError) and cur.errno:
+            return os.strerror(cur.errno)
         if isinstance(cur, OSError) and cur.strerror:
             return cur.strerror
         cur = cur.__cause__ or cur.__context__
@@ -104,7 +111,9 @@ def _find_ssl_error(exc: BaseException) -> ssl.SSLError | None:
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, ssl.SSLError):
+        # aiohttp's certificate error subclasses ssl.CertificateError without its attributes;
+        # the real one is its cause.
+        if isinstance(cur, ssl.SSLError) and not isinstance(cur, aiohttp.ClientError):
             return cur
         cur = cur.__cause__ or cur.__context__
     return None
@@ -199,10 +208,18 @@ class AiohttpTransport:
             raise AgentError(
                 UNREACHABLE, f"cannot connect to {where}: {_os_reason(exc)}"
             ) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+        except aiohttp.ClientPayloadError as exc:
             raise _closed_or_tls(where, exc) from exc
-        except aiohttp.ClientOSError as exc:
-            raise _closed_or_tls(where, exc) from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            err = _closed_or_tls(where, exc)
+            if err.code == BAD_RESPONSE and endpoint.scheme == "https" and (
+                await self._rejects_tls(endpoint)
+            ):
+                err = AgentError(
+                    TLS, f"{where}: TLS: the agent closed the connection after the handshake "
+                    "(client certificate missing or not signed by the agent's CA)"
+                )
+            raise err from exc
         except aiohttp.ClientResponseError as exc:
             raise AgentError(BAD_RESPONSE, f"{where}: bad response: {exc.message}") from exc
         except aiohttp.ClientError as exc:
@@ -210,6 +227,37 @@ class AiohttpTransport:
         if status != 200 and not _looks_like_jsonrpc(data):
             raise AgentError(BAD_RESPONSE, f"{where}: bad response: HTTP {status} {reason}")
         return data
+
+    async def _rejects_tls(self, endpoint: Endpoint) -> bool:
+        """Whether the agent drops a fresh TLS connection on which nothing was sent yet.
+
+        With TLS 1.3 the server verifies the client certificate after the client has finished
+        its handshake, and an asyncio server aborts without an alert: the client only sees a
+        closed or reset connection on its first request. A healthy server instead waits for
+        the request, so a quiet connection that stays open means the failure was not TLS.
+        """
+        parts = urlsplit(endpoint.url)
+        if parts.hostname is None:
+            return False
+        try:
+            async with asyncio.timeout(PROBE_SECONDS):
+                reader, writer = await asyncio.open_connection(
+                    parts.hostname, parts.port or 443, ssl=self._context(endpoint),
+                    server_hostname=parts.hostname,
+                )
+        except (OSError, TimeoutError, AgentError):
+            return False
+        try:
+            async with asyncio.timeout(PROBE_SECONDS):
+                return await reader.read(1) == b""
+        except TimeoutError:
+            return False
+        except OSError:  # reset, or an alert surfacing as ssl.SSLError
+            return True
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     async def close(self) -> None:
         sessions = [*self._unix.values(), *([self._tcp] if self._tcp is not None else [])]
