@@ -227,11 +227,13 @@ async def serve(
     on_ready: OnReady | None = None,
     lifecycle: Lifecycle | None = None,
     shutdown_timeout: float = 30.0,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT. ``lifecycle`` runs (up to its yield) before the agent
-    listens and after it stopped listening; READY=1 is sent once every listener is open."""
+    """Serve until SIGTERM or SIGINT (or until ``stop`` is set, for embedding). ``lifecycle``
+    runs (up to its yield) before the agent serves and after it stopped serving; READY=1 is
+    sent once every listener is open."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     interval = sdnotify.watchdog_interval()
