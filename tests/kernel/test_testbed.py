@@ -1,0 +1,111 @@
+"""The test bed itself: devices made with `ip` in the test's namespace, checked against the
+kernel's own report (`ip -d -j link`). These test the bed (namespaces, NICs, UML delegation,
+dumps), not the agent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.dump import Dump, assert_same_state, diff_dumps
+from tests.netns import NetNS
+
+KernelDump = Callable[[NetNS], Dump]
+
+
+@pytest.mark.needs("vlan", "dummy")
+def test_bridge_on_vlan_on_dummy_nic_with_jumbo_mtu(netns: NetNS) -> None:
+    nic = netns.add_nic("eth0", dummy=True)
+    netns.ip("link", "set", nic, "mtu", "9000")
+    # The base must be up before its VLAN can be (the kernel answers "Network is down").
+    netns.ip("link", "add", "link", nic, "name", "eth0.100", "mtu", "9000", "type", "vlan",
+             "id", "100")
+    netns.ip("link", "add", "br100", "mtu", "9000", "type", "bridge")
+    netns.ip("link", "set", "eth0.100", "master", "br100", "up")
+    netns.ip("link", "set", "br100", "up")
+
+    links = netns.links()
+    assert links["eth0"]["linkinfo"]["info_kind"] == "dummy"
+    vlan = links["eth0.100"]
+    assert vlan["linkinfo"]["info_kind"] == "vlan"
+    assert vlan["linkinfo"]["info_data"]["id"] == 100
+    assert vlan["linkinfo"]["info_data"]["protocol"] == "802.1Q"
+    assert vlan["link"] == "eth0"
+    assert vlan["master"] == "br100"
+    assert links["br100"]["linkinfo"]["info_kind"] == "bridge"
+    assert [links[d]["mtu"] for d in ("eth0", "eth0.100", "br100")] == [9000, 9000, 9000]
+    assert all("UP" in links[d]["flags"] for d in ("eth0", "eth0.100", "br100"))
+
+
+@pytest.mark.needs("bond", "dummy")
+def test_active_backup_bond_of_two_nics(netns: NetNS) -> None:
+    nics = [netns.add_nic(n, dummy=True) for n in ("eth1", "eth2")]
+    netns.ip("link", "add", "bond0", "type", "bond", "mode", "active-backup", "miimon", "100")
+    for nic in nics:
+        # A NIC must be down to be enslaved to a bond.
+        netns.ip("link", "set", nic, "down")
+        netns.ip("link", "set", nic, "master", "bond0")
+    netns.ip("link", "set", "bond0", "up")
+
+    links = netns.links()
+    info = links["bond0"]["linkinfo"]
+    assert info["info_kind"] == "bond"
+    assert info["info_data"]["mode"] == "active-backup"
+    assert info["info_data"]["miimon"] == 100
+    for nic in nics:
+        assert links[nic]["master"] == "bond0"
+        assert links[nic]["linkinfo"]["info_slave_kind"] == "bond"
+    assert "MASTER" in links["bond0"]["flags"]
+
+
+def test_bridge_without_ports(netns: NetNS) -> None:
+    netns.ip("link", "add", "isol0", "type", "bridge", "stp_state", "1")
+    netns.ip("link", "set", "isol0", "mtu", "4000", "up")
+
+    br = netns.link("isol0")
+    assert br["linkinfo"]["info_kind"] == "bridge"
+    assert br["linkinfo"]["info_data"]["stp_state"] == 1
+    assert br["mtu"] == 4000
+    assert "UP" in br["flags"]
+    assert [d for d in netns.links().values() if d.get("master") == "isol0"] == []
+
+
+def test_nic_is_dummy_or_veth_as_the_kernel_allows(netns: NetNS) -> None:
+    netns.add_nic("eth9")
+    kind = netns.link("eth9")["linkinfo"]["info_kind"]
+    assert kind in ("dummy", "veth")
+    assert "UP" in netns.link("eth9")["flags"]
+
+
+def test_dump_of_untouched_namespace_is_stable(netns: NetNS, kernel_dump: KernelDump) -> None:
+    netns.add_nic("eth0")
+    netns.ip("link", "add", "br0", "type", "bridge")
+    netns.ip("link", "set", "eth0", "master", "br0")
+    netns.ip("link", "set", "br0", "up")
+    netns.ip("addr", "add", "192.0.2.1/24", "dev", "br0")
+    netns.ip("addr", "add", "2001:db8::1/64", "dev", "br0")
+    first = kernel_dump(netns)
+    second = kernel_dump(netns)
+    assert_same_state(first, second)
+    assert first["links"]["eth0"]["master"] == "br0"
+    assert "192.0.2.1/24" in first["addresses"]["br0"]
+    assert "eth0" in first["bridge_ports"]
+
+
+def test_a_change_shows_in_the_diff(netns: NetNS, kernel_dump: KernelDump) -> None:
+    netns.ip("link", "add", "br0", "type", "bridge")
+    netns.ip("link", "set", "br0", "up")
+    before = kernel_dump(netns)
+    netns.ip("link", "set", "br0", "mtu", "1400")
+    netns.ip("addr", "add", "198.51.100.7/24", "dev", "br0")
+    after = kernel_dump(netns)
+
+    diff = diff_dumps(before, after)
+    assert "-links/br0/mtu: 1500" in diff
+    assert "+links/br0/mtu: 1400" in diff
+    assert '+addresses/br0/198.51.100.7/24/family: "inet"' in diff
+    assert any(line.startswith("+routes/inet main unicast 198.51.100.0/24 dev br0/")
+               for line in diff)
+    with pytest.raises(AssertionError, match="kernel state differs"):
+        assert_same_state(before, after)
