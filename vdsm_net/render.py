@@ -1,0 +1,201 @@
+"""Render a NetConfig into the desired KernelState of the devices the agent manages.
+
+Pure. Only the devices in the result are managed: a VM tap on a bridge, the host's other
+NICs, anything unnamed by the config stays as it is. The planner deletes owned devices that
+are absent from the result.
+
+Choices worth knowing:
+- MTU (SPEC §1.3): every device of a network's chain gets the network's MTU; a NIC or bond
+  shared by several networks gets the largest; bond slaves get their bond's MTU; a NIC the
+  previous config used and the new one does not goes back to 1500 and is released.
+- Addresses and routes: the agent removes only what a config of its own put there. A managed
+  device keeps the addresses it has, minus those the previous config assigned to it, plus
+  those the new config assigns. The same holds for routes, except that a new default route
+  replaces any other route of its family in its table (the kernel refuses a second one).
+- ``gateway`` on a network without ``defaultRoute`` goes into a routing table of its own,
+  ``network_table(name)``, so that the gateway is recorded and reported without touching
+  the host's default route (source routing rules are not managed).
+- A new bridge gets the MAC of the NIC or bond under it, as VDSM does: a bridge without an
+  explicit MAC takes the lowest MAC of its ports, so a VM tap joining could change it and
+  break the host's DHCP lease or ARP caches. Existing bridges: MAC not managed.
+- ``bootproto: dhcp`` is recorded but no DHCP client is run by this renderer.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+from vdsm_net import bond_options
+from vdsm_net.model import DEFAULT_MTU, NetConfig, NetworkConfig, frozen_map
+from vdsm_net.state import BOND, BRIDGE, MAIN_TABLE, VLAN, Device, KernelState, Route
+
+# Per-network tables live above 0x10000000, far from the tables that people number by hand
+# (1-252) and from the reserved ones (253-255).
+NETWORK_TABLE_BASE = 0x10000000
+NETWORK_TABLE_SPAN = 0x1000000
+
+
+def network_table(name: str) -> int:
+    """The stable routing table of a network's own (non-default) gateway."""
+    return NETWORK_TABLE_BASE + zlib.crc32(name.encode()) % NETWORK_TABLE_SPAN
+
+
+def render(config: NetConfig, current: KernelState, previous: NetConfig) -> KernelState:
+    """The desired state of every device that ``config`` (or ``previous``) involves."""
+    devices = _devices(config, current, previous)
+    devices = {n: _with_addresses(d, config, current, previous) for n, d in devices.items()}
+    routes = _desired_routes(config, current, previous, set(devices))
+    return KernelState(frozen_map(devices), frozenset(routes))
+
+
+# ---- devices -----------------------------------------------------------------------------
+
+
+def _sorted_networks(config: NetConfig) -> list[NetworkConfig]:
+    return [config.networks[n] for n in sorted(config.networks)]
+
+
+def _base_mtus(config: NetConfig) -> dict[str, int]:
+    mtus: dict[str, int] = {}
+    for net in _sorted_networks(config):
+        if net.southbound is not None:
+            mtus[net.southbound] = max(mtus.get(net.southbound, 0), net.mtu)
+    return mtus
+
+
+def _bridge_ports(config: NetConfig) -> dict[str, str]:
+    """device -> the bridge it is a port of."""
+    return {
+        net.vlan_device or net.southbound: net.name
+        for net in config.networks.values()
+        if net.bridged and net.southbound is not None
+    }
+
+
+def _nic(current: KernelState, name: str, mtu: int, master: str | None) -> Device | None:
+    """A NIC is never created: it is desired only as an evolution of what the kernel has."""
+    device = current.get(name)
+    if device is None:
+        return None
+    return device.evolve(mtu=mtu, up=True, master=master)
+
+
+def _used_nics(config: NetConfig) -> set[str]:
+    nics = {nic for bond in config.bondings.values() for nic in bond.nics}
+    return nics | {n.nic for n in config.networks.values() if n.nic is not None}
+
+
+def _devices(config: NetConfig, current: KernelState, previous: NetConfig) -> dict[str, Device]:
+    base_mtu = _base_mtus(config)
+    port_of = _bridge_ports(config)
+    out: dict[str, Device] = {}
+    for name in sorted(config.bondings):
+        bond = config.bondings[name]
+        mtu = base_mtu.get(name, DEFAULT_MTU)
+        out[name] = Device(
+            name=name, kind=BOND, mtu=mtu, up=True, master=port_of.get(name), owned=True,
+            bond_options=frozen_map(bond_options.normalize(bond.options)),
+        )
+        for nic in bond.nics:
+            slave = _nic(current, nic, mtu, name)
+            if slave is not None:
+                out[nic] = slave
+    for net in _sorted_networks(config):
+        out.update(_chain(net, current, base_mtu, port_of))
+    for nic in sorted(_used_nics(previous) - _used_nics(config)):
+        device = current.get(nic)
+        if device is not None and device.is_nic:
+            out[nic] = device.evolve(mtu=DEFAULT_MTU, master=None)
+    return out
+
+
+def _chain(
+    net: NetworkConfig,
+    current: KernelState,
+    base_mtu: dict[str, int],
+    port_of: dict[str, str],
+) -> dict[str, Device]:
+    """The devices of one network above its bond (bonds are rendered with their slaves)."""
+    out: dict[str, Device] = {}
+    if net.nic is not None:
+        nic = _nic(current, net.nic, base_mtu[net.nic], port_of.get(net.nic))
+        if nic is not None:
+            out[net.nic] = nic
+    if net.vlan_device is not None and net.southbound is not None:
+        out[net.vlan_device] = Device(
+            name=net.vlan_device, kind=VLAN, mtu=net.mtu, up=True,
+            master=port_of.get(net.vlan_device), owned=True,
+            vlan_base=net.southbound, vlan_id=net.vlan,
+        )
+    if net.bridged:
+        out[net.name] = Device(
+            name=net.name, kind=BRIDGE, mtu=net.mtu, up=True, owned=True, stp=net.stp,
+            mac=_new_bridge_mac(net, current),
+        )
+    return out
+
+
+def _new_bridge_mac(net: NetworkConfig, current: KernelState) -> str | None:
+    if net.name in current.devices or net.southbound is None:
+        return None
+    base = current.get(net.southbound)
+    return base.mac if base is not None else None
+
+
+# ---- addresses and routes ----------------------------------------------------------------
+
+
+def _addresses(config: NetConfig, family: int) -> dict[str, set[str]]:
+    """top device -> the addresses the config puts on it."""
+    out: dict[str, set[str]] = {}
+    for net in config.networks.values():
+        cidr = net.ipv4 if family == 4 else net.ipv6
+        if cidr is not None and net.southbound is not None:
+            out.setdefault(net.top, set()).add(cidr)
+    return out
+
+
+def _with_addresses(
+    device: Device, config: NetConfig, current: KernelState, previous: NetConfig
+) -> Device:
+    now = current.get(device.name)
+    have4 = now.ipv4 if now is not None else frozenset()
+    have6 = now.ipv6 if now is not None else frozenset()
+    ipv4 = _keep_and_add(have4, _addresses(previous, 4), _addresses(config, 4), device.name)
+    ipv6 = _keep_and_add(have6, _addresses(previous, 6), _addresses(config, 6), device.name)
+    return device.evolve(ipv4=ipv4, ipv6=ipv6)
+
+
+def _keep_and_add(
+    have: Iterable[str], before: dict[str, set[str]], after: dict[str, set[str]], name: str
+) -> frozenset[str]:
+    return frozenset((set(have) - before.get(name, set())) | after.get(name, set()))
+
+
+def config_routes(config: NetConfig) -> set[Route]:
+    """The routes that a config asks for."""
+    routes: set[Route] = set()
+    for net in config.networks.values():
+        if net.southbound is None:
+            continue
+        table = MAIN_TABLE if net.default_route else network_table(net.name)
+        if net.gateway is not None:
+            routes.add(Route(4, net.gateway, net.top, table))
+        if net.ipv6gateway is not None:
+            routes.add(Route(6, net.ipv6gateway, net.top, table))
+    return routes
+
+
+def _desired_routes(
+    config: NetConfig, current: KernelState, previous: NetConfig, managed: set[str]
+) -> set[Route]:
+    wanted = config_routes(config)
+    before = config_routes(previous)
+    taken = {(r.family, r.table) for r in wanted}
+    kept = {
+        r
+        for r in current.routes
+        if r.device in managed and r not in before and (r.family, r.table) not in taken
+    }
+    return wanted | kept
