@@ -1,0 +1,604 @@
+"""``engine-client``: the command line of the engine client (SPEC §2.2).
+
+Exit codes: 0 success; 1 a host failed (unreachable, error, timeout); 2 usage or validation
+error (nothing was written or sent). ``--json`` (before or after the subcommand) prints one
+JSON document on stdout; events then go to the store only, not to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine_client import operations as ops
+from engine_client import pki, validation
+from engine_client.agent_client import AgentClient, AgentError, Transport
+from engine_client.insync import attachment_diff, describe_diff
+from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
+from engine_client.operations import (
+    EXIT_HOST_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROBE_TIMEOUT,
+    Ctx,
+    Probe,
+    endpoint,
+    table,
+)
+from engine_client.store import StoreError, default_db_path
+from vdsm_net.errors import ErrorKind, NetError
+
+URL_SCHEMES = ("https://", "http://", "unix://")
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def cmd_dc_add(ctx: Ctx, a: argparse.Namespace) -> int:
+    validation.check_dc_version(a.version)
+    dc = ctx.store.add_dc(DataCenter(a.name, a.version))
+    ctx.print_json(asdict(dc)) if ctx.json else ctx.print(f"data center {dc.name} added")
+    return EXIT_OK
+
+
+def cmd_dc_list(ctx: Ctx, a: argparse.Namespace) -> int:
+    dcs = ctx.store.list_dcs()
+    if ctx.json:
+        ctx.print_json([asdict(d) for d in dcs])
+    else:
+        table(ctx, ["name", "version"], [[d.name, d.version] for d in dcs])
+    return EXIT_OK
+
+
+def cmd_host_add(ctx: Ctx, a: argparse.Namespace) -> int:
+    if not a.url.startswith(URL_SCHEMES):
+        raise NetError(
+            ErrorKind.BAD_PARAMS, f"url: expected https://, http:// or unix://, got {a.url!r}"
+        )
+    host = ctx.store.add_host(Host(a.name, a.url, a.dc, cert=a.cert, key=a.key, ca=a.ca))
+    if ctx.json:
+        ctx.print_json({"name": host.name, "url": host.url, "dc": host.dc})
+    else:
+        ctx.print(f"host {host.name} added")
+    return EXIT_OK
+
+
+def _host_rows(ctx: Ctx, hosts: Sequence[Host], probes: dict[str, Probe]) -> list[dict[str, Any]]:
+    rows = []
+    for host in hosts:
+        probe = probes.get(host.name)
+        out_of_sync = []
+        for att in ctx.store.list_attachments(host=host.name):
+            net = ctx.store.get_network(att.network)
+            diff = attachment_diff(net, att, probe.caps) if probe and probe.caps else {}
+            if diff or not att.in_sync:
+                out_of_sync.append(
+                    {"network": att.network, "diff": diff, "last_error": att.last_error}
+                )
+        stored = ctx.store.get_host(host.name)
+        rows.append(
+            {
+                "name": host.name,
+                "url": host.url,
+                "dc": host.dc,
+                "reachable": bool(probe and probe.reachable),
+                "error": probe.error if probe else None,
+                "agent_version": stored.agent_version,
+                "out_of_sync": out_of_sync,
+            }
+        )
+    return rows
+
+
+def _print_hosts(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
+    if ctx.json:
+        ctx.print_json(rows)
+        return
+    table(
+        ctx,
+        ["name", "dc", "url", "reachable", "version", "out of sync"],
+        [
+            [
+                r["name"],
+                r["dc"],
+                r["url"],
+                "yes" if r["reachable"] else f"no ({r['error']})",
+                r["agent_version"] or "-",
+                ", ".join(o["network"] for o in r["out_of_sync"]) or "-",
+            ]
+            for r in rows
+        ],
+    )
+
+
+def cmd_host_list(ctx: Ctx, a: argparse.Namespace) -> int:
+    hosts = ctx.store.list_hosts()
+    _print_hosts(ctx, _host_rows(ctx, hosts, ops.refresh(ctx, hosts)))
+    return EXIT_OK
+
+
+def cmd_host_refresh(ctx: Ctx, a: argparse.Namespace) -> int:
+    hosts = [ctx.store.get_host(n) for n in a.names] if a.names else ctx.store.list_hosts()
+    probes = ops.refresh(ctx, hosts)
+    _print_hosts(ctx, _host_rows(ctx, hosts, probes))
+    return EXIT_OK if all(p.reachable for p in probes.values()) else EXIT_HOST_FAILED
+
+
+def cmd_host_remove(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.store.remove_host(a.name)
+    ctx.print_json({"removed": a.name}) if ctx.json else ctx.print(f"host {a.name} removed")
+    return EXIT_OK
+
+
+def _net_json(net: LogicalNetwork) -> dict[str, Any]:
+    return asdict(net)
+
+
+def cmd_network_add(ctx: Ctx, a: argparse.Namespace) -> int:
+    net = LogicalNetwork(a.dc, a.name, vlan=a.vlan, mtu=a.mtu, vm=a.vm, label=a.label)
+    validation.check_network(net)
+    ctx.store.add_network(net)
+    ctx.print_json(_net_json(net)) if ctx.json else ctx.print(f"network {net.name} added")
+    return EXIT_OK
+
+
+def cmd_network_list(ctx: Ctx, a: argparse.Namespace) -> int:
+    nets = ctx.store.list_networks(dc=a.dc)
+    hosts = {n.name: [x.host for x in ctx.store.list_attachments(network=n.name)] for n in nets}
+    if ctx.json:
+        ctx.print_json([_net_json(n) | {"hosts": hosts[n.name]} for n in nets])
+        return EXIT_OK
+    table(
+        ctx,
+        ["name", "dc", "vlan", "mtu", "vm", "label", "hosts"],
+        [
+            [
+                n.name,
+                n.dc,
+                n.vlan if n.vlan is not None else "-",
+                n.mtu,
+                "yes" if n.vm else "no",
+                n.label or "-",
+                len(hosts[n.name]),
+            ]
+            for n in nets
+        ],
+    )
+    return EXIT_OK
+
+
+def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
+    net = ctx.store.get_network(a.name)
+    atts = ctx.store.list_attachments(network=net.name)
+    probes = ops.refresh(ctx, [ctx.store.get_host(x.host) for x in atts])
+    rows: list[dict[str, Any]] = []
+    for att in ctx.store.list_attachments(network=net.name):
+        probe = probes[att.host]
+        diff = attachment_diff(net, att, probe.caps) if probe.caps is not None else {}
+        rows.append(
+            {
+                "host": att.host,
+                "attached": att.describe(),
+                "via_label": att.via_label,
+                "reachable": probe.reachable,
+                "in_sync": att.in_sync and not diff,
+                "diff": {k: {"expected": e, "actual": v} for k, (e, v) in diff.items()},
+                "last_error": att.last_error or probe.error,
+            }
+        )
+    if ctx.json:
+        ctx.print_json(_net_json(net) | {"hosts": rows})
+        return EXIT_OK
+    vlan = net.vlan if net.vlan is not None else "none"
+    ctx.print(
+        f"network {net.name} (data center {net.dc}): vlan {vlan}, mtu {net.mtu}, "
+        f"{'VM' if net.vm else 'non-VM'} network, label {net.label or '-'}"
+    )
+    table(
+        ctx,
+        ["host", "attached", "in sync", "differs"],
+        [
+            [
+                r["host"],
+                r["attached"],
+                "yes" if r["in_sync"] else "no",
+                describe_diff({k: (d["expected"], d["actual"]) for k, d in r["diff"].items()})
+                or (r["last_error"] or "-"),
+            ]
+            for r in rows
+        ],
+    )
+    return EXIT_OK
+
+
+def _attachment(a: argparse.Namespace) -> Attachment:
+    return Attachment(a.host, a.name, nic=a.nic, bond=a.bond, isolated=a.isolated)
+
+
+def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
+    net = ctx.store.get_network(a.name)
+    host = ctx.store.get_host(a.host)
+    if host.dc != net.dc:
+        raise NetError(
+            ErrorKind.BAD_PARAMS,
+            f"host: expected a host of data center {net.dc}, "
+            f"got {host.name} (data center {host.dc})",
+        )
+    att = _attachment(a)
+    others = [
+        (ctx.store.get_network(o.network), o)
+        for o in ctx.store.list_attachments(host=host.name)
+        if o.network != net.name
+    ]
+    validation.check_attachment(net, att, others)
+    ctx.store.set_attachment(att)
+    cid = ops.start(ctx)
+    pushed = ops.push(ctx, net, [att], cid)
+    ops.mark(ctx, pushed)
+    return ops.report(ctx, [pushed], cid, "attach")
+
+
+def cmd_network_detach(ctx: Ctx, a: argparse.Namespace) -> int:
+    net = ctx.store.get_network(a.name)
+    att = ctx.store.get_attachment(a.host, a.name)
+    cid = ops.start(ctx)
+    pushed = ops.push(ctx, net, [att], cid, remove=True)
+    if pushed.unsupported_dc is not None:
+        ctx.store.remove_attachment(att.host, att.network)
+    ops.mark(ctx, pushed, removed=True)
+    return ops.report(ctx, [pushed], cid, "detach")
+
+
+def cmd_network_update(ctx: Ctx, a: argparse.Namespace) -> int:
+    old = ctx.store.get_network(a.name)
+    new = replace(
+        old,
+        name=a.rename if a.rename is not None else old.name,
+        vlan=None if a.no_vlan else (a.vlan if a.vlan is not None else old.vlan),
+        mtu=a.mtu if a.mtu is not None else old.mtu,
+        vm=a.vm if a.vm is not None else old.vm,
+        label=a.label if a.label is not None else old.label,
+    )
+    validation.check_network(new)  # before any host is asked for its capabilities
+    use = ops.usage(ctx, old)
+    validation.check_update(old, new, use)
+    host_visible = (old.vlan, old.mtu, old.vm) != (new.vlan, new.mtu, new.vm)
+    with ctx.store.transaction():
+        ctx.store.update_network(old.name, new)
+        if host_visible:
+            for att in use.attachments:
+                ctx.store.mark_attachment(
+                    att.host, new.name, in_sync=False, last_error=att.last_error
+                )
+    cid = ops.start(ctx)
+    atts = ctx.store.list_attachments(network=new.name) if host_visible else []
+    pushed = ops.push(ctx, new, atts, cid)
+    ops.mark(ctx, pushed)
+    return ops.report(ctx, [pushed], cid, "update")
+
+
+def cmd_network_remove(ctx: Ctx, a: argparse.Namespace) -> int:
+    net = ctx.store.get_network(a.name)
+    atts = ctx.store.list_attachments(network=net.name)
+    validation.check_remove(
+        net, validation.NetworkUsage(atts, ctx.store.list_vms(network=net.name))
+    )
+    cid = ops.start(ctx)
+    pushed = ops.push(ctx, net, atts, cid, remove=True)
+    with ctx.store.transaction():
+        if pushed.unsupported_dc is not None:
+            for att in atts:
+                ctx.store.remove_attachment(att.host, att.network)
+        ops.mark(ctx, pushed, removed=True)
+        if not ctx.store.list_attachments(network=net.name):
+            ctx.store.remove_network(net.name)
+    return ops.report(ctx, [pushed], cid, "remove")
+
+
+def cmd_sync(ctx: Ctx, a: argparse.Namespace) -> int:
+    if a.host is not None:
+        ctx.store.get_host(a.host)
+    if a.network is not None:
+        ctx.store.get_network(a.network)
+    atts = ctx.store.list_attachments(host=a.host, network=a.network)
+    hosts = sorted({att.host for att in atts})
+    ops.refresh(ctx, [ctx.store.get_host(h) for h in hosts])
+    stale = [
+        att for att in ctx.store.list_attachments(host=a.host, network=a.network) if not att.in_sync
+    ]
+    cid = ops.start(ctx)
+    pushes = []
+    # One network at a time: an agent serialises setupNetworks (a second concurrent call on the
+    # same host is refused with error 40), and hosts still run concurrently within a network.
+    for name in sorted({att.network for att in stale}):
+        net = ctx.store.get_network(name)
+        pushed = ops.push(ctx, net, [att for att in stale if att.network == name], cid)
+        ops.mark(ctx, pushed)
+        pushes.append(pushed)
+    if ctx.json:
+        ctx.print_json(
+            {"action": "sync", "correlation_id": cid, "networks": [p.to_json(cid) for p in pushes]}
+        )
+        return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
+    if not pushes:
+        ctx.print("everything is in sync")
+    return ops.report(ctx, pushes, cid, "sync")
+
+
+def cmd_stats(ctx: Ctx, a: argparse.Namespace) -> int:
+    host = ctx.store.get_host(a.host)
+    if a.network is not None:
+        ctx.store.get_attachment(host.name, a.network)
+
+    async def run() -> Any:
+        async with ops.open_transport(ctx) as tr:
+            client = AgentClient(endpoint(host), tr, timeout=PROBE_TIMEOUT)
+            return await client.call("Host.getNetworkStatistics")
+
+    try:
+        stats = asyncio.run(run())
+    except AgentError as exc:
+        print(f"error: host {host.name}: {exc}", file=ctx.err)
+        return EXIT_HOST_FAILED
+    networks = stats.get("networks") or {}
+    if a.network is not None:
+        if a.network not in networks:
+            print(
+                f"error: host {host.name} reports no statistics for network {a.network}",
+                file=ctx.err,
+            )
+            return EXIT_HOST_FAILED
+        networks = {a.network: networks[a.network]}
+    if ctx.json:
+        ctx.print_json(
+            {"host": host.name, "networks": networks, "sampleTime": stats.get("sampleTime")}
+        )
+        return EXIT_OK
+    keys = ["state", "rx", "tx", "rxDropped", "txDropped", "rxErrors", "txErrors"]
+    table(
+        ctx,
+        ["network", *keys],
+        [[n, *(s.get(k) for k in keys)] for n, s in sorted(networks.items())],
+    )
+    return EXIT_OK
+
+
+def cmd_events(ctx: Ctx, a: argparse.Namespace) -> int:
+    events = ctx.store.list_events(correlation_id=a.correlation_id, limit=a.limit)
+    if ctx.json:
+        ctx.print_json([asdict(e) for e in events])
+        return EXIT_OK
+    for e in events:
+        when = dt.datetime.fromtimestamp(e.time).isoformat(timespec="seconds")
+        ctx.print(f"{when} {e.severity:<7} {e.correlation_id or '-'} {e.message}")
+    return EXIT_OK
+
+
+def cmd_vm_add(ctx: Ctx, a: argparse.Namespace) -> int:
+    vm = ctx.store.add_vm(
+        Vm(a.name, running=a.running, template=a.template, networks=tuple(a.network))
+    )
+    ctx.print_json(asdict(vm)) if ctx.json else ctx.print(f"vm {vm.name} added")
+    return EXIT_OK
+
+
+def cmd_vm_remove(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.store.remove_vm(a.name)
+    ctx.print_json({"removed": a.name}) if ctx.json else ctx.print(f"vm {a.name} removed")
+    return EXIT_OK
+
+
+def cmd_vm_list(ctx: Ctx, a: argparse.Namespace) -> int:
+    vms = ctx.store.list_vms()
+    if ctx.json:
+        ctx.print_json([asdict(v) for v in vms])
+    else:
+        table(
+            ctx,
+            ["name", "running", "template", "networks"],
+            [[v.name, v.running, v.template, ", ".join(v.networks)] for v in vms],
+        )
+    return EXIT_OK
+
+
+def cmd_pki_init(ctx: Ctx, a: argparse.Namespace) -> int:
+    made = pki.init_ca(a.dir)
+    if ctx.json:
+        ctx.print_json({"cert": str(made.cert), "key": str(made.key)})
+    else:
+        ctx.print(f"CA certificate {made.cert}, key {made.key}")
+    return EXIT_OK
+
+
+def cmd_pki_issue(ctx: Ctx, a: argparse.Namespace) -> int:
+    made = pki.issue(a.dir, a.name, ips=a.ip, dns=a.dns)
+    if ctx.json:
+        ctx.print_json({"cert": str(made.cert), "key": str(made.key)})
+    else:
+        ctx.print(f"certificate {made.cert}, key {made.key}")
+    return EXIT_OK
+
+
+# -- argument parsing ---------------------------------------------------------------------
+
+Handler = Callable[[Ctx, argparse.Namespace], int]
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options accepted before and after the subcommand. On subparsers their defaults are
+    SUPPRESS, so a value given before the subcommand is not reset by the subparser."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="machine-readable output (JSON on stdout)",
+    )
+    p.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        help="store path (default $ENGINE_CLIENT_DB or ~/.local/share/engine-client/engine.db)",
+    )
+    p.add_argument(
+        "--parallel", type=int, default=argparse.SUPPRESS, help="hosts updated at once (default 50)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="per-host connectivity timeout in seconds (default 120)",
+    )
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="engine-client",
+        parents=[common],
+        description="Keep logical networks of data centers and push them to hosts' agents.",
+    )
+    parser.set_defaults(json=False, db=None, parallel=50, timeout=120.0)
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    def sub(parent: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, parents=[common], help=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    def group(name: str, help_text: str) -> Any:
+        p = groups.add_parser(name, parents=[common], help=help_text)
+        return p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dc = group("dc", "data centers")
+    p = sub(dc, "add", cmd_dc_add, "add a data center")
+    p.add_argument("name")
+    p.add_argument("--version", required=True, help="compatibility version, e.g. 4.7")
+    sub(dc, "list", cmd_dc_list, "list data centers")
+
+    host = group("host", "hosts (agents)")
+    p = sub(host, "add", cmd_host_add, "add a host")
+    p.add_argument("name")
+    p.add_argument("url", help="https://ADDR:54321, or unix:///run/vdsm-net/vdsm-net.sock")
+    p.add_argument("--dc", required=True)
+    p.add_argument("--cert", help="the engine client's certificate (PEM)")
+    p.add_argument("--key", help="its private key (PEM)")
+    p.add_argument("--ca", help="CA that signed the agent's certificate (PEM)")
+    sub(host, "list", cmd_host_list, "hosts with reachability, agent version, out-of-sync")
+    p = sub(host, "remove", cmd_host_remove, "forget a host (its kernel is untouched)")
+    p.add_argument("name")
+    p = sub(host, "refresh", cmd_host_refresh, "re-read hosts' capabilities")
+    p.add_argument("names", nargs="*", metavar="NAME")
+
+    net = group("network", "logical networks")
+    p = sub(net, "add", cmd_network_add, "define a logical network")
+    p.add_argument("name")
+    p.add_argument("--dc", required=True)
+    p.add_argument("--vlan", type=int)
+    p.add_argument("--mtu", type=int, default=1500)
+    p.add_argument(
+        "--vm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="VM network (a bridge on every host); --no-vm for a bare device",
+    )
+    p.add_argument("--label")
+    p = sub(net, "list", cmd_network_list, "list logical networks")
+    p.add_argument("--dc")
+    p = sub(net, "show", cmd_network_show, "per host: where attached, in sync, what differs")
+    p.add_argument("name")
+    p = sub(net, "attach", cmd_network_attach, "attach to a host and configure it there")
+    p.add_argument("name")
+    p.add_argument("host")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--nic")
+    where.add_argument("--bond")
+    where.add_argument("--isolated", action="store_true")
+    p = sub(net, "detach", cmd_network_detach, "remove from a host")
+    p.add_argument("name")
+    p.add_argument("host")
+    p = sub(net, "update", cmd_network_update, "change and push to every attached host")
+    p.add_argument("name")
+    tag = p.add_mutually_exclusive_group()
+    tag.add_argument("--vlan", type=int)
+    tag.add_argument("--no-vlan", action="store_true")
+    p.add_argument("--mtu", type=int)
+    p.add_argument("--vm", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--rename", metavar="NEW")
+    p.add_argument("--label")
+    p = sub(net, "remove", cmd_network_remove, "remove from every host, then from the store")
+    p.add_argument("name")
+
+    p = sub(groups, "sync", cmd_sync, "bring out-of-sync attachments back to their definition")
+    p.add_argument("--host")
+    p.add_argument("--network")
+    p = sub(groups, "stats", cmd_stats, "network statistics from a host's agent")
+    p.add_argument("host")
+    p.add_argument("network", nargs="?")
+    p = sub(groups, "events", cmd_events, "the event log")
+    p.add_argument("--correlation-id")
+    p.add_argument("--limit", type=int)
+
+    vm = group("vm", "VMs and templates (what validation reads)")
+    p = sub(vm, "add", cmd_vm_add, "add a VM or template")
+    p.add_argument("name")
+    p.add_argument("--network", action="append", required=True, help="repeatable")
+    p.add_argument("--running", action="store_true")
+    p.add_argument("--template", action="store_true")
+    p = sub(vm, "remove", cmd_vm_remove, "remove a VM or template")
+    p.add_argument("name")
+    sub(vm, "list", cmd_vm_list, "list VMs and templates")
+
+    ca = group("pki", "a CA and certificates for agents and the engine client")
+    p = sub(ca, "init", cmd_pki_init, "create DIR/ca.pem and DIR/ca-key.pem")
+    p.add_argument("dir")
+    p = sub(ca, "issue", cmd_pki_issue, "issue DIR/NAME.pem and DIR/NAME-key.pem")
+    p.add_argument("dir")
+    p.add_argument("name")
+    p.add_argument("--ip", action="append", default=[], help="IP subjectAltName (repeatable)")
+    p.add_argument("--dns", action="append", default=[], help="DNS subjectAltName (repeatable)")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    transport: Transport | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run one command; returns the exit code. ``transport`` replaces the real HTTPS/Unix
+    transport (tests)."""
+    err = stderr if stderr is not None else sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.parallel < 1:
+        print(f"error: parallel: expected >= 1, got {args.parallel}", file=err)
+        return EXIT_USAGE
+    if args.timeout <= 0:
+        print(f"error: timeout: expected > 0, got {args.timeout:g}", file=err)
+        return EXIT_USAGE
+    ctx = Ctx(
+        db=Path(args.db) if args.db else default_db_path(),
+        json=args.json,
+        parallel=args.parallel,
+        timeout=args.timeout,
+        transport=transport,
+        out=stdout if stdout is not None else sys.stdout,
+        err=err,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(ctx, args)
+    except (NetError, StoreError) as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
+    finally:
+        ctx.close()

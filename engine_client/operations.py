@@ -1,0 +1,279 @@
+"""What the engine client's commands do with hosts: read their capabilities, push one logical
+network to the hosts that carry it (SPEC §2.3, through ``rollout``), and record the outcome in
+the store. The command line (``cli.py``) parses arguments and prints; this module holds the
+per-command context and the multi-host steps the commands share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine_client import validation
+from engine_client.agent_client import (
+    AgentClient,
+    AgentError,
+    AiohttpTransport,
+    Endpoint,
+    Transport,
+)
+from engine_client.insync import attachment_diff, desired_attrs
+from engine_client.models import Attachment, Host, LogicalNetwork
+from engine_client.report import print_summary, summary_json
+from engine_client.rollout import HostChange, HostOutcome, rollout
+from engine_client.store import Store
+
+EXIT_OK, EXIT_HOST_FAILED, EXIT_USAGE = 0, 1, 2
+PROBE_TIMEOUT = 5.0  # seconds for capability reads (host list/refresh, network show, sync)
+
+
+def unsupported_dc_event(network: str, dc: str) -> str:
+    return (
+        f"{network} network changes will not be applied to data center: {dc} due to "
+        f"unsupported data center version."
+    )
+
+
+@dataclass
+class Ctx:
+    db: Path
+    json: bool
+    parallel: int
+    timeout: float
+    transport: Transport | None
+    out: TextIO
+    err: TextIO
+    _store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        """Opened on first use, so that ``pki`` needs no database."""
+        if self._store is None:
+            self._store = Store.open(self.db)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def emit(
+        self,
+        message: str,
+        *,
+        correlation_id: str,
+        host: str | None = None,
+        severity: str = "info",
+    ) -> None:
+        """EventSink: stored, and printed on stderr one line each unless --json."""
+        self.store.emit(message, correlation_id=correlation_id, host=host, severity=severity)
+        if not self.json:
+            print(message, file=self.err, flush=True)
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def print_json(self, doc: Any) -> None:
+        print(json.dumps(doc, indent=2, sort_keys=True, default=str), file=self.out)
+
+
+def table(ctx: Ctx, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        ctx.print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def endpoint(host: Host) -> Endpoint:
+    return Endpoint(url=host.url, cert=host.cert, key=host.key, ca=host.ca)
+
+
+@asynccontextmanager
+async def open_transport(ctx: Ctx) -> AsyncIterator[Transport]:
+    if ctx.transport is not None:
+        yield ctx.transport
+        return
+    real = AiohttpTransport(limit=max(ctx.parallel, 1) * 2)
+    try:
+        yield real
+    finally:
+        await real.close()
+
+
+# -- reading hosts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    host: str
+    caps: dict[str, Any] | None
+    version: str | None
+    error: str | None
+
+    @property
+    def reachable(self) -> bool:
+        return self.caps is not None
+
+
+async def probe(ctx: Ctx, hosts: Sequence[Host]) -> dict[str, Probe]:
+    gate = asyncio.Semaphore(max(ctx.parallel, 1))
+
+    async def one(host: Host, transport: Transport) -> Probe:
+        async with gate:
+            client = AgentClient(endpoint(host), transport, timeout=PROBE_TIMEOUT)
+            try:
+                caps = await client.call("Host.getCapabilities")
+            except AgentError as exc:
+                return Probe(host.name, None, None, str(exc))
+        if not isinstance(caps, dict):
+            return Probe(host.name, None, None, "bad response: capabilities not an object")
+        version = caps.get("software_version")
+        return Probe(host.name, caps, None if version is None else str(version), None)
+
+    async with open_transport(ctx) as transport:
+        probes = await asyncio.gather(*(one(h, transport) for h in hosts))
+    return {p.host: p for p in probes}
+
+
+def record(ctx: Ctx, probes: dict[str, Probe]) -> None:
+    """Store fresh capabilities, and the in-sync state of the hosts' attachments they show."""
+    with ctx.store.transaction():
+        for probe in probes.values():
+            if probe.caps is None:
+                continue
+            ctx.store.set_host_caps(probe.host, probe.caps, agent_version=probe.version)
+            for att in ctx.store.list_attachments(host=probe.host):
+                net = ctx.store.get_network(att.network)
+                diff = attachment_diff(net, att, probe.caps)
+                ctx.store.mark_attachment(
+                    att.host,
+                    att.network,
+                    in_sync=not diff,
+                    last_error=att.last_error if diff else None,
+                )
+
+
+def refresh(ctx: Ctx, hosts: Sequence[Host]) -> dict[str, Probe]:
+    probes = asyncio.run(probe(ctx, hosts)) if hosts else {}
+    record(ctx, probes)
+    return probes
+
+
+# -- pushing a network to hosts (SPEC §2.3) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Push:
+    network: str
+    outcomes: list[HostOutcome]
+    unsupported_dc: str | None = None  # set when the DC version gate stopped the push
+
+    @property
+    def failed(self) -> bool:
+        return any(not o.ok for o in self.outcomes)
+
+    def to_json(self, correlation_id: str) -> dict[str, Any]:
+        doc = summary_json(self.network, self.outcomes, correlation_id=correlation_id)
+        doc["unsupported_dc"] = self.unsupported_dc
+        return doc
+
+
+def push(
+    ctx: Ctx,
+    net: LogicalNetwork,
+    atts: Sequence[Attachment],
+    cid: str,
+    *,
+    remove: bool = False,
+) -> Push:
+    dc = ctx.store.get_dc(net.dc)
+    if not atts:
+        return Push(net.name, [])
+    if not dc.supports_network_updates:
+        ctx.emit(unsupported_dc_event(net.name, dc.name), correlation_id=cid, severity="warning")
+        return Push(net.name, [], unsupported_dc=dc.name)
+    changes = [
+        HostChange(
+            host=att.host,
+            endpoint=endpoint(ctx.store.get_host(att.host)),
+            networks={net.name: {"remove": True} if remove else desired_attrs(net, att)},
+        )
+        for att in atts
+    ]
+
+    async def run() -> list[HostOutcome]:
+        async with open_transport(ctx) as transport:
+            return await rollout(
+                net.name,
+                changes,
+                transport=transport,
+                correlation_id=cid,
+                parallel=ctx.parallel,
+                events=ctx,
+                connectivity_timeout=ctx.timeout,
+                progress=not ctx.json,
+            )
+
+    return Push(net.name, asyncio.run(run()))
+
+
+def mark(ctx: Ctx, push: Push, *, removed: bool = False) -> None:
+    """Record the outcome per host: in sync (or gone, for a removal) or the failure."""
+    with ctx.store.transaction():
+        for o in push.outcomes:
+            if o.ok and removed:
+                ctx.store.remove_attachment(o.host, push.network)
+            else:
+                ctx.store.mark_attachment(o.host, push.network, in_sync=o.ok, last_error=o.failure)
+
+
+def report(ctx: Ctx, pushes: Sequence[Push], cid: str, action: str) -> int:
+    if ctx.json:
+        docs = [p.to_json(cid) for p in pushes]
+        ctx.print_json(
+            docs[0] | {"action": action}
+            if len(docs) == 1
+            else {"action": action, "correlation_id": cid, "networks": docs}
+        )
+    else:
+        for p in pushes:
+            if p.outcomes:
+                print_summary(p.outcomes, title=f"{action} network {p.network}", stream=ctx.out)
+            elif p.unsupported_dc is None:
+                ctx.print(f"network {p.network}: no host to update")
+    return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
+
+
+def start(ctx: Ctx) -> str:
+    cid = str(uuid.uuid4())
+    if not ctx.json:
+        ctx.print(f"correlation id: {cid}")
+    return cid
+
+
+def usage(ctx: Ctx, net: LogicalNetwork) -> validation.NetworkUsage:
+    atts = ctx.store.list_attachments(network=net.name)
+    hosts = [ctx.store.get_host(a.host) for a in atts]
+    # Taps on the bridge count as running VMs: read what the hosts have now, not last week.
+    refresh(ctx, hosts)
+    fresh = {h.name: ctx.store.get_host(h.name).caps for h in hosts}
+    neighbours = {
+        a.host: [
+            (ctx.store.get_network(o.network), o)
+            for o in ctx.store.list_attachments(host=a.host)
+            if o.network != net.name
+        ]
+        for a in atts
+    }
+    return validation.NetworkUsage(
+        attachments=atts,
+        vms=ctx.store.list_vms(network=net.name),
+        host_caps=fresh,
+        neighbours=neighbours,
+    )
