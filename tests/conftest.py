@@ -14,6 +14,8 @@ KERNEL_DIR = Path(__file__).parent / "kernel"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "no_uml: never delegated to User-Mode Linux (tests of the UML plugin itself)")
     uml.configure(config)
 
 

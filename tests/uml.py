@@ -16,6 +16,7 @@ message that says what to install or where the console log is.
 Environment:
     VDSM_NET_UML=auto|always|never   auto (default): delegate what the kernel lacks; always: every
                                      kernel test goes to UML (tests the plugin); never: none.
+                                     Tests marked ``no_uml`` (the plugin's own) never go.
     VDSM_NET_UML_TIMEOUT=SECONDS     limit for the whole guest run (default 2400).
     VDSM_NET_IN_UML=1                set for the inner pytest, which then delegates nothing.
     VDSM_NET_UML_RESULTS=PATH        the inner pytest appends one JSON line per test there.
@@ -99,6 +100,7 @@ class _Pending:
     duration: float = 0.0
     sections: list[tuple[str, str]] = field(default_factory=list)
     reason: str = ""
+    crash: str = ""
 
 
 class ResultRecorder:
@@ -131,6 +133,9 @@ class ResultRecorder:
         if report.failed:
             p.outcome = "failed"
             p.longrepr.append(f"[{report.when}]\n{report.longreprtext}")
+            crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
+            if not p.crash:
+                p.crash = str(crash) if crash else report.longreprtext.strip().split("\n")[-1]
         elif p.outcome == "failed":
             pass
         elif report.skipped and wasxfail is not None:
@@ -146,7 +151,7 @@ class ResultRecorder:
         p = self.pending.pop(nodeid, _Pending())
         self._write({"event": "test", "nodeid": nodeid, "outcome": p.outcome,
                      "longrepr": "\n".join(p.longrepr), "duration": p.duration,
-                     "sections": p.sections, "reason": p.reason})
+                     "sections": p.sections, "reason": p.reason, "crash": p.crash})
 
     def pytest_sessionfinish(self, exitstatus: int) -> None:
         self._write({"event": "sessionfinish", "exitstatus": int(exitstatus), "time": time.time()})
@@ -162,6 +167,7 @@ class InnerResult:
     duration: float
     sections: list[tuple[str, str]]
     reason: str
+    crash: str
 
 
 class UmlError(Exception):
@@ -214,7 +220,7 @@ class UmlRun:
         kver = _kernel_version()
         modules = sorted(set(BASE_MODULES) | {KIND_MODULES[k] for k in self.kinds})
         work = shlex.quote(str(self.workdir))
-        inner = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+        inner = [sys.executable, "-m", "pytest", "-v", "--color=no", "-p", "no:cacheprovider",
                  "--rootdir", str(self.config.rootpath),
                  "--basetemp", str(self.workdir / "basetemp"),
                  f"--tb={self.config.option.tbstyle}",
@@ -282,7 +288,8 @@ poweroff -f
         if event == "test":
             self.results[rec["nodeid"]] = InnerResult(
                 outcome=rec["outcome"], longrepr=rec["longrepr"], duration=rec["duration"],
-                sections=[(str(t), str(c)) for t, c in rec["sections"]], reason=rec["reason"])
+                sections=[(str(t), str(c)) for t, c in rec["sections"]], reason=rec["reason"],
+                crash=rec["crash"])
         elif event == "collecterror":
             self.collect_errors.append(f"{rec['nodeid']}:\n{rec['longrepr']}")
         elif event == "sessionstart":
@@ -326,13 +333,18 @@ poweroff -f
         return self.results.get(nodeid)
 
     def stop(self) -> None:
+        self._read_new()
+        if self.proc is not None and self.proc.poll() is None and self.sessionfinish is not None:
+            # The inner session is over and the guest is powering off: let it write its exit
+            # status. Otherwise (-x, ^C in the outer session) kill it at once.
+            remaining = self.timeout - (time.monotonic() - self.started)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=max(1.0, min(remaining, 60.0)))
         self._kill()
         self._finish()
 
     def why_missing(self) -> str:
-        lines = ["no result from the User-Mode Linux run for this test"]
-        if self.error:
-            lines.append(self.error)
+        lines = [f"[UML] {self.error or 'no result for this test'}"]
         if self.exitstatus is not None:
             lines.append(f"inner pytest exit status: {self.exitstatus}")
         elif self.error is None:
@@ -368,7 +380,8 @@ class UmlPlugin:
 
     @pytest.hookimpl(trylast=True)  # after -k/-m deselection: probe and boot only for what runs
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        kernel_items = [i for i in items if is_kernel_test(i)]
+        kernel_items = [i for i in items
+                        if is_kernel_test(i) and i.get_closest_marker("no_uml") is None]
         for item in kernel_items:
             unknown = needed_kinds(item) - set(KIND_MODULES)
             if unknown:
@@ -435,9 +448,10 @@ class UmlPlugin:
                 extra["wasxfail"] = result.reason
             elif result.outcome == "skipped":
                 outcome, longrepr = "failed", (
-                    f"kernel tests must not skip; skipped in User-Mode Linux: {result.reason}")
+                    f"[UML] kernel tests must not skip; skipped: {result.reason}")
             else:
-                outcome, longrepr = "failed", f"(in User-Mode Linux)\n{result.longrepr}"
+                outcome, longrepr = "failed", (
+                    f"[UML] {result.crash}\n\n{result.longrepr}")
         keywords: dict[str, Literal[1]] = {k: 1 for k in item.keywords}
         common: dict[str, Any] = {"nodeid": item.nodeid, "location": item.location,
                                   "keywords": keywords, "user_properties": item.user_properties}

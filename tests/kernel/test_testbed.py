@@ -4,7 +4,13 @@ dumps), not the agent."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +115,116 @@ def test_a_change_shows_in_the_diff(netns: NetNS, kernel_dump: KernelDump) -> No
                for line in diff)
     with pytest.raises(AssertionError, match="kernel state differs"):
         assert_same_state(before, after)
+
+
+# --- the UML plugin, end to end: an outer pytest over a generated test file ----------------------
+
+SELFTEST = '''
+import os
+import time
+
+import pytest
+
+
+@pytest.fixture
+def boom():
+    raise RuntimeError("fixture exploded")
+
+
+def test_pass(netns):
+    assert os.environ["VDSM_NET_IN_UML"] == "1"
+    netns.ip("link", "add", "d0", "type", "dummy")
+
+
+def test_fail():
+    print("guest-stdout-marker")
+    assert 1 + 1 == 3, "arith"
+
+
+def test_skip():
+    pytest.skip("no reason")
+
+
+def test_fixture_error(boom):
+    pass
+
+
+@pytest.mark.xfail(reason="known", strict=True)
+def test_xfail():
+    raise AssertionError
+
+
+@pytest.mark.parametrize("x", ["a b", "c[d]"])
+def test_param(x):
+    assert x
+
+
+def test_sleep():
+    if os.environ.get("SELFTEST_SLEEP"):
+        time.sleep(600)
+'''
+
+
+def _outer_pytest(tmp_path: Path, env: dict[str, str], *select: str) -> tuple[int, str,
+                                                                              dict[str, str]]:
+    """Run an outer pytest over a generated kernel test file; (exit status, output, outcomes)."""
+    root = Path(__file__).resolve().parents[2]
+    # Not named test_*.py: other sessions never collect it; given explicitly, pytest does.
+    path = Path(__file__).parent / f"uml_selftest_{uuid.uuid4().hex[:8]}.py"
+    path.write_text(SELFTEST)
+    junit = tmp_path / "junit.xml"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--color=no",
+             f"--junitxml={junit}", str(path), *select],
+            cwd=root, capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
+    finally:
+        path.unlink()
+    outcomes = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        outcomes[case.attrib["name"]] = kinds[0] if kinds else "passed"
+    return proc.returncode, proc.stdout + proc.stderr, outcomes
+
+
+@pytest.mark.no_uml
+def test_uml_plugin_reports_each_inner_outcome(tmp_path: Path) -> None:
+    status, out, outcomes = _outer_pytest(tmp_path, {"VDSM_NET_UML": "always"})
+    assert status == 1, out
+    assert outcomes == {
+        "test_pass": "passed",
+        "test_fail": "failure",
+        "test_skip": "failure",  # kernel tests must not skip, in the guest either
+        "test_fixture_error": "failure",
+        "test_xfail": "skipped",  # junit's word for xfailed
+        "test_param[a b]": "passed",
+        "test_param[c[d]]": "passed",
+        "test_sleep": "passed",
+    }, out
+    assert "uml: 8 test(s) run in User-Mode Linux (VDSM_NET_UML=always)" in out
+    assert "[UML] AssertionError: arith" in out
+    assert "arith" in out
+    assert "guest-stdout-marker" in out  # captured output travels with the report
+    assert "fixture exploded" in out
+    assert "kernel tests must not skip" in out
+    assert "inner pytest exit status 1" in out
+
+
+@pytest.mark.no_uml
+def test_uml_plugin_fails_without_linux_uml(tmp_path: Path) -> None:
+    # ip and modprobe are in sbin; linux.uml is in /usr/bin, now out of reach.
+    status, out, outcomes = _outer_pytest(
+        tmp_path, {"VDSM_NET_UML": "always", "PATH": "/usr/sbin:/sbin"}, "-k", "pass")
+    assert status == 1, out
+    assert outcomes == {"test_pass": "failure"}, out
+    assert "linux.uml not found: apt-get install user-mode-linux kmod" in out
+
+
+@pytest.mark.no_uml
+def test_uml_plugin_kills_the_guest_on_timeout(tmp_path: Path) -> None:
+    status, out, outcomes = _outer_pytest(
+        tmp_path, {"VDSM_NET_UML": "always", "VDSM_NET_UML_TIMEOUT": "1", "SELFTEST_SLEEP": "1"},
+        "-k", "sleep")
+    assert status == 1, out
+    assert outcomes == {"test_sleep": "failure"}, out
+    assert "UML run killed after the 1 s timeout" in out
