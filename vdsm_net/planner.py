@@ -202,8 +202,9 @@ def _deletes(diff: _Diff) -> Sequence[Op]:
 
 
 def _create_bonds(diff: _Diff) -> Sequence[Op]:
+    # A plain dict: Op.to_json (dataclasses.asdict) cannot deepcopy a mappingproxy.
     return [
-        CreateBond(name, want.bond_options, want.mtu, want.mac)
+        CreateBond(name, dict(want.bond_options), want.mtu, want.mac)
         for name, want in sorted(diff.created.items())
         if want.kind == BOND
     ]
