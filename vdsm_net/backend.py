@@ -53,6 +53,7 @@ IFA_F_NODAD = 0x02
 IFA_F_PERMANENT = 0x80
 RT_SCOPE_UNIVERSE = 0
 RTN_UNICAST = 1
+_NEW_BRIDGE_MTU = 1500
 
 # Option name -> IFLA_BOND_* attribute (drivers/net/bonding/bond_netlink.c). The kernel
 # applies the attributes of one request in its own fixed order (mode first, then miimon,
@@ -335,9 +336,9 @@ class Backend:
         # count as "set by user": the bridge would then follow its smallest port (a VM tap
         # joining with 1400 would pull a 1500 bridge down). Only a real change makes it stick,
         # so step through another value while the new bridge has no ports.
-        other = op.mtu - 1 if op.mtu > 68 else op.mtu + 1
-        if self._get(op.name).attr("IFLA_MTU") == op.mtu:
-            self._set(op.name, mtu=other)
+        # A new bridge has ether_setup()'s 1500.
+        if op.mtu == _NEW_BRIDGE_MTU:
+            self._set(op.name, mtu=op.mtu - 1)
         self._set(op.name, mtu=op.mtu)
 
     def create_vlan(self, op: CreateVlan) -> None:
