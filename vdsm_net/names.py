@@ -89,7 +89,10 @@ _JSON_TYPES: dict[type, str] = {
 def show(value: object) -> str:
     """A value as JSON would spell it, truncated, never raising (huge ints, odd objects)."""
     shower = _SHOWERS.get(type(value))
-    return shower(value) if shower is not None else f"a {json_type(value)}"
+    if shower is not None:
+        return shower(value)
+    kind = json_type(value)
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def json_type(value: object) -> str:

@@ -63,6 +63,7 @@ DEFAULT_BOND_MODE = "balance-rr"
 
 _DIGITS = re.compile(r"[0-9]{1,10}", re.ASCII)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_+\-]{1,40}", re.ASCII)
+_OPTION_VALUE_MAX = 64
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
@@ -145,7 +146,7 @@ def _ipv4_host(path: str, value: object, what: str) -> ipaddress.IPv4Address:
     except ValueError:
         raise _fail(E.BAD_ADDR, f"{path}: bad {what} {show(value)}") from None
     if addr.is_unspecified or addr.is_multicast or addr.is_loopback or addr == _BROADCAST:
-        raise _fail(E.BAD_ADDR, f"{path}: {addr} cannot be a {what}")
+        raise _fail(E.BAD_ADDR, f"{path}: {addr} cannot be used as {what}")
     return addr
 
 
@@ -324,6 +325,9 @@ def parse_bond_options(path: str, value: object) -> dict[str, str]:
             raise _fail(E.BAD_BONDING, f"{path}: bonding option {key} is not supported")
         if key in options:
             raise _fail(E.BAD_BONDING, f"{path}: option {key} is given twice")
+        # str.isdigit() accepts "²", which int() refuses; keep canonical() to plain ASCII.
+        if len(raw) > _OPTION_VALUE_MAX or not raw.isascii():
+            raise _fail(E.BAD_BONDING, f"{path}: {key}: bad value {show(raw)}")
         if key == bond_options.PRIMARY and ifname_problem(raw):
             raise _fail(E.BAD_BONDING, f"{path}: primary: bad NIC name {show(raw)}")
         try:
