@@ -78,8 +78,8 @@ def _nic_problem(name: str, current: KernelState) -> tuple[ErrorKind, str] | Non
     if device is None:
         return E.BAD_NIC, f"no such NIC {name}"
     if not device.is_nic:
-        kind = "owned " + device.kind if device.owned else device.kind
-        return E.BAD_NIC, f"{name} is not a NIC (it is a {kind or 'device'})"
+        what = f"an owned {device.kind}" if device.owned else f"a {device.kind}"
+        return E.BAD_NIC, f"{name} is not a NIC (it is {what})"
     master = current.get(device.master) if device.master else None
     if master is not None and not master.owned:
         return E.USED_NIC, f"{name} is already used by {master.name}, which the agent does not own"
