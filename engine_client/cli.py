@@ -457,10 +457,12 @@ def _common() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Two instances: parents share action objects, and set_defaults on the top parser would
+    # otherwise turn the subparsers' SUPPRESS defaults into values that overwrite the top's.
     common = _common()
     parser = argparse.ArgumentParser(
         prog="engine-client",
-        parents=[common],
+        parents=[_common()],
         description="Keep logical networks of data centers and push them to hosts' agents.",
     )
     parser.set_defaults(json=False, db=None, parallel=50, timeout=120.0)

@@ -88,7 +88,7 @@ class FakeAgent:
                 "ipv6gateway": "",
                 "defaultRoute": False,
             }
-            if vlan is not None:
+            if vlan is not None and south is not None:
                 entry["vlanid"] = vlan
                 vlans[south] = {"iface": uplink, "vlanid": vlan, "mtu": mtu}
             if bridged:
@@ -134,8 +134,17 @@ class FakeAgent:
 
     def stats(self) -> dict[str, Any]:
         def counters(i: int) -> dict[str, Any]:
-            return {"rx": 1000 * i, "tx": 2000 * i, "rxDropped": 0, "txDropped": 0,
-                    "rxErrors": 0, "txErrors": 0, "state": "up", "speed": 0, "duplex": "full"}
+            return {
+                "rx": 1000 * i,
+                "tx": 2000 * i,
+                "rxDropped": 0,
+                "txDropped": 0,
+                "rxErrors": 0,
+                "txErrors": 0,
+                "state": "up",
+                "speed": 0,
+                "duplex": "full",
+            }
 
         return {
             "interfaces": {n: counters(i + 1) for i, n in enumerate(self.nics)},

@@ -1,0 +1,415 @@
+"""The engine-client command line, end to end over an in-process transport to fake agents:
+store contents, agent calls, event texts (SPEC §2.3, verbatim), exit codes, --json output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine_client.cli import main
+from engine_client.store import Store
+from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
+
+H1, H2 = "https://10.9.0.1:54321", "https://10.9.0.2:54321"
+
+
+class Cli:
+    def __init__(self, db: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]):
+        self.db = db
+        self.transport = transport
+        self.capsys = capsys
+        self.out = ""
+        self.err = ""
+
+    def __call__(self, *argv: str) -> int:
+        code = main(["--db", str(self.db), *argv], transport=self.transport)
+        captured = self.capsys.readouterr()
+        self.out, self.err = captured.out, captured.err
+        return code
+
+    def json(self, *argv: str) -> tuple[int, Any]:
+        code = self("--json", *argv)
+        return code, json.loads(self.out)
+
+    def store(self) -> Store:
+        return Store.open(self.db)
+
+    def events(self) -> list[str]:
+        with self.store() as s:
+            return [e.message for e in s.list_events()]
+
+
+@pytest.fixture
+def transport() -> FakeTransport:
+    t = FakeTransport()
+    t.add(H1, FakeAgent("h1"))
+    t.add(H2, FakeAgent("h2"))
+    return t
+
+
+@pytest.fixture
+def cli(tmp_path: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(tmp_path / "engine.db", transport, capsys)
+
+
+@pytest.fixture
+def dc(cli: Cli) -> Cli:
+    assert cli("dc", "add", "dc1", "--version", "4.7") == 0
+    assert (
+        cli(
+            "host",
+            "add",
+            "h1",
+            H1,
+            "--dc",
+            "dc1",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+            "--ca",
+            "ca.pem",
+        )
+        == 0
+    )
+    assert cli("host", "add", "h2", H2, "--dc", "dc1") == 0
+    assert cli("network", "add", "red", "--dc", "dc1", "--vlan", "100") == 0
+    return cli
+
+
+@pytest.fixture
+def attached(dc: Cli) -> Cli:
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1") == 0
+    assert dc("network", "attach", "red", "h2", "--nic", "eth2") == 0
+    return dc
+
+
+def agent(cli: Cli, url: str) -> FakeAgent:
+    return cli.transport.agents[url]
+
+
+def setup_calls(cli: Cli, url: str) -> list[dict[str, Any]]:
+    return [c.params["networks"] for c in agent(cli, url).methods("Host.setupNetworks")]
+
+
+# -- options and plain records -----------------------------------------------------------
+
+
+def test_json_before_or_after_subcommand(dc: Cli) -> None:
+    for argv in (["--json", "dc", "list"], ["dc", "--json", "list"], ["dc", "list", "--json"]):
+        assert dc(*argv) == 0
+        assert json.loads(dc.out) == [{"name": "dc1", "version": "4.7"}]
+
+
+def test_db_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "env" / "e.db"
+    monkeypatch.setenv("ENGINE_CLIENT_DB", str(db))
+    assert main(["dc", "add", "x", "--version", "4.2"]) == 0
+    assert Store.open(db).list_dcs()[0].name == "x"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["dc", "add", "d", "--version", "four"], "version: expected MAJOR.MINOR"),
+        (["host", "add", "h", "ftp://x", "--dc", "dc1"], "url: expected https://, http:// or"),
+        (["host", "add", "h", H1, "--dc", "nope"], "no data center 'nope'"),
+        (
+            ["network", "add", "n", "--dc", "dc1", "--vlan", "5000"],
+            "networks.n.vlan: expected 0-4094, got 5000",
+        ),
+        (
+            ["network", "add", "n", "--dc", "dc1", "--mtu", "60"],
+            "networks.n.mtu: expected 68-65535, got 60",
+        ),
+        (["network", "add", "a.b", "--dc", "dc1"], "got 'a.b'"),
+        (["network", "add", "red", "--dc", "dc1"], "network 'red' already exists"),
+        (
+            ["network", "update", "red", "--vlan", "4095"],
+            "networks.red.vlan: expected 0-4094, got 4095",
+        ),
+        (["vm", "add", "v", "--network", "nope"], "no network 'nope'"),
+        (["network", "show", "nope"], "no network 'nope'"),
+        (["--parallel", "0", "sync"], "parallel: expected >= 1, got 0"),
+    ],
+)
+def test_usage_errors_exit_2(dc: Cli, argv: list[str], message: str) -> None:
+    assert dc(*argv) == 2
+    assert message in dc.err
+    assert not setup_calls(dc, H1)
+
+
+def test_argparse_errors_exit_2(dc: Cli) -> None:
+    assert dc("frobnicate") == 2
+    assert dc("network", "attach", "red", "h1") == 2  # one of --nic/--bond/--isolated
+
+
+# -- attach, update, events ------------------------------------------------------------
+
+
+def test_attach_configures_host_with_one_correlation_id(dc: Cli) -> None:
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1") == 0
+    assert setup_calls(dc, H1) == [
+        {"red": {"nic": "eth1", "vlan": 100, "mtu": 1500, "bridged": True}}
+    ]
+    a = agent(dc, H1)
+    setup = a.methods("Host.setupNetworks")[0]
+    assert setup.params["options"]["connectivityCheck"] is True
+    assert a.methods("Host.confirmConnectivity")
+    assert a.methods("Host.setSafeNetworkConfig")
+    assert a.safe == a.networks
+    cids = {c.correlation_id for c in a.calls}
+    assert len(cids) == 1
+    cid = cids.pop()
+    assert f"correlation id: {cid}" in dc.out
+    assert dc.events() == [
+        "1/1 applying network red on host h1",
+        "1/1 network red were updated on host h1",
+    ]
+    assert "1/1 network red were updated on host h1" in dc.err
+    with dc.store() as s:
+        assert s.get_attachment("h1", "red").in_sync
+        assert {e.correlation_id for e in s.list_events()} == {cid}
+    # the engine's client certificate goes with every call to that host
+    endpoint, headers = dc.transport.seen[0]
+    assert (endpoint.cert, endpoint.key, endpoint.ca) == ("c.pem", "k.pem", "ca.pem")
+    assert headers["X-Correlation-Id"] == cid
+
+
+def test_attach_isolated_and_slot_conflict(dc: Cli) -> None:
+    assert dc("network", "add", "iso", "--dc", "dc1") == 0
+    assert dc("network", "attach", "iso", "h1", "--isolated") == 0
+    assert setup_calls(dc, H1) == [{"iso": {"mtu": 1500, "bridged": True}}]
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1") == 0
+    assert dc("network", "add", "red2", "--dc", "dc1", "--vlan", "100") == 0
+    assert dc("network", "attach", "red2", "h1", "--nic", "eth1") == 2
+    assert "eth1 (vlan 100) on host h1 already carries network red" in dc.err
+
+
+def test_update_pushes_to_every_host(attached: Cli) -> None:
+    code, doc = attached.json("network", "update", "red", "--mtu", "9000", "--vlan", "200")
+    assert code == 0
+    assert doc["planned"] == 2 and doc["updated"] == 2 and doc["failed"] == 0
+    assert {h["host"] for h in doc["hosts"] if h["ok"]} == {"h1", "h2"}
+    assert setup_calls(attached, H2)[-1] == {
+        "red": {"nic": "eth2", "vlan": 200, "mtu": 9000, "bridged": True}
+    }
+    assert attached.err == ""  # --json: events are stored, not printed
+    events = [e for e in attached.events() if "/2 " in e]
+    # i is the order in which hosts got their turn, which concurrency leaves open.
+    for host in ("h1", "h2"):
+        (applying,) = [e for e in events if e.endswith(f"applying network red on host {host}")]
+        (updated,) = [e for e in events if e.endswith(f"network red were updated on host {host}")]
+        i = applying.split(" ", 1)[0]
+        assert i in ("1/2", "2/2") and updated == f"{i} network red were updated on host {host}"
+    assert len(events) == 4
+
+
+def test_partial_failure_exit_1_then_sync(attached: Cli) -> None:
+    lost = attached.transport.agents.pop(H2)  # h2 becomes unreachable
+    assert attached("network", "update", "red", "--mtu", "9000") == 1
+    events = attached.events()
+    failed = [e for e in events if "failed to update red changes on host h2 due to: " in e]
+    assert len(failed) == 1 and "Connection refused" in failed[0]
+    assert failed[0].split(" ", 1)[0] in ("1/2", "2/2")
+    assert events[-1] == "2 are planned to be updated, however only 1 could be updated."
+    assert "failed" in attached.out  # the summary table
+    with attached.store() as s:
+        assert s.get_attachment("h1", "red").in_sync
+        h2 = s.get_attachment("h2", "red")
+        assert not h2.in_sync and "Connection refused" in (h2.last_error or "")
+        assert s.get_network("red").mtu == 9000  # the store has the new definition
+    code, doc = attached.json("network", "show", "red")
+    assert {h["host"]: h["in_sync"] for h in doc["hosts"]} == {"h1": True, "h2": False}
+
+    attached.transport.add(H2, lost)
+    before = len(setup_calls(attached, H1))
+    code, doc = attached.json("sync")
+    assert code == 0
+    assert [n["network"] for n in doc["networks"]] == ["red"]
+    assert [h["host"] for h in doc["networks"][0]["hosts"]] == ["h2"]
+    assert len(setup_calls(attached, H1)) == before  # h1 was in sync: left alone
+    assert setup_calls(attached, H2)[-1]["red"]["mtu"] == 9000
+    with attached.store() as s:
+        assert s.get_attachment("h2", "red").in_sync
+
+
+def test_agent_error_is_a_failed_host(attached: Cli) -> None:
+    agent(attached, H1).fail_setup = (41, "kernel refused: RTM_NEWLINK: Operation not supported")
+    code, doc = attached.json("network", "update", "red", "--mtu", "1400")
+    assert code == 1
+    (h1,) = [h for h in doc["hosts"] if h["host"] == "h1"]
+    assert not h1["ok"] and "kernel refused" in h1["failure"]
+    assert any(
+        "failed to update red changes on host h1 due to: kernel refused" in e
+        for e in attached.events()
+    )
+
+
+def test_connectivity_loss_is_rolled_back_and_failed(attached: Cli) -> None:
+    agent(attached, H1).drop_confirm = True
+    assert attached("--timeout", "1", "network", "update", "red", "--mtu", "1400") == 1
+    assert agent(attached, H1).networks["red"]["mtu"] == 1500  # rolled back
+    assert agent(attached, H2).networks["red"]["mtu"] == 1400
+
+
+def test_sync_repairs_drift_seen_on_host(attached: Cli) -> None:
+    agent(attached, H1).networks["red"]["mtu"] = 1280  # someone changed the host
+    _, doc = attached.json("host", "list")
+    rows = {r["name"]: r for r in doc}
+    assert rows["h1"]["reachable"] and rows["h1"]["agent_version"] == "0.1.0"
+    assert rows["h1"]["out_of_sync"][0]["network"] == "red"
+    assert rows["h1"]["out_of_sync"][0]["diff"] == {"mtu": [1500, 1280]}
+    assert rows["h2"]["out_of_sync"] == []
+    assert attached("sync", "--network", "red") == 0
+    assert agent(attached, H1).networks["red"]["mtu"] == 1500
+    _code, doc = attached.json("host", "list")
+    assert all(r["out_of_sync"] == [] for r in doc)
+
+
+def test_host_list_unreachable(attached: Cli) -> None:
+    attached.transport.agents.pop(H2)
+    assert attached("host", "list") == 0
+    assert "no (cannot connect to" in attached.out
+    assert attached("host", "refresh", "h2") == 1
+
+
+# -- DC version gate -----------------------------------------------------------------------
+
+
+def test_old_dc_gets_event_and_no_host_calls(cli: Cli) -> None:
+    assert cli("dc", "add", "old", "--version", "3.0") == 0
+    assert cli("host", "add", "h1", H1, "--dc", "old") == 0
+    assert cli("network", "add", "blue", "--dc", "old") == 0
+    assert cli("network", "attach", "blue", "h1", "--nic", "eth1") == 0
+    assert cli("network", "update", "blue", "--mtu", "9000") == 0
+    expected = (
+        "blue network changes will not be applied to data center: old due to "
+        "unsupported data center version."
+    )
+    assert cli.events() == [expected, expected]
+    assert expected in cli.err
+    assert setup_calls(cli, H1) == []
+    with cli.store() as s:
+        assert not s.get_attachment("h1", "blue").in_sync
+
+
+# -- §2.4 refusals through the CLI ----------------------------------------------------------
+
+
+def test_rename_attached_refused(attached: Cli) -> None:
+    assert attached("network", "update", "red", "--rename", "blue") == 2
+    assert "Renaming a network which is configured on hosts is not supported." in attached.err
+    with attached.store() as s:
+        assert s.find_network("red") is not None
+
+
+def test_rename_unattached_allowed(dc: Cli) -> None:
+    assert dc("network", "update", "red", "--rename", "blue") == 0
+    assert dc.json("network", "list")[1][0]["name"] == "blue"
+
+
+def test_vm_to_non_vm_refused(attached: Cli) -> None:
+    assert attached("vm", "add", "tmpl", "--network", "red", "--template") == 0
+    assert attached("network", "update", "red", "--no-vm") == 2
+    assert (
+        "Changing a VM network to a non-VM network is not permitted while VMs or templates "
+        "are using it."
+    ) in attached.err
+    assert attached("vm", "remove", "tmpl") == 0
+    assert attached("network", "update", "red", "--no-vm") == 0
+    assert setup_calls(attached, H1)[-1]["red"]["bridged"] is False
+
+
+def test_running_vm_in_store_refused(attached: Cli) -> None:
+    assert attached("vm", "add", "vm1", "--network", "red", "--running") == 0
+    calls = len(setup_calls(attached, H1))
+    assert attached("network", "update", "red", "--mtu", "9000") == 2
+    assert (
+        "Changing a VM network's properties while running VMs are using it is not permitted."
+    ) in attached.err
+    assert len(setup_calls(attached, H1)) == calls
+    with attached.store() as s:
+        assert s.get_network("red").mtu == 1500
+
+
+def test_tap_on_host_bridge_refused(attached: Cli) -> None:
+    agent(attached, H2).add_tap("red", "vnet7")
+    assert attached("network", "update", "red", "--vlan", "300") == 2
+    assert "running VMs are using it" in attached.err
+
+
+# -- detach, remove ---------------------------------------------------------------------------
+
+
+def test_detach(attached: Cli) -> None:
+    assert attached("network", "detach", "red", "h1") == 0
+    assert setup_calls(attached, H1)[-1] == {"red": {"remove": True}}
+    assert "red" not in agent(attached, H1).networks
+    with attached.store() as s:
+        assert [a.host for a in s.list_attachments(network="red")] == ["h2"]
+
+
+def test_remove_everywhere_then_store(attached: Cli) -> None:
+    lost = attached.transport.agents.pop(H2)
+    assert attached("network", "remove", "red") == 1
+    with attached.store() as s:  # kept while a host still has it
+        assert [a.host for a in s.list_attachments(network="red")] == ["h2"]
+        assert s.find_network("red") is not None
+    attached.transport.add(H2, lost)
+    code, doc = attached.json("network", "remove", "red")
+    assert code == 0 and doc["updated"] == 1
+    assert "red" not in lost.networks
+    with attached.store() as s:
+        assert s.find_network("red") is None
+
+
+def test_remove_used_by_vm_refused(attached: Cli) -> None:
+    assert attached("vm", "add", "vm1", "--network", "red") == 0
+    assert attached("network", "remove", "red") == 2
+    assert "used by vm1" in attached.err
+
+
+# -- stats, events, pki ----------------------------------------------------------------------
+
+
+def test_stats(attached: Cli) -> None:
+    code, doc = attached.json("stats", "h1", "red")
+    assert code == 0
+    assert set(doc["networks"]) == {"red"} and isinstance(doc["networks"]["red"]["rx"], int)
+    assert attached("stats", "h1") == 0 and "red" in attached.out
+    attached.transport.agents.pop(H1)
+    assert attached("stats", "h1") == 1
+
+
+def test_events_by_correlation_id(attached: Cli) -> None:
+    _, doc = attached.json("events")
+    cids = {e["correlation_id"] for e in doc}
+    assert len(cids) == 2
+    one = sorted(cids)[0]
+    _code, doc = attached.json("events", "--correlation-id", one)
+    assert {e["correlation_id"] for e in doc} == {one} and len(doc) == 2
+    assert attached("events") == 0 and "applying network red" in attached.out
+
+
+def test_pki_commands(cli: Cli, tmp_path: Path) -> None:
+    d = tmp_path / "pki"
+    assert cli("pki", "init", str(d)) == 0
+    code, doc = cli.json("pki", "issue", str(d), "agent1", "--ip", "10.9.0.1", "--dns", "h1")
+    assert code == 0 and doc["cert"] == str(d / "agent1.pem")
+    assert cli("pki", "issue", str(d), "x", "--ip", "nope") == 2
+    assert "ip: expected an IPv4 or IPv6 address, got 'nope'" in cli.err
+    assert not cli.db.exists()  # pki needs no store
+
+
+def test_db_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "after.db"
+    assert main(["dc", "add", "x", "--version", "4.2", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["dc", "list", "--json", "--db", str(db)]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"name": "x", "version": "4.2"}]
