@@ -2,7 +2,8 @@
 
 Every refusal is a ``NetError`` whose message names the field and the value; values are
 checked as the agent checks them, with the agent's messages (``networks.red.vlan: expected
-0-4094, got 5000``), so an operator reads the same text whichever side refused.
+0-4094, got 5000``; names by ``vdsm_net.names``), so an operator reads the same text
+whichever side refused.
 
 "Running VMs" on a network are (a) VMs marked running in the store whose vNICs use it, and
 (b) the ports of the network's bridge, as a host last reported them, that are not the
@@ -20,6 +21,7 @@ from typing import Any, Final
 
 from engine_client.models import Attachment, LogicalNetwork, Vm, parse_version
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.names import network_name_problem, show
 
 RENAME_REFUSED: Final = "Renaming a network which is configured on hosts is not supported."
 VM_TO_NON_VM_REFUSED: Final = (
@@ -32,25 +34,13 @@ RUNNING_VMS_REFUSED: Final = (
 
 VLAN_MIN, VLAN_MAX = 0, 4094
 MTU_MIN, MTU_MAX = 68, 65535
-NAME_MAX = 15  # IFNAMSIZ - 1: a bridge is named after its network
-_NAME_FORBIDDEN = frozenset("./:")
 
 
-def check_name(name: str, field_name: str = "networks") -> None:
-    """A network name is a valid Linux interface name (SPEC §1.3)."""
-    bad = (
-        not name
-        or len(name) > NAME_MAX
-        or name.startswith("-")
-        or any(c in _NAME_FORBIDDEN or c.isspace() for c in name)
-        or not name.isprintable()
-    )
-    if bad:
-        raise NetError(
-            ErrorKind.BAD_BRIDGE,
-            f"{field_name}: expected a network name of 1-{NAME_MAX} characters without '.', "
-            f"':', '/' or white space, not starting with '-', got {name!r}",
-        )
+def check_name(name: str) -> None:
+    """A network name is a valid Linux interface name (SPEC §1.3): the agent's own rule."""
+    problem = network_name_problem(name)
+    if problem is not None:
+        raise NetError(ErrorKind.BAD_BRIDGE, f"networks: bad network name {show(name)} ({problem})")
 
 
 def check_vlan(network: str, vlan: int | None) -> None:

@@ -127,7 +127,10 @@ def test_db_from_environment(
             ["network", "add", "n", "--dc", "dc1", "--mtu", "60"],
             "networks.n.mtu: expected 68-65535, got 60",
         ),
-        (["network", "add", "a.b", "--dc", "dc1"], "got 'a.b'"),
+        (
+            ["network", "add", "a.b", "--dc", "dc1"],
+            "networks: bad network name \"a.b\" (contains '.')",
+        ),
         (["network", "add", "red", "--dc", "dc1"], "network 'red' already exists"),
         (
             ["network", "update", "red", "--vlan", "4095"],
