@@ -67,7 +67,7 @@ class Endpoint:
     @property
     def socket_path(self) -> str:
         """For unix:// endpoints: the socket's file path (``unix:///a/b.sock`` → ``/a/b.sock``)."""
-        return self.url[len("unix://"):]
+        return self.url[len("unix://") :]
 
 
 class Transport(Protocol):
@@ -151,8 +151,9 @@ class AiohttpTransport:
                 ctx = _tls_context(endpoint.cert, endpoint.key, endpoint.ca)
             except (OSError, ssl.SSLError) as exc:
                 raise AgentError(
-                    TLS, f"TLS: cannot load cert={endpoint.cert} key={endpoint.key} "
-                    f"ca={endpoint.ca}: {_os_reason(exc)}"
+                    TLS,
+                    f"TLS: cannot load cert={endpoint.cert} key={endpoint.key} "
+                    f"ca={endpoint.ca}: {_os_reason(exc)}",
                 ) from exc
             self._contexts[key] = ctx
         return ctx
@@ -170,8 +171,8 @@ class AiohttpTransport:
             return session, f"http://localhost{JSONRPC_PATH}"
         if scheme not in ("https", "http"):
             raise AgentError(
-                UNREACHABLE, f"endpoint.url: expected https://, http:// or unix://, "
-                f"got {endpoint.url!r}"
+                UNREACHABLE,
+                f"endpoint.url: expected https://, http:// or unix://, got {endpoint.url!r}",
             )
         if self._tcp is None:
             tcp = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit_per_host)
@@ -199,25 +200,24 @@ class AiohttpTransport:
         except AgentError:
             raise
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise AgentError(
-                TIMEOUT, f"{where}: timed out after {_fmt_seconds(timeout)}"
-            ) from exc
+            raise AgentError(TIMEOUT, f"{where}: timed out after {_fmt_seconds(timeout)}") from exc
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             raise AgentError(TLS, f"{where}: TLS: {_tls_reason(exc)}") from exc
         except aiohttp.ClientConnectorError as exc:
-            raise AgentError(
-                UNREACHABLE, f"cannot connect to {where}: {_os_reason(exc)}"
-            ) from exc
+            raise AgentError(UNREACHABLE, f"cannot connect to {where}: {_os_reason(exc)}") from exc
         except aiohttp.ClientPayloadError as exc:
             raise _closed_or_tls(where, exc) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             err = _closed_or_tls(where, exc)
-            if err.code == BAD_RESPONSE and endpoint.scheme == "https" and (
-                await self._rejects_tls(endpoint)
+            if (
+                err.code == BAD_RESPONSE
+                and endpoint.scheme == "https"
+                and (await self._rejects_tls(endpoint))
             ):
                 err = AgentError(
-                    TLS, f"{where}: TLS: the agent closed the connection after the handshake "
-                    "(client certificate missing or not signed by the agent's CA)"
+                    TLS,
+                    f"{where}: TLS: the agent closed the connection after the handshake "
+                    "(client certificate missing or not signed by the agent's CA)",
                 )
             raise err from exc
         except aiohttp.ClientResponseError as exc:
@@ -242,7 +242,9 @@ class AiohttpTransport:
         try:
             async with asyncio.timeout(PROBE_SECONDS):
                 reader, writer = await asyncio.open_connection(
-                    parts.hostname, parts.port or 443, ssl=self._context(endpoint),
+                    parts.hostname,
+                    parts.port or 443,
+                    ssl=self._context(endpoint),
                     server_hostname=parts.hostname,
                 )
         except (OSError, TimeoutError, AgentError):
@@ -308,13 +310,12 @@ def parse_response(data: bytes, request_id: int, where: str) -> Any:
         raise AgentError(BAD_RESPONSE, f"{where}: bad response: not JSON: {snippet!r}") from exc
     if not isinstance(doc, dict):
         raise AgentError(
-            BAD_RESPONSE, f"{where}: bad response: expected a JSON object, got "
-            f"{type(doc).__name__}"
+            BAD_RESPONSE, f"{where}: bad response: expected a JSON object, got {type(doc).__name__}"
         )
     if doc.get("jsonrpc") != "2.0":
         raise AgentError(
-            BAD_RESPONSE, f"{where}: bad response: jsonrpc: expected '2.0', "
-            f"got {doc.get('jsonrpc')!r}"
+            BAD_RESPONSE,
+            f"{where}: bad response: jsonrpc: expected '2.0', got {doc.get('jsonrpc')!r}",
         )
     error = doc.get("error")
     if error is not None:
@@ -324,20 +325,20 @@ def parse_response(data: bytes, request_id: int, where: str) -> Any:
         message = error.get("message")
         if not isinstance(code, int) or isinstance(code, bool) or not isinstance(message, str):
             raise AgentError(
-                BAD_RESPONSE, f"{where}: bad response: error: expected integer code and "
-                f"string message, got {error!r}"
+                BAD_RESPONSE,
+                f"{where}: bad response: error: expected integer code and "
+                f"string message, got {error!r}",
             )
         # An error for an unparsable request carries id null; any other id must be ours.
         if doc.get("id") not in (request_id, None):
             raise AgentError(
-                BAD_RESPONSE, f"{where}: bad response: id: expected {request_id}, "
-                f"got {doc.get('id')!r}"
+                BAD_RESPONSE,
+                f"{where}: bad response: id: expected {request_id}, got {doc.get('id')!r}",
             )
         raise AgentError(code, message, error.get("data"))
     if doc.get("id") != request_id:
         raise AgentError(
-            BAD_RESPONSE, f"{where}: bad response: id: expected {request_id}, "
-            f"got {doc.get('id')!r}"
+            BAD_RESPONSE, f"{where}: bad response: id: expected {request_id}, got {doc.get('id')!r}"
         )
     if "result" not in doc:
         raise AgentError(BAD_RESPONSE, f"{where}: bad response: neither result nor error")

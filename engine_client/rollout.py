@@ -67,9 +67,7 @@ def failed_event(i: int, n: int, network: str, host: str, failure: str) -> str:
 
 
 def partial_event(planned: int, updated: int) -> str:
-    return (
-        f"{planned} are planned to be updated, however only {updated} could be updated."
-    )
+    return f"{planned} are planned to be updated, however only {updated} could be updated."
 
 
 @dataclass(frozen=True)
@@ -104,8 +102,9 @@ async def _poll_confirm(client: AgentClient, correlation_id: str, timeouts: _Tim
             )
 
 
-async def _apply_one(change: HostChange, client: AgentClient, correlation_id: str,
-                     timeouts: _Timeouts) -> None:
+async def _apply_one(
+    change: HostChange, client: AgentClient, correlation_id: str, timeouts: _Timeouts
+) -> None:
     params = {
         "networks": change.networks,
         "bondings": change.bondings,

@@ -54,8 +54,9 @@ class Cluster:
     def cli(self, *args: str, expect: int = 0) -> Any:
         """Run ``engine-client --json ...`` in the engine namespace; its parsed output."""
         # The global options go after the subcommand (SPEC §2.2 allows either place).
-        argv = self.engine.exec_argv(str(BIN / "engine-client"), *args, "--db", str(self.db),
-                                     "--json")
+        argv = self.engine.exec_argv(
+            str(BIN / "engine-client"), *args, "--db", str(self.db), "--json"
+        )
         # ENGINE_CLIENT_DB too, so that a misparsed --db can never reach the user's own store.
         env = {**os.environ, "ENGINE_CLIENT_DB": str(self.db)}
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
@@ -84,8 +85,21 @@ def _start_cluster(base: Path) -> Cluster:
             addr = f"10.77.{i}.2"
             # The management link: engine side e<i>, host side "mgmt" (not a NIC of any
             # network, so the agent never touches it).
-            run("ip", "-n", engine.name, "link", "add", f"e{i}", "type", "veth", "peer", "name",
-                "mgmt", "netns", ns.name)
+            run(
+                "ip",
+                "-n",
+                engine.name,
+                "link",
+                "add",
+                f"e{i}",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "mgmt",
+                "netns",
+                ns.name,
+            )
             engine.ip("addr", "add", f"10.77.{i}.1/24", "dev", f"e{i}")
             engine.ip("link", "set", f"e{i}", "up")
             ns.ip("addr", "add", f"{addr}/24", "dev", "mgmt")
@@ -111,9 +125,20 @@ def _start_cluster(base: Path) -> Cluster:
     cluster = Cluster(engine, nodes, base / "engine.db", pki_dir)
     cluster.cli("dc", "add", "dc1", "--version", "4.7")
     for node in nodes:
-        cluster.cli("host", "add", node.name, node.url, "--dc", "dc1",
-                    "--cert", str(engine_cert.cert), "--key", str(engine_cert.key),
-                    "--ca", str(pki_dir / pki.CA_CERT))
+        cluster.cli(
+            "host",
+            "add",
+            node.name,
+            node.url,
+            "--dc",
+            "dc1",
+            "--cert",
+            str(engine_cert.cert),
+            "--key",
+            str(engine_cert.key),
+            "--ca",
+            str(pki_dir / pki.CA_CERT),
+        )
     return cluster
 
 
@@ -192,12 +217,10 @@ def test_update_partial_failure_sync_and_remove(
         assert_network(node, vlan=second_vlan, mtu=9000)
     events = cluster.events(out["correlation_id"])
     for name in HOSTS:
-        assert any(
-            m.endswith(f"/3 applying network {NET} on host {name}") for m in events
-        ), events
-        assert any(
-            m.endswith(f"/3 network {NET} were updated on host {name}") for m in events
-        ), events
+        assert any(m.endswith(f"/3 applying network {NET} on host {name}") for m in events), events
+        assert any(m.endswith(f"/3 network {NET} were updated on host {name}") for m in events), (
+            events
+        )
     assert PARTIAL not in events
 
     # 2. One agent is down: the others are updated, the command fails, the event says so.

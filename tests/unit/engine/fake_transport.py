@@ -107,8 +107,9 @@ class FakeAgents:
                         await host._awaiting.wait()
                 except TimeoutError:
                     raise AgentError(
-                        10, "connectivity check failed: no confirmation within "
-                        f"{options.get('connectivityTimeout')} s; rolled back"
+                        10,
+                        "connectivity check failed: no confirmation within "
+                        f"{options.get('connectivityTimeout')} s; rolled back",
                     ) from None
                 finally:
                     host._awaiting = None

@@ -43,8 +43,10 @@ def test_parse_result() -> None:
 
 
 def test_parse_agent_error_keeps_code_and_message() -> None:
-    body = (b'{"jsonrpc": "2.0", "id": 7, "error": {"code": 26, '
-            b'"message": "networks.red.vlan: expected 0-4094, got 5000"}}')
+    body = (
+        b'{"jsonrpc": "2.0", "id": 7, "error": {"code": 26, '
+        b'"message": "networks.red.vlan: expected 0-4094, got 5000"}}'
+    )
     with pytest.raises(AgentError) as err:
         parse_response(body, 7, "u")
     assert err.value.code == 26
@@ -70,10 +72,14 @@ def test_parse_error_with_null_id_is_accepted() -> None:
         (b'{"jsonrpc": "2.0", "result": 1}', "id: expected 7, got None"),
         (b'{"jsonrpc": "2.0", "id": 7}', "neither result nor error"),
         (b'{"jsonrpc": "2.0", "id": 7, "error": "x"}', "error: not an object"),
-        (b'{"jsonrpc": "2.0", "id": 7, "error": {"code": "21", "message": "m"}}',
-         "expected integer code"),
-        (b'{"jsonrpc": "2.0", "id": 9, "error": {"code": 21, "message": "m"}}',
-         "id: expected 7, got 9"),
+        (
+            b'{"jsonrpc": "2.0", "id": 7, "error": {"code": "21", "message": "m"}}',
+            "expected integer code",
+        ),
+        (
+            b'{"jsonrpc": "2.0", "id": 9, "error": {"code": 21, "message": "m"}}',
+            "id: expected 7, got 9",
+        ),
     ],
 )
 def test_parse_rejects_malformed(body: bytes, fragment: str) -> None:
@@ -147,10 +153,13 @@ def _name(cn: str) -> x509.Name:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> str:
-    path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return str(path)
 
 
@@ -163,17 +172,29 @@ def _make_ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return cert, key
@@ -184,17 +205,24 @@ def _issue(
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    usage = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if server else (
-        x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
+    usage = (
+        x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
+        if server
+        else (x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
+    )
     builder = (
-        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
     )
     if server:
         builder = builder.add_extension(
@@ -213,7 +241,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     cli, cli_key = _issue(ca, ca_key, "engine", server=False)
     stranger, stranger_key = _issue(other, other_key, "stranger", server=False)
     return Pki(
-        ca=_write_cert(d / "ca.pem", ca), other_ca=_write_cert(d / "other-ca.pem", other),
+        ca=_write_cert(d / "ca.pem", ca),
+        other_ca=_write_cert(d / "other-ca.pem", other),
         server_cert=_write_cert(d / "server.pem", srv),
         server_key=_write_key(d / "server.key", srv_key),
         client_cert=_write_cert(d / "client.pem", cli),
@@ -254,8 +283,13 @@ class Server:
             request.transport.close()
             return resp
         if method == "Test.error":
-            return web.json_response({"jsonrpc": "2.0", "id": req["id"], "error": {
-                "code": 21, "message": "networks.red.mtu: expected 68-65535, got 10"}})
+            return web.json_response(
+                {
+                    "jsonrpc": "2.0",
+                    "id": req["id"],
+                    "error": {"code": 21, "message": "networks.red.mtu: expected 68-65535, got 10"},
+                }
+            )
         return web.json_response({"jsonrpc": "2.0", "id": req["id"], "result": {}})
 
 
@@ -307,13 +341,18 @@ def free_port() -> Iterator[int]:
 
 def _endpoint(url: str, pki: Pki, **over: str | None) -> Endpoint:
     files: dict[str, str | None] = {
-        "cert": pki.client_cert, "key": pki.client_key, "ca": pki.ca, **over
+        "cert": pki.client_cert,
+        "key": pki.client_key,
+        "ca": pki.ca,
+        **over,
     }
     return Endpoint(url, cert=files["cert"], key=files["key"], ca=files["ca"])
 
 
 async def _fail(
-    transport: AiohttpTransport, endpoint: Endpoint, method: str = "Host.ping2",
+    transport: AiohttpTransport,
+    endpoint: Endpoint,
+    method: str = "Host.ping2",
     timeout: float = 5,
 ) -> AgentError:
     client = AgentClient(endpoint, transport, timeout=timeout)
@@ -381,9 +420,7 @@ async def test_missing_certificate_file(
 async def test_connection_refused(pki: Pki, transport: AiohttpTransport, free_port: int) -> None:
     url = f"https://127.0.0.1:{free_port}"
     err = await _fail(transport, _endpoint(url, pki))
-    assert (err.code, err.message) == (
-        UNREACHABLE, f"cannot connect to {url}: Connection refused"
-    )
+    assert (err.code, err.message) == (UNREACHABLE, f"cannot connect to {url}: Connection refused")
 
 
 async def test_hang_times_out(https: Running, pki: Pki, transport: AiohttpTransport) -> None:

@@ -14,16 +14,27 @@ ON_ETH1 = Attachment(host="h1", network="red", nic="eth1")
 
 def caps_with(**net: Any) -> dict[str, Any]:
     entry = {
-        "iface": "red", "bridged": True, "southbound": "eth1.100", "vlanid": 100, "mtu": 9000,
-        "isolated": False, "ports": ["eth1.100"], "stp": False, "ipv4addrs": [],
-        "ipv6addrs": [], "gateway": "", "ipv6gateway": "", "defaultRoute": False,
+        "iface": "red",
+        "bridged": True,
+        "southbound": "eth1.100",
+        "vlanid": 100,
+        "mtu": 9000,
+        "isolated": False,
+        "ports": ["eth1.100"],
+        "stp": False,
+        "ipv4addrs": [],
+        "ipv6addrs": [],
+        "gateway": "",
+        "ipv6gateway": "",
+        "defaultRoute": False,
     }
     entry.update(net)
     return {
         "networks": {"red": entry},
         "bridges": {"red": {"ports": ["eth1.100"], "mtu": 9000, "stp": False}},
-        "nics": {"eth1": {"hwaddr": "02:00:00:00:00:01", "mtu": 9000, "speed": 0,
-                          "operstate": "up"}},
+        "nics": {
+            "eth1": {"hwaddr": "02:00:00:00:00:01", "mtu": 9000, "speed": 0, "operstate": "up"}
+        },
         "vlans": {"eth1.100": {"iface": "eth1", "vlanid": 100, "mtu": 9000}},
         "bondings": {},
         "netConfigDirty": False,
@@ -31,8 +42,7 @@ def caps_with(**net: Any) -> dict[str, Any]:
 
 
 def test_desired_attrs_nic_vlan() -> None:
-    assert desired_attrs(RED, ON_ETH1) == {"nic": "eth1", "vlan": 100, "mtu": 9000,
-                                           "bridged": True}
+    assert desired_attrs(RED, ON_ETH1) == {"nic": "eth1", "vlan": 100, "mtu": 9000, "bridged": True}
 
 
 def test_desired_attrs_bond_untagged_non_vm() -> None:
@@ -77,8 +87,10 @@ def test_untagged_on_host_but_tagged_in_definition() -> None:
 def test_bridged_and_nic_differ() -> None:
     caps = caps_with(bridged=False, iface="eth2.100", southbound="eth2.100")
     caps["vlans"] = {"eth2.100": {"iface": "eth2", "vlanid": 100, "mtu": 9000}}
-    assert attachment_diff(RED, ON_ETH1, caps) == {"bridged": (True, False),
-                                                    "nic": ("eth1", "eth2")}
+    assert attachment_diff(RED, ON_ETH1, caps) == {
+        "bridged": (True, False),
+        "nic": ("eth1", "eth2"),
+    }
 
 
 def test_vlan_device_name_not_listed_in_vlans_is_split() -> None:

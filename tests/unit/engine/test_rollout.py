@@ -28,7 +28,11 @@ class Recorder:
         self.events: list[Emitted] = []
 
     def emit(
-        self, message: str, *, correlation_id: str, host: str | None = None,
+        self,
+        message: str,
+        *,
+        correlation_id: str,
+        host: str | None = None,
         severity: str = "info",
     ) -> None:
         self.events.append(Emitted(message, correlation_id, host, severity))
@@ -52,13 +56,24 @@ def make(hosts: dict[str, FakeHost]) -> tuple[FakeAgents, list[HostChange]]:
 
 
 async def run(
-    agents: FakeAgents, changes: list[HostChange], rec: Recorder, *, parallel: int = 50,
-    poll_interval: float = 0.05, connectivity_timeout: float = 120,
+    agents: FakeAgents,
+    changes: list[HostChange],
+    rec: Recorder,
+    *,
+    parallel: int = 50,
+    poll_interval: float = 0.05,
+    connectivity_timeout: float = 120,
     call_timeout: float | None = None,
 ) -> list[HostOutcome]:
     return await rollout(
-        NET, changes, transport=agents, correlation_id=CID, events=rec, parallel=parallel,
-        poll_interval=poll_interval, connectivity_timeout=connectivity_timeout,
+        NET,
+        changes,
+        transport=agents,
+        correlation_id=CID,
+        events=rec,
+        parallel=parallel,
+        poll_interval=poll_interval,
+        connectivity_timeout=connectivity_timeout,
         call_timeout=call_timeout,
     )
 
@@ -101,10 +116,13 @@ async def test_event_texts_verbatim_in_start_order() -> None:
 
 async def test_completion_event_keeps_the_start_number() -> None:
     # The first host to start is the last to finish: its completion still says 1/3.
-    agents, changes = make({
-        "slow": FakeHost(apply_seconds=0.3), "mid": FakeHost(apply_seconds=0.1),
-        "fast": FakeHost(),
-    })
+    agents, changes = make(
+        {
+            "slow": FakeHost(apply_seconds=0.3),
+            "mid": FakeHost(apply_seconds=0.1),
+            "fast": FakeHost(),
+        }
+    )
     rec = Recorder()
     await run(agents, changes, rec)
     applying = [m for m in rec.messages if "applying" in m]
@@ -122,11 +140,13 @@ async def test_completion_event_keeps_the_start_number() -> None:
 
 
 async def test_partial_failure_events_and_outcomes() -> None:
-    agents, changes = make({
-        "h1": FakeHost(),
-        "h2": FakeHost(error=(26, "networks.red.vlan: expected 0-4094, got 5000")),
-        "h3": FakeHost(),
-    })
+    agents, changes = make(
+        {
+            "h1": FakeHost(),
+            "h2": FakeHost(error=(26, "networks.red.vlan: expected 0-4094, got 5000")),
+            "h3": FakeHost(),
+        }
+    )
     rec = Recorder()
     outcomes = await run(agents, changes, rec, parallel=1)
     assert [o.ok for o in outcomes] == [True, False, True]
@@ -147,9 +167,9 @@ async def test_partial_failure_events_and_outcomes() -> None:
 
 
 async def test_hanging_host_fails_alone_on_its_timeout() -> None:
-    agents, changes = make({
-        "stuck": FakeHost(hang=True), **{f"ok{i}": FakeHost(apply_seconds=0.05) for i in range(5)}
-    })
+    agents, changes = make(
+        {"stuck": FakeHost(hang=True), **{f"ok{i}": FakeHost(apply_seconds=0.05) for i in range(5)}}
+    )
     rec = Recorder()
     outcomes = await run(agents, changes, rec, connectivity_timeout=0.3, call_timeout=0.3)
     by_host = {o.host: o for o in outcomes}
@@ -202,7 +222,9 @@ async def test_setup_params_and_correlation_header_on_every_call() -> None:
     agents, changes = make({"h1": FakeHost(apply_seconds=0.6), "h2": FakeHost()})
     await run(agents, changes, Recorder(), connectivity_timeout=42)
     assert {c.method for c in agents.calls} == {
-        "Host.setupNetworks", "Host.confirmConnectivity", "Host.setSafeNetworkConfig",
+        "Host.setupNetworks",
+        "Host.confirmConnectivity",
+        "Host.setSafeNetworkConfig",
     }
     assert all(c.headers.get("X-Correlation-Id") == CID for c in agents.calls)
     setup = agents.calls_to(url("h1"), "Host.setupNetworks")[0]
@@ -254,7 +276,11 @@ def test_summary_table_and_json() -> None:
     table = summary_table(outcomes)
     assert table.row_count == 2
     assert summary_json(NET, outcomes, correlation_id=CID) == {
-        "network": NET, "correlation_id": CID, "planned": 2, "updated": 1, "failed": 1,
+        "network": NET,
+        "correlation_id": CID,
+        "planned": 2,
+        "updated": 1,
+        "failed": 1,
         "hosts": [
             {"host": "h1", "ok": True, "failure": None, "seconds": 0.25},
             {"host": "h2", "ok": False, "failure": "boom (code 41)", "seconds": 1},
