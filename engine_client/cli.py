@@ -60,6 +60,11 @@ def cmd_host_add(ctx: Ctx, a: argparse.Namespace) -> int:
         raise NetError(
             ErrorKind.BAD_PARAMS, f"url: expected https://, http:// or unix://, got {a.url!r}"
         )
+    if (a.cert is None) != (a.key is None):
+        raise NetError(
+            ErrorKind.BAD_PARAMS,
+            f"cert/key: expected both or neither, got cert={a.cert!r} key={a.key!r}",
+        )
     host = ctx.store.add_host(Host(a.name, a.url, a.dc, cert=a.cert, key=a.key, ca=a.ca))
     if ctx.json:
         ctx.print_json({"name": host.name, "url": host.url, "dc": host.dc})

@@ -120,6 +120,10 @@ def test_db_from_environment(
         (["host", "add", "h", "ftp://x", "--dc", "dc1"], "url: expected https://, http:// or"),
         (["host", "add", "h", H1, "--dc", "nope"], "no data center 'nope'"),
         (
+            ["host", "add", "h", H1, "--dc", "dc1", "--cert", "c.pem"],
+            "cert/key: expected both or neither, got cert='c.pem' key=None",
+        ),
+        (
             ["network", "add", "n", "--dc", "dc1", "--vlan", "5000"],
             "networks.n.vlan: expected 0-4094, got 5000",
         ),
