@@ -99,9 +99,14 @@ def _own_ports(net: LogicalNetwork, att: Attachment, entry: Mapping[str, Any]) -
         own.add(south)
         if net.vlan is not None:
             own.add(f"{south}.{net.vlan}")
+    # The host's own report counts too: stale stored capabilities (a host that missed the
+    # last refresh) may show the uplink of an older VLAN id.
     reported = entry.get("southbound")
     if isinstance(reported, str):
         own.add(reported)
+        vlanid = entry.get("vlanid")
+        if isinstance(vlanid, int):
+            own.add(f"{reported}.{vlanid}")
     return own
 
 

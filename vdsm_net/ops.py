@@ -7,10 +7,19 @@ it (``accept``), so the backend needs no isinstance chain and this module no pyr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Protocol
 
 from vdsm_net.state import Route
+
+
+def _plain(value: Any) -> Any:
+    """JSON form of an op field (asdict cannot deep-copy a MappingProxyType)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    return value
 
 
 class OpVisitor(Protocol):
@@ -35,8 +44,8 @@ class Op:
         raise NotImplementedError
 
     def to_json(self) -> dict[str, Any]:
-        body = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in asdict(self).items()}
-        return {"op": type(self).__name__, **body}
+        return {"op": type(self).__name__, **{f.name: _plain(getattr(self, f.name))
+                                               for f in fields(self)}}
 
     def __str__(self) -> str:
         args = " ".join(f"{k}={v}" for k, v in self.to_json().items() if k != "op")
