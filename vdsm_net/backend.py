@@ -230,7 +230,9 @@ class Backend:
 
     @staticmethod
     def _bond_options(link: _Link, names: Mapping[int, str]) -> dict[str, str]:
-        out = {}
+        # An option this kernel does not report (e.g. use_carrier, gone from newer kernels)
+        # reads as its default, so that a bond normalised by the renderer compares equal.
+        out = dict(bond_options.DEFAULTS)
         for name, nla in _BOND_NLA.items():
             value = link.data(nla)
             if name == bond_options.PRIMARY:

@@ -108,8 +108,8 @@ def normalize(options: Mapping[str, str]) -> dict[str, str]:
     out = dict(DEFAULTS)
     for name, value in options.items():
         out[name] = canonical(name, value)
-    if int(out["arp_interval"]) > 0 and "miimon" not in options:
-        out["miimon"] = "0"
+    if int(out["arp_interval"]) > 0:
+        out["miimon"] = "0"  # the kernel applies miimon first, then arp_interval turns it off
     return out
 
 

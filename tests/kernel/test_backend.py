@@ -448,6 +448,16 @@ def test_bond_monitor_off_after_delays(netns: NetNS, backend: Backend) -> None:
 
 
 @pytest.mark.needs("bond", "dummy")
+def test_arp_monitor_and_mii_monitor_exclude_each_other(netns: NetNS, backend: Backend) -> None:
+    arp = {"mode": "active-backup", "arp_interval": "200"}
+    backend.apply([CreateBond("bond0", arp, 1500)])
+    assert backend.read_state().devices["bond0"].bond_options == bond_options.normalize(arp)
+    backend.apply([SetBondOptions("bond0", {"miimon": "100", "arp_interval": "0"})])
+    data = info_data(netns.link("bond0"))
+    assert (data["miimon"], data["arp_interval"]) == (100, 0)
+
+
+@pytest.mark.needs("bond", "dummy")
 def test_release_bond_slave_and_delete_bond(netns: NetNS, backend: Backend) -> None:
     netns.add_nic("eth1")
     backend.apply(
