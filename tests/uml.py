@@ -399,6 +399,10 @@ class UmlPlugin:
             chosen = [i for i in kernel_items if needed_kinds(i) & self.missing]
         self.delegated = {i.nodeid: i for i in chosen}
         self.kinds = set().union(*(needed_kinds(i) for i in chosen))
+        # Delegated tests go last. They bypass the normal setup/teardown, so a host test after
+        # one would find the fixtures of the host test before it still set up ("previous item
+        # was not torn down properly"); last, they also wait for the guest as late as possible.
+        items[:] = [i for i in items if i.nodeid not in self.delegated] + chosen
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:

@@ -126,6 +126,11 @@ import time
 import pytest
 
 
+@pytest.mark.no_uml
+def test_on_host_a():
+    assert "VDSM_NET_IN_UML" not in os.environ
+
+
 @pytest.fixture
 def boom():
     raise RuntimeError("fixture exploded")
@@ -165,21 +170,35 @@ def test_sleep():
 '''
 
 
+# A host test in a second module, after the delegated ones in collection order.
+SELFTEST_B = '''
+import pytest
+
+
+@pytest.mark.no_uml
+def test_on_host_b():
+    pass
+'''
+
+
 def _outer_pytest(tmp_path: Path, env: dict[str, str], *select: str) -> tuple[int, str,
                                                                               dict[str, str]]:
     """Run an outer pytest over a generated kernel test file; (exit status, output, outcomes)."""
     root = Path(__file__).resolve().parents[2]
     # Not named test_*.py: other sessions never collect it; given explicitly, pytest does.
-    path = Path(__file__).parent / f"uml_selftest_{uuid.uuid4().hex[:8]}.py"
-    path.write_text(SELFTEST)
+    tag = uuid.uuid4().hex[:8]
+    paths = [Path(__file__).parent / f"uml_selftest_{tag}_{n}.py" for n in ("a", "b")]
+    for path, text in zip(paths, (SELFTEST, SELFTEST_B), strict=True):
+        path.write_text(text)
     junit = tmp_path / "junit.xml"
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--color=no",
-             f"--junitxml={junit}", str(path), *select],
+             f"--junitxml={junit}", *map(str, paths), *select],
             cwd=root, capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
     finally:
-        path.unlink()
+        for path in paths:
+            path.unlink()
     outcomes = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
@@ -192,6 +211,8 @@ def test_uml_plugin_reports_each_inner_outcome(tmp_path: Path) -> None:
     status, out, outcomes = _outer_pytest(tmp_path, {"VDSM_NET_UML": "always"})
     assert status == 1, out
     assert outcomes == {
+        "test_on_host_a": "passed",
+        "test_on_host_b": "passed",  # not "previous item was not torn down properly"
         "test_pass": "passed",
         "test_fail": "failure",
         "test_skip": "failure",  # kernel tests must not skip, in the guest either
