@@ -73,7 +73,9 @@ class Journal:
             doc = json.loads(raw)
             return state_from_json(doc["before"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise NetError(ErrorKind.KERNEL, f"{self.path}: unreadable undo journal: {exc}") from exc
+            raise NetError(
+                ErrorKind.KERNEL, f"{self.path}: unreadable undo journal: {exc}"
+            ) from exc
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

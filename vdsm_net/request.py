@@ -287,6 +287,13 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
     )
     if net.isolated:
         _check_isolated(path, entry, net)
+    if bootproto == "dhcp":
+        # SPEC §1.3 allows refusing DHCP; the agent runs no DHCP client, and accepting it
+        # would leave a network without the address the caller expects.
+        raise _fail(
+            E.BAD_PARAMS, f'{path}.bootproto: "dhcp" is not supported by this agent (no DHCP '
+            "client is managed); use static ipaddr/prefix"
+        )
     if not bridged and "stp" in entry and stp:
         raise _fail(E.BAD_PARAMS, f"{path}.stp: a bridgeless network has no bridge")
     return net

@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonrpcserver import Error, Result, Success, async_dispatch
 
-from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.errors import NetError
 from vdsm_net.pipeline import Agent
 
 log = logging.getLogger("vdsm_net.rpc")

@@ -83,5 +83,7 @@ class KernelState:
         return [d for d in self.devices.values() if d.owned]
 
 
-def make_state(devices: list[Device], routes: frozenset[Route] | set[Route] = frozenset()) -> KernelState:
+def make_state(
+    devices: list[Device], routes: frozenset[Route] | set[Route] = frozenset()
+) -> KernelState:
     return KernelState(MappingProxyType({d.name: d for d in devices}), frozenset(routes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -70,10 +71,8 @@ def test_unconfirmed_change_does_not_survive_kill9(agent: AgentProcess, netns: N
 
 
 def _swallow(fn: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):
         fn()
-    except Exception:
-        pass
 
 
 def test_json_rpc_protocol_errors(agent: AgentProcess) -> None:
