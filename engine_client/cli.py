@@ -16,9 +16,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from engine_client import labels, pki, validation
 from engine_client import operations as ops
-from engine_client import pki, validation
 from engine_client.agent_client import AgentClient, AgentError, Transport
+from engine_client.cli_labels import add_commands as add_label_commands
 from engine_client.insync import attachment_diff, describe_diff
 from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
 from engine_client.operations import (
@@ -147,9 +148,19 @@ def _net_json(net: LogicalNetwork) -> dict[str, Any]:
 def cmd_network_add(ctx: Ctx, a: argparse.Namespace) -> int:
     net = LogicalNetwork(a.dc, a.name, vlan=a.vlan, mtu=a.mtu, vm=a.vm, label=a.label)
     validation.check_network(net)
-    ctx.store.add_network(net)
-    ctx.print_json(_net_json(net)) if ctx.json else ctx.print(f"network {net.name} added")
-    return EXIT_OK
+    if net.label is not None:
+        labels.check_label(net.label)
+    with ctx.store.transaction():
+        ctx.store.add_network(net)
+        # A labelled network goes at once to the NICs and hosts that carry its label.
+        plan = labels.plan(ctx.store, networks=[net.name])
+        labels.check(ctx.store, plan)
+        labels.record(ctx.store, plan)
+    if not ctx.json:
+        ctx.print(f"network {net.name} added")
+    cid = ops.start(ctx) if plan.add else None
+    pushes = labels.apply(ctx, plan, cid) if cid is not None else []
+    return ops.report_all(ctx, pushes, cid, "add", _net_json(net))
 
 
 def cmd_network_list(ctx: Ctx, a: argparse.Namespace) -> int:
@@ -251,6 +262,13 @@ def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
 def cmd_network_detach(ctx: Ctx, a: argparse.Namespace) -> int:
     net = ctx.store.get_network(a.name)
     att = ctx.store.get_attachment(a.host, a.name)
+    if att.via_label is not None:
+        # The label would attach it again: the label is what the operator must change.
+        raise NetError(
+            ErrorKind.BAD_PARAMS,
+            f"networks.{net.name}: attached to host {att.host} by label {att.via_label}; "
+            f"remove the label from the host or its NIC, or the network's label, instead",
+        )
     cid = ops.start(ctx)
     pushed = ops.push(ctx, net, [att], cid, remove=True)
     if pushed.unsupported_dc is not None:
@@ -267,24 +285,28 @@ def cmd_network_update(ctx: Ctx, a: argparse.Namespace) -> int:
         vlan=None if a.no_vlan else (a.vlan if a.vlan is not None else old.vlan),
         mtu=a.mtu if a.mtu is not None else old.mtu,
         vm=a.vm if a.vm is not None else old.vm,
-        label=a.label if a.label is not None else old.label,
+        label=None if a.no_label else (a.label if a.label is not None else old.label),
     )
     validation.check_network(new)  # before any host is asked for its capabilities
+    if new.label is not None:
+        labels.check_label(new.label)
     use = ops.usage(ctx, old)
-    validation.check_update(old, new, use)
+    # The label attachments of the network as it is about to be (SPEC §2.5).
+    plan = labels.plan_network(ctx.store, new, use.attachments)
+    labels.check_update(old, new, use, plan)
+    labels.check(ctx.store, plan, {new.name: new})
     host_visible = (old.vlan, old.mtu, old.vm) != (new.vlan, new.mtu, new.vm)
+    moved = plan.moved_hosts(new.name)
+    staying = [att for att in use.attachments if att.host not in moved] if host_visible else []
     with ctx.store.transaction():
         ctx.store.update_network(old.name, new)
-        if host_visible:
-            for att in use.attachments:
-                ctx.store.mark_attachment(
-                    att.host, new.name, in_sync=False, last_error=att.last_error
-                )
+        labels.record(ctx.store, plan)
+        for att in staying:
+            ctx.store.mark_attachment(att.host, new.name, in_sync=False, last_error=att.last_error)
     cid = ops.start(ctx)
-    atts = ctx.store.list_attachments(network=new.name) if host_visible else []
-    pushed = ops.push(ctx, new, atts, cid)
-    ops.mark(ctx, pushed)
-    return ops.report(ctx, [pushed], cid, "update")
+    also = {new.name: [ctx.store.get_attachment(att.host, new.name) for att in staying]}
+    pushes = labels.apply(ctx, plan, cid, also=also) or [ops.Push(new.name, [])]
+    return ops.report(ctx, pushes, cid, "update")
 
 
 def cmd_network_remove(ctx: Ctx, a: argparse.Namespace) -> int:
@@ -313,11 +335,24 @@ def cmd_sync(ctx: Ctx, a: argparse.Namespace) -> int:
     atts = ctx.store.list_attachments(host=a.host, network=a.network)
     hosts = sorted({att.host for att in atts})
     ops.refresh(ctx, [ctx.store.get_host(h) for h in hosts])
-    stale = [
-        att for att in ctx.store.list_attachments(host=a.host, network=a.network) if not att.in_sync
-    ]
+    # Label attachments that a failed push left behind (or that are missing) are made right
+    # first: what the labels ask for is the definition that sync restores (SPEC §2.5).
+    with ctx.store.transaction():
+        plan = labels.plan(
+            ctx.store,
+            hosts=None if a.host is None else [a.host],
+            networks=None if a.network is None else [a.network],
+        )
+        labels.check(ctx.store, plan)
+        labels.record(ctx.store, plan)
     cid = ops.start(ctx)
-    pushes = []
+    pushes = labels.remove_pushed(ctx, plan.remove, cid)
+    gone = {(att.host, att.network) for att in plan.remove}
+    stale = [
+        att
+        for att in ctx.store.list_attachments(host=a.host, network=a.network)
+        if not att.in_sync and (att.host, att.network) not in gone
+    ]
     # One network at a time: an agent serialises setupNetworks (a second concurrent call on the
     # same host is refused with error 40), and hosts still run concurrently within a network.
     for name in sorted({att.network for att in stale}):
@@ -537,9 +572,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mtu", type=int)
     p.add_argument("--vm", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--rename", metavar="NEW")
-    p.add_argument("--label")
+    label = p.add_mutually_exclusive_group()
+    label.add_argument("--label")
+    label.add_argument("--no-label", action="store_true", help="remove the network's label")
     p = sub(net, "remove", cmd_network_remove, "remove from every host, then from the store")
     p.add_argument("name")
+
+    add_label_commands(group, sub)
 
     p = sub(groups, "sync", cmd_sync, "bring out-of-sync attachments back to their definition")
     p.add_argument("--host")

@@ -250,6 +250,31 @@ def report(ctx: Ctx, pushes: Sequence[Push], cid: str, action: str) -> int:
     return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
 
 
+def report_all(
+    ctx: Ctx,
+    pushes: Sequence[Push],
+    cid: str | None,
+    action: str,
+    head: dict[str, Any] | None = None,
+) -> int:
+    """Like ``report`` for commands that may push several networks or none (labels): JSON is
+    always ``head`` plus ``action``, ``correlation_id`` and a ``networks`` list."""
+    if ctx.json:
+        ctx.print_json(
+            (head or {})
+            | {
+                "action": action,
+                "correlation_id": cid,
+                "networks": [p.to_json(cid or "") for p in pushes],
+            }
+        )
+    else:
+        for p in pushes:
+            if p.outcomes:
+                print_summary(p.outcomes, title=f"{action}: network {p.network}", stream=ctx.out)
+    return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
+
+
 def start(ctx: Ctx) -> str:
     cid = str(uuid.uuid4())
     if not ctx.json:
