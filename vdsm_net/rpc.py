@@ -108,6 +108,10 @@ def _params_not_object(body: str) -> str | None:
         doc = json.loads(body)
     except ValueError:
         return None  # jsonrpcserver answers -32700
+    except RecursionError:
+        # Nesting deeper than the interpreter's recursion limit ("[[[[...]]]]" fits in a small
+        # body): a parse error, not an internal one.
+        return _parse_error("JSON nested too deeply")
     requests = doc if isinstance(doc, list) else [doc]
     bad = [r for r in requests if isinstance(r, dict) and "params" in r
            and not isinstance(r["params"], dict)]
@@ -117,6 +121,13 @@ def _params_not_object(body: str) -> str | None:
         "jsonrpc": "2.0",
         "error": {"code": -32602, "message": "Invalid params: params must be an object"},
         "id": bad[0].get("id"),
+    })
+
+
+def _parse_error(reason: str) -> str:
+    return json.dumps({
+        "jsonrpc": "2.0", "error": {"code": -32700, "message": f"Parse error: {reason}"},
+        "id": None,
     })
 
 
