@@ -1,0 +1,123 @@
+"""Shared helpers of the reliability tests: a backend that fails at a chosen operation, the
+agent's resident memory, and checks of JSON-RPC response documents.
+
+The failing backend is the real pyroute2 backend: it runs the plan one operation at a time on
+the kernel and, at operation ``k``, either makes the kernel itself refuse (it creates a foreign
+device with the name that the operation is about to create) or raises the kernel error the
+backend would raise. Everything before ``k`` really happened, so a rollback has real work to do.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.netns import NetNS
+from vdsm_net.backend import Backend
+from vdsm_net.caps import LinkStats
+from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.ops import Op
+from vdsm_net.state import KernelState
+
+INJECTED = "injected failure"
+
+# Ops that create a device: a foreign device of that name makes the kernel refuse with EEXIST.
+_CREATES = frozenset({"CreateBridge", "CreateVlan", "CreateBond"})
+
+
+@dataclass
+class FaultPlan:
+    """Which global operation indexes fail (0-based, counted over every ``apply`` of the
+    backend since the last ``arm``), and what each failure did."""
+
+    fail_at: frozenset[int] = frozenset()
+    collide: bool = True  # a create op fails by a real name collision in the kernel
+    seen: int = 0
+    failed: list[str] = field(default_factory=list)
+    collisions: list[str] = field(default_factory=list)  # foreign devices left to remove
+
+
+class FailingBackend:
+    """The real backend, executing ops one by one and failing where the ``FaultPlan`` says."""
+
+    def __init__(self, real: Backend, ns: NetNS, plan: FaultPlan) -> None:
+        self.real = real
+        self.ns = ns
+        self.plan = plan
+        self._lock = threading.Lock()
+
+    def read_state(self) -> KernelState:
+        return self.real.read_state()
+
+    def read_stats(self) -> Mapping[str, LinkStats]:
+        return self.real.read_stats()
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        for op in ops:
+            with self._lock:
+                index = self.plan.seen
+                self.plan.seen += 1
+            if index in self.plan.fail_at:
+                self._fail(index, op)
+            self.real.apply([op])
+
+    def _fail(self, index: int, op: Op) -> None:
+        doc = op.to_json()
+        self.plan.failed.append(f"{index}: {op}")
+        if self.plan.collide and doc["op"] in _CREATES:
+            # The kernel refuses for real: someone else took the name between plan and apply.
+            name = str(doc["name"])
+            self.ns.ip("link", "add", name, "type", "dummy")
+            self.plan.collisions.append(name)
+            return  # the real apply of ``op`` now fails with EEXIST
+        raise NetError(ErrorKind.KERNEL, f"{op}: {INJECTED} at operation {index}")
+
+    def close(self) -> None:
+        self.real.close()
+
+    def arm(self, *fail_at: int, collide: bool = True) -> FaultPlan:
+        self.plan = FaultPlan(frozenset(fail_at), collide)
+        return self.plan
+
+    def disarm(self) -> None:
+        self.plan = FaultPlan()
+
+
+def remove_collisions(ns: NetNS, plan: FaultPlan) -> None:
+    for name in plan.collisions:
+        ns.ip("link", "del", name, check=False)
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process, in KiB (from /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
+# JSON-RPC error codes the agent may answer (SPEC §1.5 and the JSON-RPC standard ones).
+# -32603 (internal error) is not among them: it means an exception escaped a method.
+AGENT_CODES = frozenset({10, 21, 22, 23, 24, 25, 26, 27, 31, 40, 41})
+PROTOCOL_CODES = frozenset({-32700, -32600, -32601, -32602})
+
+
+def response_problem(doc: Any) -> str | None:
+    """Why ``doc`` is not a well-formed JSON-RPC 2.0 response of the agent, or None."""
+    if not isinstance(doc, dict):
+        return f"not an object: {json.dumps(doc)[:200]}"
+    if doc.get("jsonrpc") != "2.0":
+        return f"jsonrpc is not '2.0': {doc!r:.200}"
+    if ("result" in doc) == ("error" in doc):
+        return f"needs exactly one of result and error: {doc!r:.200}"
+    if "error" in doc:
+        error = doc["error"]
+        if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+            return f"malformed error: {doc!r:.200}"
+        if error.get("code") not in AGENT_CODES | PROTOCOL_CODES:
+            return f"unexpected error code: {doc!r:.400}"
+    return None
