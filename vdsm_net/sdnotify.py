@@ -35,6 +35,9 @@ def notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
         return False
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # A datagram send blocks once the receiver's queue is full (10 by default):
+            # never let a slow receiver stall the event loop.
+            sock.setblocking(False)
             sock.sendto(message.encode(), address)
     except OSError as exc:
         log.warning("sd_notify %r to %r failed: %s", message, raw, exc)
