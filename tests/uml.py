@@ -264,8 +264,10 @@ poweroff -f
         init = self.workdir / "init.sh"
         init.write_text(script)
         init.chmod(0o755)
+        # uml_dir: the guest's pid file and mconsole socket stay out of ~/.uml (a killed guest
+        # leaves them behind).
         argv = [binary, "mem=2G", "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw",
-                f"init={init}", "con=null", "con0=null,fd:1"]
+                f"init={init}", "con=null", "con0=null,fd:1", f"uml_dir={self.workdir}"]
         with self.console.open("wb") as log:
             # A session of its own: UML forks one host process per guest address space, and
             # a timeout must kill them all.
@@ -480,8 +482,8 @@ class UmlPlugin:
                  f"guest wall time {wall:.1f} s"]
         if run.sessionstart is not None and run.sessionfinish is not None:
             inner = run.sessionfinish - run.sessionstart
-            lines.append(f"inner pytest session {inner:.1f} s; boot, interpreter start and "
-                         f"collection ~{wall - inner:.1f} s")
+            lines.append(f"inner pytest session {inner:.1f} s (collection included); guest boot "
+                         f"and interpreter start ~{wall - inner:.1f} s")
         if run.exitstatus is not None:
             lines.append(f"inner pytest exit status {run.exitstatus}")
         if run.error:
