@@ -68,7 +68,8 @@ async def running(
     task = asyncio.create_task(
         serve(cfg, handler, on_ready=ready.set_result, lifecycle=lifecycle, stop=stop)
     )
-    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    waiters: set[asyncio.Future[Any]] = {task, ready}
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         task.result()  # raises what serve raised
         raise AssertionError("serve returned before it was ready")

@@ -29,13 +29,13 @@ EXIT_RPC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 DEFAULT_TIMEOUT = 300.0  # above the agent's default connectivity timeout (120 s)
-CONFIRM_INTERVAL = 1.0
+CONFIRM_INTERVAL = 0.25
 CORRELATION_HEADER = "X-Correlation-Id"
 
 EPILOG = """\
 arguments after METHOD are NAME=JSON pairs, e.g.
   vdsm-net-client Host.setupNetworks networks='{"red": {"nic": "eth1", "vlan": 100}}'
-While Host.setupNetworks is pending the client calls Host.confirmConnectivity every second
+While Host.setupNetworks is pending the client calls Host.confirmConnectivity every 0.25 s
 (as the engine does), unless --no-confirm is given.
 exit status: 0 ok; 1 the agent returned an error ("error CODE: MESSAGE" on stderr);
 2 bad command line; 3 agent unreachable, timed out, or answered something that is not JSON-RPC.
