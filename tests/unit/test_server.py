@@ -233,3 +233,28 @@ async def test_systemd_socket_activation(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         await proc.wait()
     assert proc.returncode == 0
+
+
+async def test_stop_lets_a_pending_request_finish(tmp_path: Path) -> None:
+    cfg = local_config(tmp_path)
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(body: str, headers: object) -> str:
+        entered.set()
+        await release.wait()
+        return '{"jsonrpc": "2.0", "id": 1, "result": "finished"}'
+
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(cfg, slow, stop=stop))
+    while not cfg.socket.exists():
+        assert not server.done()
+        await asyncio.sleep(0.01)
+    request = asyncio.create_task(post(cfg.socket, b'{"jsonrpc": "2.0", "id": 1}'))
+    await entered.wait()
+    stop.set()
+    await asyncio.sleep(0.1)
+    assert not server.done()  # waiting for the request in flight, not cutting it off
+    release.set()
+    assert await request == (200, '{"jsonrpc": "2.0", "id": 1, "result": "finished"}')
+    await server
