@@ -181,6 +181,8 @@ def activated_listeners(cfg: AgentConfig) -> list[Listener] | None:
         count = int(os.environ.get("LISTEN_FDS", "0"))
     except ValueError:
         return None
+    if count <= 0:
+        return None
     for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         os.environ.pop(name, None)  # children must not believe the sockets are theirs
     listeners = []
