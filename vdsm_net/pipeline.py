@@ -280,6 +280,7 @@ class Agent:
 
     def _restore_sync(self, backend: KernelBackend) -> RestoreReport:
         report = RestoreReport()
+        report.reverted_journal = self._revert_journal(backend)
         current = backend.read_state()
         safe = self.store.load_safe() or NetConfig()
         target = _without_missing_nics(safe, current, report)
@@ -293,11 +294,31 @@ class Agent:
         converge(backend, desired, ops)
         self.running = target
         self.store.save_running(target)
-        report.reverted_journal = self.journal.pending() is not None
         self.journal.clear()
         log.info("restore: %d operations; removed %s; skipped %d", report.ops,
                  report.removed or "nothing", len(report.skipped))
         return report
+
+
+    def _revert_journal(self, backend: KernelBackend) -> bool:
+        """First undo a change that died or whose rollback failed: only its snapshot knows
+        the state of devices that no config mentions (e.g. a NIC that a failed change
+        enslaved to a new bond, released and thereby downed). Best effort: the safe config
+        is converged to afterwards whatever happens here."""
+        try:
+            snapshot = self.journal.pending()
+        except NetError as exc:
+            log.warning("restore: ignoring the undo journal: %s", exc.message)
+            return False
+        if snapshot is None:
+            return False
+        log.warning("restore: an unfinished change left an undo journal: reverting it first")
+        try:
+            revert(backend, snapshot)
+        except NetError as exc:
+            log.warning("restore: reverting the unfinished change failed (%s); "
+                        "converging to the safe config anyway", exc.message)
+        return True
 
 
 def _union(a: NetConfig, b: NetConfig) -> NetConfig:
