@@ -103,11 +103,28 @@ def _devices(config: NetConfig, current: KernelState, previous: NetConfig) -> di
                 out[nic] = slave
     for net in _sorted_networks(config):
         out.update(_chain(net, current, base_mtu, port_of))
-    for nic in sorted(_used_nics(previous) - _used_nics(config)):
+    released = _used_nics(previous) | _stray_slaves(config, current)
+    for nic in sorted(released - _used_nics(config)):
         device = current.get(nic)
         if device is not None and device.is_nic:
             out[nic] = device.evolve(mtu=DEFAULT_MTU, master=None)
     return out
+
+
+def _stray_slaves(config: NetConfig, current: KernelState) -> set[str]:
+    """Slaves of an owned bond that neither config knows (left by a change whose rollback
+    failed, or that died mid-apply): released like a previous config's NICs. Deleting the
+    bond closes them (the bonding driver downs a released slave), so they must be managed
+    for the converge pass to bring them back up."""
+    return {
+        d.name
+        for d in current.devices.values()
+        if d.master is not None
+        and d.master not in config.bondings
+        and (bond := current.get(d.master)) is not None
+        and bond.owned
+        and bond.kind == BOND
+    }
 
 
 def _chain(
