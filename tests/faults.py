@@ -30,8 +30,8 @@ _CREATES = frozenset({"CreateBridge", "CreateVlan", "CreateBond"})
 
 @dataclass
 class FaultPlan:
-    """Which global operation indexes fail (0-based, counted over every ``apply`` of the
-    backend since the last ``arm``), and what each failure did."""
+    """Which global operation indexes fail (0-based, counted over every ``apply`` since the
+    plan was armed), and what each failure did."""
 
     fail_at: frozenset[int] = frozenset()
     collide: bool = True  # a create op fails by a real name collision in the kernel
@@ -40,14 +40,28 @@ class FaultPlan:
     collisions: list[str] = field(default_factory=list)  # foreign devices left to remove
 
 
-class FailingBackend:
-    """The real backend, executing ops one by one and failing where the ``FaultPlan`` says."""
+class Faults:
+    """The switch shared by the backends of one agent (its transaction and query workers)."""
 
-    def __init__(self, real: Backend, ns: NetNS, plan: FaultPlan) -> None:
+    def __init__(self) -> None:
+        self.plan = FaultPlan()
+        self.lock = threading.Lock()
+
+    def arm(self, *fail_at: int, collide: bool = True) -> FaultPlan:
+        self.plan = FaultPlan(frozenset(fail_at), collide)
+        return self.plan
+
+    def disarm(self) -> FaultPlan:
+        return self.arm()
+
+
+class FailingBackend:
+    """The real backend, executing ops one by one and failing where ``faults.plan`` says."""
+
+    def __init__(self, real: Backend, ns: NetNS, faults: Faults) -> None:
         self.real = real
         self.ns = ns
-        self.plan = plan
-        self._lock = threading.Lock()
+        self.faults = faults
 
     def read_state(self) -> KernelState:
         return self.real.read_state()
@@ -56,34 +70,28 @@ class FailingBackend:
         return self.real.read_stats()
 
     def apply(self, ops: Sequence[Op]) -> None:
+        plan = self.faults.plan
         for op in ops:
-            with self._lock:
-                index = self.plan.seen
-                self.plan.seen += 1
-            if index in self.plan.fail_at:
-                self._fail(index, op)
+            with self.faults.lock:
+                index = plan.seen
+                plan.seen += 1
+            if index in plan.fail_at:
+                self._fail(plan, index, op)
             self.real.apply([op])
 
-    def _fail(self, index: int, op: Op) -> None:
+    def _fail(self, plan: FaultPlan, index: int, op: Op) -> None:
         doc = op.to_json()
-        self.plan.failed.append(f"{index}: {op}")
-        if self.plan.collide and doc["op"] in _CREATES:
+        plan.failed.append(f"{index}: {op}")
+        if plan.collide and doc["op"] in _CREATES:
             # The kernel refuses for real: someone else took the name between plan and apply.
             name = str(doc["name"])
             self.ns.ip("link", "add", name, "type", "dummy")
-            self.plan.collisions.append(name)
+            plan.collisions.append(name)
             return  # the real apply of ``op`` now fails with EEXIST
         raise NetError(ErrorKind.KERNEL, f"{op}: {INJECTED} at operation {index}")
 
     def close(self) -> None:
         self.real.close()
-
-    def arm(self, *fail_at: int, collide: bool = True) -> FaultPlan:
-        self.plan = FaultPlan(frozenset(fail_at), collide)
-        return self.plan
-
-    def disarm(self) -> None:
-        self.plan = FaultPlan()
 
 
 def remove_collisions(ns: NetNS, plan: FaultPlan) -> None:
