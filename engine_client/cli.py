@@ -315,6 +315,10 @@ def cmd_network_remove(ctx: Ctx, a: argparse.Namespace) -> int:
     validation.check_remove(
         net, validation.NetworkUsage(atts, ctx.store.list_vms(network=net.name))
     )
+    if net.label is not None:
+        # A network on its way out is no label's any more: were a host to fail the removal,
+        # its label must not attach it again where it is already gone (sync removes the rest).
+        net = ctx.store.update_network(net.name, replace(net, label=None))
     cid = ops.start(ctx)
     pushed = ops.push(ctx, net, atts, cid, remove=True)
     with ctx.store.transaction():

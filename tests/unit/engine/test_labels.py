@@ -407,6 +407,23 @@ def test_failed_label_removal_is_finished_by_sync(cli: Cli) -> None:
     assert len(setups(cli, H2)) == 1  # in sync: not sent again
 
 
+def test_partly_failed_network_remove_is_not_undone_by_its_label(cli: Cli) -> None:
+    ok(cli, "network", "add", "iso", "--dc", "dc1", "--label", "lab")
+    ok(cli, "label", "add", "h1", "lab")
+    ok(cli, "label", "add", "h2", "lab")
+    lost = cli.transport.agents.pop(H2)
+    assert cli("network", "remove", "iso") == 1
+    assert "iso" not in agent(cli, H1).networks
+    cli.transport.add(H2, lost)
+    ok(cli, "sync")
+    # h1 does not get it back; h2, whose removal failed, loses it now.
+    assert "iso" not in agent(cli, H1).networks and "iso" not in lost.networks
+    assert attachments(cli, "iso") == {}
+    ok(cli, "network", "remove", "iso")
+    with cli.store() as s:
+        assert s.find_network("iso") is None
+
+
 def test_unreachable_host_gets_its_label_network_on_sync(cli: Cli) -> None:
     ok(cli, "network", "add", "iso", "--dc", "dc1", "--label", "lab")
     lost = cli.transport.agents.pop(H1)
