@@ -221,7 +221,7 @@ def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
         [
             [
                 r["host"],
-                r["attached"],
+                r["attached"] + (f" (label {r['via_label']})" if r["via_label"] else ""),
                 "yes" if r["in_sync"] else "no",
                 describe_diff({k: (d["expected"], d["actual"]) for k, d in r["diff"].items()})
                 or (r["last_error"] or "-"),

@@ -463,6 +463,8 @@ def test_label_list(cli: Cli) -> None:
     ]
     ok(cli, "label", "list")
     assert "nic eth1" in cli.out and "lab" in cli.out
+    ok(cli, "network", "show", "red")
+    assert "nic eth1 (label up)" in cli.out
 
 
 def test_stats_of_isolated_and_nic_networks(cli: Cli) -> None:
