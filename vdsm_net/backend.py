@@ -436,7 +436,13 @@ class Backend:
 
     def set_master(self, op: SetMaster) -> None:
         if op.master is None:
+            link = self._get(op.device)
             self._set(op.device, master=0)
+            # The bonding driver closes a slave it releases (bond_release -> dev_close): a NIC
+            # moving from a bond to a VLAN network in the same plan would stay down, and the
+            # plan's later SetUp of the VLAN fails with ENETDOWN. Keep the admin state.
+            if link.info("IFLA_INFO_SLAVE_KIND") == BOND and link.msg["flags"] & IFF_UP:
+                self._set_state(op.device, True)
             return
         master = self._get(op.master)
         if master.kind != BOND:
