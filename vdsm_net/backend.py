@@ -438,11 +438,16 @@ class Backend:
         if op.master is None:
             link = self._get(op.device)
             self._set(op.device, master=0)
-            # The bonding driver closes a slave it releases (bond_release -> dev_close): a NIC
-            # moving from a bond to a VLAN network in the same plan would stay down, and the
-            # plan's later SetUp of the VLAN fails with ENETDOWN. Keep the admin state.
-            if link.info("IFLA_INFO_SLAVE_KIND") == BOND and link.msg["flags"] & IFF_UP:
-                self._set_state(op.device, True)
+            if link.info("IFLA_INFO_SLAVE_KIND") == BOND:
+                # The bonding driver closes a slave it releases (bond_release -> dev_close) and
+                # gives it back the MTU it had before it was enslaved. The rest of the plan was
+                # made from the slave's current state: a NIC that moves from a removed bond to a
+                # VLAN network would be down (the VLAN's SetUp fails with ENETDOWN) or have a
+                # smaller MTU than the new VLAN (EINVAL). Keep both as they were.
+                keep: dict[str, Any] = {"mtu": link.attr("IFLA_MTU")}
+                if link.msg["flags"] & IFF_UP:
+                    keep["state"] = "up"
+                self._set(op.device, **keep)
             return
         master = self._get(op.master)
         if master.kind != BOND:
