@@ -237,7 +237,7 @@ class Agent:
         return {}
 
     def _dirty(self) -> bool:
-        return self.store.load_safe() != self.running
+        return (self.store.load_safe() or NetConfig()) != self.running
 
     # ---- queries -------------------------------------------------------------------------
 
