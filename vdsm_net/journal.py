@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.persist import atomic_write
+from vdsm_net.persist import atomic_write, remove_durably
 from vdsm_net.state import Device, KernelState, Route, make_state
 
 JOURNAL_FILE = "journal.json"
@@ -78,4 +78,4 @@ class Journal:
             ) from exc
 
     def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+        remove_durably(self.path)

@@ -1,4 +1,4 @@
-"""Atomic state files: the running config, the safe config and the undo journal (SPEC §1.7).
+"""Atomic state files: the running config and the safe config (SPEC §1.7).
 
 Each file is JSON ``{"version": 1, "networks": {...}, "bondings": {...}}`` in VDSM's attribute
 shape (``NetConfig.to_json``). Writes go to a temporary file in the same directory, which is
@@ -21,7 +21,6 @@ from vdsm_net.model import BondConfig, NetConfig, NetworkConfig, frozen_map
 FORMAT_VERSION = 1
 RUNNING = "running.json"
 SAFE = "safe.json"
-UNDO = "undo.json"
 _TMP_SUFFIX = ".tmp"
 
 
@@ -48,11 +47,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
     # Without this the rename itself may be lost on power failure (ext4 data=ordered keeps
     # the data, not necessarily the directory entry).
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_durably(path: Path) -> None:
+    """Unlink ``path`` (if present) so that the removal survives a power failure."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    _fsync_dir(path.parent)
 
 
 # ---- the stored form -------------------------------------------------------------------
@@ -196,10 +208,6 @@ class StateStore:
     def safe_path(self) -> Path:
         return self.state_dir / SAFE
 
-    @property
-    def undo_path(self) -> Path:
-        return self.state_dir / UNDO
-
     def _load(self, path: Path) -> NetConfig | None:
         try:
             raw = path.read_bytes()
@@ -233,21 +241,3 @@ class StateStore:
 
     def save_safe(self, cfg: NetConfig) -> None:
         atomic_write(self.safe_path, _encode(cfg))
-
-    def write_undo(self, snapshot: NetConfig) -> None:
-        """Record the config to go back to, before the kernel is touched."""
-        atomic_write(self.undo_path, _encode(snapshot))
-
-    def load_undo(self) -> NetConfig | None:
-        return self._load(self.undo_path)
-
-    def clear_undo(self) -> None:
-        try:
-            self.undo_path.unlink()
-        except FileNotFoundError:
-            return
-        dir_fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

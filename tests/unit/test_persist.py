@@ -42,23 +42,12 @@ def test_store_round_trip(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state")
     assert store.load_running() == NetConfig()
     assert store.load_safe() is None
-    assert store.load_undo() is None
     store.save_running(RICH)
     store.save_safe(NetConfig())
     assert store.load_running() == RICH
     assert store.load_safe() == NetConfig()
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["running.json", "safe.json"]
     assert json.loads(store.running_path.read_text())["version"] == 1
-
-
-def test_undo_journal(tmp_path: Path) -> None:
-    store = StateStore(tmp_path)
-    store.clear_undo()  # nothing to clear is fine
-    store.write_undo(RICH)
-    assert store.load_undo() == RICH
-    store.clear_undo()
-    assert store.load_undo() is None
-    assert not store.undo_path.exists()
 
 
 def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
