@@ -32,18 +32,38 @@ class LinkStats:
     duplex: str = "unknown"
 
 
-def _gateway(routes: frozenset[Route], device: str, family: int) -> str:
+def _gateway(routes: list[Route], family: int) -> str:
     """The device's default gateway; the main table's wins over a per-network table's."""
     found = sorted(
-        (r.table != MAIN_TABLE, r.table, r.gateway)
-        for r in routes
-        if r.device == device and r.family == family
+        (r.table != MAIN_TABLE, r.table, r.gateway) for r in routes if r.family == family
     )
     return found[0][2] if found else ""
 
 
-def _network(net: NetworkConfig, state: KernelState) -> dict[str, Any]:
+def _routes(state: KernelState) -> dict[str, list[Route]]:
+    out: dict[str, list[Route]] = {}
+    for r in state.routes:
+        out.setdefault(r.device, []).append(r)
+    return out
+
+
+def _ports(state: KernelState) -> dict[str, list[str]]:
+    """master -> its ports, sorted; one pass (KernelState.ports_of per device is quadratic)."""
+    out: dict[str, list[str]] = {}
+    for d in sorted(state.devices.values(), key=lambda d: d.name):
+        if d.master is not None:
+            out.setdefault(d.master, []).append(d.name)
+    return out
+
+
+def _network(
+    net: NetworkConfig,
+    state: KernelState,
+    ports: dict[str, list[str]],
+    routes: dict[str, list[Route]],
+) -> dict[str, Any]:
     top = state.get(net.top)
+    own = routes.get(net.top, [])
     entry: dict[str, Any] = {
         "iface": net.top,
         "bridged": net.bridged,
@@ -52,14 +72,14 @@ def _network(net: NetworkConfig, state: KernelState) -> dict[str, Any]:
         "isolated": net.isolated,
         "ipv4addrs": sorted(top.ipv4) if top else [],
         "ipv6addrs": sorted(top.ipv6) if top else [],
-        "gateway": _gateway(state.routes, net.top, 4),
-        "ipv6gateway": _gateway(state.routes, net.top, 6),
-        "defaultRoute": any(r.device == net.top and r.table == MAIN_TABLE for r in state.routes),
+        "gateway": _gateway(own, 4),
+        "ipv6gateway": _gateway(own, 6),
+        "defaultRoute": any(r.table == MAIN_TABLE for r in own),
     }
     if net.vlan is not None:
         entry["vlanid"] = net.vlan
     if net.bridged:
-        entry["ports"] = state.ports_of(net.top)
+        entry["ports"] = list(ports.get(net.top, []))
         entry["stp"] = top.stp if top else net.stp
     return entry
 
@@ -74,10 +94,14 @@ def is_host_nic(device: Device) -> bool:
 
 def capabilities(state: KernelState, running: NetConfig, *, dirty: bool) -> dict[str, Any]:
     nics = sorted((d for d in state.devices.values() if is_host_nic(d)), key=lambda d: d.name)
+    ports, routes = _ports(state), _routes(state)
     return {
-        "networks": {name: _network(net, state) for name, net in sorted(running.networks.items())},
+        "networks": {
+            name: _network(net, state, ports, routes)
+            for name, net in sorted(running.networks.items())
+        },
         "bridges": {
-            d.name: {"ports": state.ports_of(d.name), "mtu": d.mtu, "stp": d.stp}
+            d.name: {"ports": list(ports.get(d.name, [])), "mtu": d.mtu, "stp": d.stp}
             for d in _of_kind(state, BRIDGE)
         },
         "nics": {
@@ -95,7 +119,7 @@ def capabilities(state: KernelState, running: NetConfig, *, dirty: bool) -> dict
         },
         "bondings": {
             d.name: {
-                "slaves": state.ports_of(d.name),
+                "slaves": list(ports.get(d.name, [])),
                 "opts": dict(d.bond_options),
                 "mtu": d.mtu,
                 "active_slave": d.active_slave or "",

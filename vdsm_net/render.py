@@ -44,7 +44,10 @@ def network_table(name: str) -> int:
 def render(config: NetConfig, current: KernelState, previous: NetConfig) -> KernelState:
     """The desired state of every device that ``config`` (or ``previous``) involves."""
     devices = _devices(config, current, previous)
-    devices = {n: _with_addresses(d, config, current, previous) for n, d in devices.items()}
+    # Computed once: per device they made render quadratic in the number of networks.
+    before = (_addresses(previous, 4), _addresses(previous, 6))
+    after = (_addresses(config, 4), _addresses(config, 6))
+    devices = {n: _with_addresses(d, current, before, after) for n, d in devices.items()}
     routes = _desired_routes(config, current, previous, set(devices))
     return KernelState(frozen_map(devices), frozenset(routes))
 
@@ -173,14 +176,19 @@ def _addresses(config: NetConfig, family: int) -> dict[str, set[str]]:
     return out
 
 
+_ByFamily = tuple[dict[str, set[str]], dict[str, set[str]]]  # (IPv4, IPv6) top -> addresses
+
+
 def _with_addresses(
-    device: Device, config: NetConfig, current: KernelState, previous: NetConfig
+    device: Device, current: KernelState, before: _ByFamily, after: _ByFamily
 ) -> Device:
     now = current.get(device.name)
     have4 = now.ipv4 if now is not None else frozenset()
     have6 = now.ipv6 if now is not None else frozenset()
-    ipv4 = _keep_and_add(have4, _addresses(previous, 4), _addresses(config, 4), device.name)
-    ipv6 = _keep_and_add(have6, _addresses(previous, 6), _addresses(config, 6), device.name)
+    ipv4 = _keep_and_add(have4, before[0], after[0], device.name)
+    ipv6 = _keep_and_add(have6, before[1], after[1], device.name)
+    if ipv4 == device.ipv4 and ipv6 == device.ipv6:
+        return device
     return device.evolve(ipv4=ipv4, ipv6=ipv6)
 
 
