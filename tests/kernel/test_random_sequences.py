@@ -213,6 +213,8 @@ async def test_random_valid_sequences_match_the_model(agent: AgentInNs, netns: N
                           _without_bridge_macs(dump_state(netns.name)), "after restore")
         assert sorted((await agent.caps())["networks"]) == sorted(safe_model.networks)
     except Exception as exc:
-        raise AssertionError(f"seed {seed}, step {step}, request {request}: {exc}") from exc
+        devices = sorted(netns.links())
+        raise AssertionError(f"seed {seed}, step {step}, request {request}: {exc}; "
+                             f"kernel devices {devices}") from exc
     print(f"random sequences: {STEPS} requests, safe at step {safe_at}, "
           f"{time.monotonic() - started:.1f} s")
