@@ -1,10 +1,15 @@
-"""An in-process stand-in for the network between the engine client and its agents.
+"""In-process stand-ins for the network between the engine client and its agents.
 
 ``FakeTransport`` implements ``engine_client.agent_client.Transport``: it decodes the JSON-RPC
 request and hands it to the ``FakeAgent`` registered for the endpoint's URL, which keeps a
 capabilities document (SPEC §1.4) that ``Host.setupNetworks`` changes. It is a test double of
 the network and of remote hosts, not of the code under test: the engine client's real
 ``AgentClient`` and ``rollout`` run unchanged over it.
+
+The transport records every request (``calls``, in arrival order, with its headers and whether a
+setupNetworks of that host was still running) and counts the setupNetworks calls in flight, so
+that the rollout's concurrency and ordering can be tested exactly. Each agent has scripted
+failures: an error answer, a slow or hanging apply, an unreachable host, lost confirmations.
 
 Like the agent, ``setupNetworks`` with ``connectivityCheck`` waits for a
 ``Host.confirmConnectivity`` on a new request after it applied the change, and rolls back with
@@ -20,16 +25,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine_client.agent_client import AgentError, Endpoint
+from engine_client.agent_client import UNREACHABLE, AgentError, Endpoint
 
 _BOOL_TRUE = (True, "true", 1, "1")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Call:
+    endpoint: Endpoint
     method: str
     params: dict[str, Any]
-    correlation_id: str | None
+    headers: Mapping[str, str]
+    setup_pending: bool  # was a setupNetworks of this host in flight when this call arrived
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.headers.get("X-Correlation-Id")
 
 
 class RpcFailure(Exception):
@@ -43,15 +58,19 @@ class RpcFailure(Exception):
 class FakeAgent:
     """One host: its NICs, the networks the agent built, and scripted failures."""
 
-    name: str
+    name: str = "host"
     nics: tuple[str, ...] = ("eth0", "eth1", "eth2")
     version: str = "0.1.0"
     # setupNetworks answers this error (code, message) instead of applying.
     fail_setup: tuple[int, str] | None = None
-    # Never answer confirmConnectivity (the host "lost" the engine after the change).
+    # confirmConnectivity never reaches the agent (the host "lost" the engine after the change).
     drop_confirm: bool = False
-    # Hold setupNetworks this long before answering (a slow host).
+    # Time setupNetworks spends "applying" before it answers or waits for a confirmation.
     setup_delay: float = 0.0
+    # setupNetworks never answers.
+    hang: bool = False
+    # Every request fails to connect.
+    unreachable: bool = False
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     safe: dict[str, dict[str, Any]] = field(default_factory=dict)
     taps: dict[str, list[str]] = field(default_factory=dict)
@@ -111,8 +130,9 @@ class FakeAgent:
 
     # -- JSON-RPC ---------------------------------------------------------------------
 
-    async def handle(self, method: str, params: dict[str, Any], correlation_id: str | None) -> Any:
-        self.calls.append(Call(method, copy.deepcopy(params), correlation_id))
+    async def handle(self, call: Call) -> Any:
+        self.calls.append(call)
+        method, params = call.method, call.params
         if method == "Host.ping2":
             return {}
         if method == "Host.getNetworkCapabilities":
@@ -168,6 +188,10 @@ class FakeAgent:
             raise RpcFailure(23, f"networks.{name}.nic: no such NIC {nic!r}")
 
     async def setup(self, params: dict[str, Any]) -> Any:
+        if self.setup_delay:
+            await asyncio.sleep(self.setup_delay)
+        if self.hang:
+            await asyncio.Event().wait()
         if self.fail_setup is not None:
             raise RpcFailure(*self.fail_setup)
         requested: dict[str, Any] = params.get("networks") or {}
@@ -179,19 +203,18 @@ class FakeAgent:
                 del self.networks[name]
             else:
                 self.networks[name] = dict(attrs)
-        if self.setup_delay:
-            await asyncio.sleep(self.setup_delay)
         options = params.get("options") or {}
         if options.get("connectivityCheck", True) in _BOOL_TRUE:
+            # Only a confirmation that arrives from now on counts (SPEC §1.6 step 5).
             self._confirmed = asyncio.Event()
+            timeout = float(options.get("connectivityTimeout", 120))
             try:
-                await asyncio.wait_for(
-                    self._confirmed.wait(), float(options.get("connectivityTimeout", 120))
-                )
+                await asyncio.wait_for(self._confirmed.wait(), timeout)
             except TimeoutError:
                 self.networks = before
                 raise RpcFailure(
-                    10, "connectivity check failed: no confirmation from the engine; rolled back"
+                    10,
+                    f"connectivity check failed: no confirmation within {timeout:g} s; rolled back",
                 ) from None
             finally:
                 self._confirmed = None
@@ -204,25 +227,47 @@ class FakeTransport:
     unreachable host."""
 
     agents: dict[str, FakeAgent] = field(default_factory=dict)
-    seen: list[tuple[Endpoint, dict[str, str]]] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    in_flight: int = 0  # setupNetworks calls now running, over all agents
+    max_in_flight: int = 0
+    _setups: dict[str, int] = field(default_factory=dict)  # by URL: setupNetworks running
 
     def add(self, url: str, agent: FakeAgent) -> FakeAgent:
         self.agents[url] = agent
         return agent
 
+    def calls_to(self, url: str, method: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.url == url and (method is None or c.method == method)]
+
     async def post(
         self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> bytes:
-        self.seen.append((endpoint, dict(headers)))
-        agent = self.agents.get(endpoint.url)
-        if agent is None:
-            raise AgentError(-1, f"cannot connect to {endpoint.url}: Connection refused")
         request = json.loads(body)
+        url = endpoint.url
+        call = Call(
+            endpoint,
+            request["method"],
+            copy.deepcopy(request.get("params") or {}),
+            dict(headers),
+            self._setups.get(url, 0) > 0,
+        )
+        self.calls.append(call)
+        await asyncio.sleep(0)  # a request always yields, as a real one would
+        agent = self.agents.get(url)
+        if agent is None or agent.unreachable:
+            raise AgentError(UNREACHABLE, f"cannot connect to {url}: Connection refused")
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
+        setup = call.method == "Host.setupNetworks"
+        if setup:
+            self._setups[url] = self._setups.get(url, 0) + 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            reply["result"] = await agent.handle(
-                request["method"], request.get("params") or {}, headers.get("X-Correlation-Id")
-            )
+            reply["result"] = await agent.handle(call)
         except RpcFailure as exc:
             reply["error"] = {"code": exc.code, "message": exc.message}
+        finally:
+            if setup:
+                self._setups[url] -= 1
+                self.in_flight -= 1
         return json.dumps(reply).encode()

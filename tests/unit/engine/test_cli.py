@@ -183,7 +183,7 @@ def test_attach_configures_host_with_one_correlation_id(dc: Cli) -> None:
         assert s.get_attachment("h1", "red").in_sync
         assert {e.correlation_id for e in s.list_events()} == {cid}
     # the engine's client certificate goes with every call to that host
-    endpoint, headers = dc.transport.seen[0]
+    endpoint, headers = dc.transport.calls[0].endpoint, dc.transport.calls[0].headers
     assert (endpoint.cert, endpoint.key, endpoint.ca) == ("c.pem", "k.pem", "ca.pem")
     assert headers["X-Correlation-Id"] == cid
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from engine_client.agent_client import Endpoint
 from engine_client.report import RolloutProgress, summary_json, summary_table
 from engine_client.rollout import HostChange, HostOutcome, rollout
-from tests.unit.engine.fake_transport import FakeAgents, FakeHost
+from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 
 CID = "cid-1234"
 NET = "red"
@@ -46,17 +46,17 @@ def url(name: str) -> str:
     return f"https://{name}.example:54321"
 
 
-def make(hosts: dict[str, FakeHost]) -> tuple[FakeAgents, list[HostChange]]:
-    agents = FakeAgents({url(h): fh for h, fh in hosts.items()})
+def make(hosts: dict[str, FakeAgent]) -> tuple[FakeTransport, list[HostChange]]:
+    net = FakeTransport({url(h): agent for h, agent in hosts.items()})
     changes = [
         HostChange(h, Endpoint(url(h)), {NET: {"nic": "eth1", "vlan": 100, "mtu": 9000}})
         for h in hosts
     ]
-    return agents, changes
+    return net, changes
 
 
 async def run(
-    agents: FakeAgents,
+    net: FakeTransport,
     changes: list[HostChange],
     rec: Recorder,
     *,
@@ -68,7 +68,7 @@ async def run(
     return await rollout(
         NET,
         changes,
-        transport=agents,
+        transport=net,
         correlation_id=CID,
         events=rec,
         parallel=parallel,
@@ -79,29 +79,29 @@ async def run(
 
 
 async def test_fifty_hosts_run_concurrently() -> None:
-    agents, changes = make({f"h{i:02}": FakeHost(apply_seconds=0.2) for i in range(50)})
+    net, changes = make({f"h{i:02}": FakeAgent(setup_delay=0.2) for i in range(50)})
     rec = Recorder()
-    outcomes = await run(agents, changes, rec)
-    assert agents.max_in_flight == 50
+    outcomes = await run(net, changes, rec)
+    assert net.max_in_flight == 50
     assert [o.host for o in outcomes] == [c.host for c in changes]
     assert all(o.ok and o.failure is None for o in outcomes)
     assert len(rec.events) == 100
     assert not any("planned" in m for m in rec.messages)
     for h in (c.host for c in changes):
-        assert agents.hosts[url(h)].safe == {NET: {"nic": "eth1", "vlan": 100, "mtu": 9000}}
+        assert net.agents[url(h)].safe == {NET: {"nic": "eth1", "vlan": 100, "mtu": 9000}}
 
 
 async def test_parallel_bounds_in_flight_calls() -> None:
-    agents, changes = make({f"h{i}": FakeHost(apply_seconds=0.05) for i in range(20)})
-    outcomes = await run(agents, changes, Recorder(), parallel=5)
-    assert agents.max_in_flight == 5
+    net, changes = make({f"h{i}": FakeAgent(setup_delay=0.05) for i in range(20)})
+    outcomes = await run(net, changes, Recorder(), parallel=5)
+    assert net.max_in_flight == 5
     assert all(o.ok for o in outcomes)
 
 
 async def test_event_texts_verbatim_in_start_order() -> None:
-    agents, changes = make({"alpha": FakeHost(), "beta": FakeHost(), "gamma": FakeHost()})
+    net, changes = make({"alpha": FakeAgent(), "beta": FakeAgent(), "gamma": FakeAgent()})
     rec = Recorder()
-    await run(agents, changes, rec, parallel=1)
+    await run(net, changes, rec, parallel=1)
     assert rec.messages == [
         "1/3 applying network red on host alpha",
         "1/3 network red were updated on host alpha",
@@ -116,15 +116,15 @@ async def test_event_texts_verbatim_in_start_order() -> None:
 
 async def test_completion_event_keeps_the_start_number() -> None:
     # The first host to start is the last to finish: its completion still says 1/3.
-    agents, changes = make(
+    net, changes = make(
         {
-            "slow": FakeHost(apply_seconds=0.3),
-            "mid": FakeHost(apply_seconds=0.1),
-            "fast": FakeHost(),
+            "slow": FakeAgent(setup_delay=0.3),
+            "mid": FakeAgent(setup_delay=0.1),
+            "fast": FakeAgent(),
         }
     )
     rec = Recorder()
-    await run(agents, changes, rec)
+    await run(net, changes, rec)
     applying = [m for m in rec.messages if "applying" in m]
     assert applying == [
         "1/3 applying network red on host slow",
@@ -140,15 +140,15 @@ async def test_completion_event_keeps_the_start_number() -> None:
 
 
 async def test_partial_failure_events_and_outcomes() -> None:
-    agents, changes = make(
+    net, changes = make(
         {
-            "h1": FakeHost(),
-            "h2": FakeHost(error=(26, "networks.red.vlan: expected 0-4094, got 5000")),
-            "h3": FakeHost(),
+            "h1": FakeAgent(),
+            "h2": FakeAgent(fail_setup=(26, "networks.red.vlan: expected 0-4094, got 5000")),
+            "h3": FakeAgent(),
         }
     )
     rec = Recorder()
-    outcomes = await run(agents, changes, rec, parallel=1)
+    outcomes = await run(net, changes, rec, parallel=1)
     assert [o.ok for o in outcomes] == [True, False, True]
     assert outcomes[1].failure == "networks.red.vlan: expected 0-4094, got 5000 (code 26)"
     assert (
@@ -161,17 +161,17 @@ async def test_partial_failure_events_and_outcomes() -> None:
     assert last.message == "3 are planned to be updated, however only 2 could be updated."
     assert last.severity == "warning" and last.correlation_id == CID and last.host is None
     # The failed host is not made safe; the others are.
-    assert agents.calls_to(url("h2"), "Host.setSafeNetworkConfig") == []
-    assert len(agents.calls_to(url("h1"), "Host.setSafeNetworkConfig")) == 1
-    assert len(agents.calls_to(url("h3"), "Host.setSafeNetworkConfig")) == 1
+    assert net.calls_to(url("h2"), "Host.setSafeNetworkConfig") == []
+    assert len(net.calls_to(url("h1"), "Host.setSafeNetworkConfig")) == 1
+    assert len(net.calls_to(url("h3"), "Host.setSafeNetworkConfig")) == 1
 
 
 async def test_hanging_host_fails_alone_on_its_timeout() -> None:
-    agents, changes = make(
-        {"stuck": FakeHost(hang=True), **{f"ok{i}": FakeHost(apply_seconds=0.05) for i in range(5)}}
+    net, changes = make(
+        {"stuck": FakeAgent(hang=True), **{f"ok{i}": FakeAgent(setup_delay=0.05) for i in range(5)}}
     )
     rec = Recorder()
-    outcomes = await run(agents, changes, rec, connectivity_timeout=0.3, call_timeout=0.3)
+    outcomes = await run(net, changes, rec, connectivity_timeout=0.3, call_timeout=0.3)
     by_host = {o.host: o for o in outcomes}
     assert not by_host["stuck"].ok
     assert "timed out after" in (by_host["stuck"].failure or "")
@@ -184,9 +184,9 @@ async def test_hanging_host_fails_alone_on_its_timeout() -> None:
 
 
 async def test_unreachable_host_is_a_failed_host() -> None:
-    agents, changes = make({"down": FakeHost(unreachable=True), "up": FakeHost()})
+    net, changes = make({"down": FakeAgent(unreachable=True), "up": FakeAgent()})
     rec = Recorder()
-    outcomes = await run(agents, changes, rec)
+    outcomes = await run(net, changes, rec)
     assert [o.ok for o in outcomes] == [False, True]
     assert outcomes[0].failure == (
         "cannot connect to https://down.example:54321: Connection refused (code -1)"
@@ -194,40 +194,40 @@ async def test_unreachable_host_is_a_failed_host() -> None:
 
 
 async def test_confirm_connectivity_polled_while_pending() -> None:
-    agents, changes = make({"h1": FakeHost(apply_seconds=0.8)})
-    outcomes = await run(agents, changes, Recorder(), connectivity_timeout=5, poll_interval=0.5)
+    net, changes = make({"h1": FakeAgent(setup_delay=0.8)})
+    outcomes = await run(net, changes, Recorder(), connectivity_timeout=5, poll_interval=0.5)
     assert outcomes[0].ok
-    confirms = agents.calls_to(url("h1"), "Host.confirmConnectivity")
+    confirms = net.calls_to(url("h1"), "Host.confirmConnectivity")
     assert len(confirms) >= 2
     assert all(c.setup_pending for c in confirms)
     # Polling stops with the setupNetworks call.
     await asyncio.sleep(1.0)
-    assert len(agents.calls_to(url("h1"), "Host.confirmConnectivity")) == len(confirms)
-    methods = [c.method for c in agents.calls_to(url("h1"))]
+    assert len(net.calls_to(url("h1"), "Host.confirmConnectivity")) == len(confirms)
+    methods = [c.method for c in net.calls_to(url("h1"))]
     assert methods[0] == "Host.setupNetworks"
     assert methods[-1] == "Host.setSafeNetworkConfig"
 
 
 async def test_no_confirmation_means_connectivity_failure_and_no_safe_config() -> None:
-    agents, changes = make({"lost": FakeHost(drop_confirms=True), "fine": FakeHost()})
+    net, changes = make({"lost": FakeAgent(drop_confirm=True), "fine": FakeAgent()})
     rec = Recorder()
-    outcomes = await run(agents, changes, rec, connectivity_timeout=0.7)
+    outcomes = await run(net, changes, rec, connectivity_timeout=0.7)
     assert [o.ok for o in outcomes] == [False, True]
     assert "(code 10)" in (outcomes[0].failure or "")
-    assert agents.calls_to(url("lost"), "Host.setSafeNetworkConfig") == []
-    assert agents.hosts[url("lost")].networks == {}
+    assert net.calls_to(url("lost"), "Host.setSafeNetworkConfig") == []
+    assert net.agents[url("lost")].networks == {}
 
 
 async def test_setup_params_and_correlation_header_on_every_call() -> None:
-    agents, changes = make({"h1": FakeHost(apply_seconds=0.6), "h2": FakeHost()})
-    await run(agents, changes, Recorder(), connectivity_timeout=42)
-    assert {c.method for c in agents.calls} == {
+    net, changes = make({"h1": FakeAgent(setup_delay=0.6), "h2": FakeAgent()})
+    await run(net, changes, Recorder(), connectivity_timeout=42)
+    assert {c.method for c in net.calls} == {
         "Host.setupNetworks",
         "Host.confirmConnectivity",
         "Host.setSafeNetworkConfig",
     }
-    assert all(c.headers.get("X-Correlation-Id") == CID for c in agents.calls)
-    setup = agents.calls_to(url("h1"), "Host.setupNetworks")[0]
+    assert all(c.headers.get("X-Correlation-Id") == CID for c in net.calls)
+    setup = net.calls_to(url("h1"), "Host.setupNetworks")[0]
     assert setup.params == {
         "networks": {NET: {"nic": "eth1", "vlan": 100, "mtu": 9000}},
         "bondings": {},
@@ -236,16 +236,16 @@ async def test_setup_params_and_correlation_header_on_every_call() -> None:
 
 
 async def test_remove_is_sent_as_is() -> None:
-    agents = FakeAgents({url("h1"): FakeHost(networks={NET: {"nic": "eth1"}})})
+    net = FakeTransport({url("h1"): FakeAgent(networks={NET: {"nic": "eth1"}})})
     changes = [HostChange("h1", Endpoint(url("h1")), {NET: {"remove": True}})]
-    outcomes = await run(agents, changes, Recorder())
+    outcomes = await run(net, changes, Recorder())
     assert outcomes[0].ok
-    assert agents.hosts[url("h1")].networks == {}
+    assert net.agents[url("h1")].networks == {}
 
 
 async def test_no_hosts_is_no_events() -> None:
     rec = Recorder()
-    assert await run(FakeAgents({}), [], rec) == []
+    assert await run(FakeTransport({}), [], rec) == []
     assert rec.events == []
 
 
