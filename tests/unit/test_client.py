@@ -110,8 +110,8 @@ async def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_https_with_client_certificate(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     ca = make_ca(tmp_path, "ca")
-    server = issue(ca, tmp_path, "agent", server=True)
-    engine = issue(ca, tmp_path, "engine")
+    server = issue(ca, "agent", server=True)
+    engine = issue(ca, "engine")
     cfg = local_config(tmp_path, listen=("127.0.0.1", 0), tls_cert=server.cert,
                        tls_key=server.key, tls_ca=ca.cert)
     async with running(cfg, EchoAgent().handle) as urls:

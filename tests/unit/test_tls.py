@@ -37,12 +37,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     other = make_ca(d, "other-ca")
     return PKI(
         ca=ca,
-        server=issue(ca, d, "agent", server=True),
-        client=issue(ca, d, "engine"),
+        server=issue(ca, "agent", server=True),
+        client=issue(ca, "engine"),
         other_ca=other,
-        foreign_client=issue(other, d, "intruder"),
-        expired_client=issue(ca, d, "old-engine", expired=True),
-        foreign_server=issue(other, d, "fake-agent", server=True),
+        foreign_client=issue(other, "intruder"),
+        expired_client=issue(ca, "old-engine", expired=True),
+        foreign_server=issue(other, "fake-agent", server=True),
     )
 
 

@@ -1,12 +1,10 @@
 """The agent client: strict JSON-RPC parsing, and the real aiohttp transport against small
-JSON-RPC servers on 127.0.0.1 with real mutual TLS (certificates made here), and on a Unix
-socket."""
+JSON-RPC servers on 127.0.0.1 with real mutual TLS (certificates from tests/pki_helpers.py),
+and on a Unix socket."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -17,10 +15,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from engine_client.agent_client import (
     BAD_RESPONSE,
@@ -33,6 +27,7 @@ from engine_client.agent_client import (
     Endpoint,
     parse_response,
 )
+from tests.pki_helpers import issue, make_ca
 
 # ---------------------------------------------------------------- strict response parsing
 
@@ -148,107 +143,22 @@ class Pki:
     stranger_key: str
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> str:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(path)
-
-
-def _write_cert(path: Path, cert: x509.Certificate) -> str:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return str(path)
-
-
-def _make_ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
-
-
-def _issue(
-    ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, cn: str, *, server: bool
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    usage = (
-        x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
-        if server
-        else (x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
-    )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    return builder.sign(ca_key, hashes.SHA256()), key
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     d = tmp_path_factory.mktemp("pki")
-    ca, ca_key = _make_ca("test CA")
-    other, other_key = _make_ca("other CA")
-    srv, srv_key = _issue(ca, ca_key, "127.0.0.1", server=True)
-    cli, cli_key = _issue(ca, ca_key, "engine", server=False)
-    stranger, stranger_key = _issue(other, other_key, "stranger", server=False)
+    ca, other = make_ca(d, "test CA"), make_ca(d, "other CA")
+    server = issue(ca, "127.0.0.1", server=True)
+    client = issue(ca, "engine")
+    stranger = issue(other, "stranger")
     return Pki(
-        ca=_write_cert(d / "ca.pem", ca),
-        other_ca=_write_cert(d / "other-ca.pem", other),
-        server_cert=_write_cert(d / "server.pem", srv),
-        server_key=_write_key(d / "server.key", srv_key),
-        client_cert=_write_cert(d / "client.pem", cli),
-        client_key=_write_key(d / "client.key", cli_key),
-        stranger_cert=_write_cert(d / "stranger.pem", stranger),
-        stranger_key=_write_key(d / "stranger.key", stranger_key),
+        ca=str(ca.cert),
+        other_ca=str(other.cert),
+        server_cert=str(server.cert),
+        server_key=str(server.key),
+        client_cert=str(client.cert),
+        client_key=str(client.key),
+        stranger_cert=str(stranger.cert),
+        stranger_key=str(stranger.key),
     )
 
 
