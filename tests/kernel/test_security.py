@@ -96,10 +96,10 @@ def test_tcp_listener_requires_a_client_certificate_from_its_ca(
     pki.mkdir()
     other.mkdir()
     ca = make_ca(pki)
-    server = issue(ca, pki, "agent", server=True)
-    client = issue(ca, pki, "engine")
-    expired = issue(ca, pki, "expired", expired=True)
-    intruder = issue(make_ca(other, "other-ca"), other, "intruder")
+    server = issue(ca, "agent", server=True)
+    client = issue(ca, "engine")
+    expired = issue(ca, "expired", expired=True)
+    intruder = issue(make_ca(other, "other-ca"), "intruder")
     config = tmp_path / "agent.toml"
     config.write_text(f'[rpc]\nlisten = "127.0.0.1:{PORT}"\n'
                       f'[tls]\ncert = "{server.cert}"\nkey = "{server.key}"\nca = "{ca.cert}"\n')
