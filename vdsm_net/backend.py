@@ -61,7 +61,7 @@ IFA_F_NODAD = 0x02
 IFA_F_PERMANENT = 0x80
 RT_SCOPE_UNIVERSE = 0
 RTN_UNICAST = 1
-_NEW_BRIDGE_MTU = 1500
+_MIN_MTU = 68  # ETH_MIN_MTU
 _RTA_DST = 1
 _DECODED = "vdsm_net_decoded"
 _IFADDRMSG_SCOPE = 16 + 3  # nlmsghdr, then ifa_family, ifa_prefixlen, ifa_flags, ifa_scope
@@ -143,6 +143,7 @@ class Backend:
         self._ipr = IPRoute(netns=netns, groups=0, ext_ack=True)
         self._lock = threading.Lock()
         self._index: dict[str, int] = {}
+        self._kinds: dict[str, str] = {}  # IFLA_INFO_KIND by name, as of the last read
         self._stray_doomed: tuple[int, ...] = ()
 
     def close(self) -> None:
@@ -199,6 +200,7 @@ class Backend:
     def _dump_links(self) -> list[_Link]:
         links = self._links(ifinfmsg(), NLM_F_REQUEST | NLM_F_DUMP)
         self._index = {link.name: link.index for link in links}
+        self._kinds = {link.name: link.kind for link in links}
         return links
 
     def _get_link(self, *, index: int = 0, ifname: str | None = None) -> _Link:
@@ -402,27 +404,50 @@ class Backend:
         return self._get_link(index=self._idx(name))
 
     def _set(self, name: str, **kwargs: Any) -> None:
-        self._ipr.link("set", index=self._idx(name), **kwargs)
+        index = self._index.get(name)
+        if index is not None:
+            self._ipr.link("set", index=index, **kwargs)
+            return
+        # A device this backend just created: addressed by name (IFLA_IFNAME), which saves
+        # the RTM_GETLINK that would learn its index.
+        try:
+            self._ipr.link("set", ifname=name, **kwargs)
+        except NetlinkError as e:
+            if e.code == errno.ENODEV:
+                raise _Refused(f"no device {name!r}") from e
+            raise
 
     def _set_state(self, name: str, up: bool) -> None:
         self._set(name, state="up" if up else "down")
 
-    def _create(self, name: str, linkinfo: dict[str, Any], **kwargs: Any) -> int:
-        self._ipr.link("add", ifname=name, group=OWNED_GROUP, IFLA_LINKINFO=linkinfo, **kwargs)
+    def _create(self, name: str, linkinfo: dict[str, Any], **kwargs: Any) -> None:
+        # The new device's ifindex is chosen here (RTM_NEWLINK honours ifi_index), so that no
+        # RTM_GETLINK is needed to learn it. If a device created since the last dump holds
+        # that index, the kernel answers EEXIST (it looks the index up first) or EBUSY: then
+        # the kernel chooses, and a true name clash fails the same way a second time.
+        index = max(self._index.values(), default=0) + 1
         self._index.pop(name, None)
-        return self._idx(name)
+        try:
+            self._ipr.link("add", ifname=name, index=index, group=OWNED_GROUP,
+                           IFLA_LINKINFO=linkinfo, **kwargs)
+        except NetlinkError as e:
+            if e.code not in (errno.EBUSY, errno.EEXIST):
+                raise
+            self._ipr.link("add", ifname=name, group=OWNED_GROUP, IFLA_LINKINFO=linkinfo,
+                           **kwargs)
+        else:
+            self._index[name] = index
+        self._kinds[name] = str(linkinfo["attrs"][0][1])
 
     def create_bridge(self, op: CreateBridge) -> None:
         data = [("IFLA_BR_STP_STATE", 1 if op.stp else 0)]
         extra = {"address": op.mac} if op.mac else {}
-        self._create(op.name, _linkinfo(BRIDGE, data), **extra)
         # An MTU given at creation, or set to the value the bridge already has, does not
         # count as "set by user": the bridge would then follow its smallest port (a VM tap
-        # joining with 1400 would pull a 1500 bridge down). Only a real change makes it stick,
-        # so step through another value while the new bridge has no ports.
-        # A new bridge has ether_setup()'s 1500.
-        if op.mtu == _NEW_BRIDGE_MTU:
-            self._set(op.name, mtu=op.mtu - 1)
+        # joining with 1400 would pull a 1500 bridge down). Only a real change makes it stick:
+        # create the bridge one below (IFLA_MTU at creation is assigned, not "changed"), then
+        # set the wanted value while it has no ports. Two requests, no RTM_GETLINK.
+        self._create(op.name, _linkinfo(BRIDGE, data), mtu=_step_mtu(op.mtu), **extra)
         self._set(op.name, mtu=op.mtu)
 
     def create_vlan(self, op: CreateVlan) -> None:
@@ -508,6 +533,7 @@ class Backend:
             raise
         gone = set(doomed)
         self._index = {n: i for n, i in self._index.items() if i not in gone}
+        self._kinds = {n: k for n, k in self._kinds.items() if n in self._index}
 
     def _try_set_group(self, index: int, group: int) -> None:
         try:
@@ -530,6 +556,10 @@ class Backend:
                 if link.flags & IFF_UP:
                     keep["state"] = "up"
                 self._set(op.device, **keep)
+            return
+        kind = self._kinds.get(op.master)
+        if kind is not None and kind != BOND:  # known from the last dump or our own create
+            self._set(op.device, master=self._idx(op.master))
             return
         master = self._get(op.master)
         if master.kind != BOND:
@@ -591,6 +621,11 @@ class Backend:
 
     def del_route(self, op: DelRoute) -> None:
         self._route("del", op.route)
+
+
+def _step_mtu(mtu: int) -> int:
+    """Another MTU than ``mtu``, within the kernel's range for a port-less bridge."""
+    return mtu - 1 if mtu > _MIN_MTU else mtu + 1
 
 
 def _has_nla(data: bytes, start: int, end: int, wanted: int) -> bool:
