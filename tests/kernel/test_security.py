@@ -91,15 +91,11 @@ def agent(nics: NetNS, tmp_path: Path) -> AgentProcess:
 def test_tcp_listener_requires_a_client_certificate_from_its_ca(
     nics: NetNS, tmp_path: Path
 ) -> None:
-    pki = tmp_path / "pki"
-    other = tmp_path / "other"
-    pki.mkdir()
-    other.mkdir()
-    ca = make_ca(pki)
+    ca = make_ca(tmp_path)
     server = issue(ca, "agent", server=True)
     client = issue(ca, "engine")
     expired = issue(ca, "expired", expired=True)
-    intruder = issue(make_ca(other, "other-ca"), "intruder")
+    intruder = issue(make_ca(tmp_path, "other-ca"), "intruder")
     config = tmp_path / "agent.toml"
     config.write_text(f'[rpc]\nlisten = "127.0.0.1:{PORT}"\n'
                       f'[tls]\ncert = "{server.cert}"\nkey = "{server.key}"\nca = "{ca.cert}"\n')
