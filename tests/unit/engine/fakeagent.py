@@ -65,7 +65,7 @@ class FakeAgent:
     fail_setup: tuple[int, str] | None = None
     # confirmConnectivity never reaches the agent (the host "lost" the engine after the change).
     drop_confirm: bool = False
-    # Time setupNetworks spends "applying" before it answers or waits for a confirmation.
+    # Time setupNetworks spends after applying, before it answers or waits for a confirmation.
     setup_delay: float = 0.0
     # setupNetworks never answers.
     hang: bool = False
@@ -188,8 +188,6 @@ class FakeAgent:
             raise RpcFailure(23, f"networks.{name}.nic: no such NIC {nic!r}")
 
     async def setup(self, params: dict[str, Any]) -> Any:
-        if self.setup_delay:
-            await asyncio.sleep(self.setup_delay)
         if self.hang:
             await asyncio.Event().wait()
         if self.fail_setup is not None:
@@ -203,18 +201,20 @@ class FakeAgent:
                 del self.networks[name]
             else:
                 self.networks[name] = dict(attrs)
+        if self.setup_delay:
+            await asyncio.sleep(self.setup_delay)
         options = params.get("options") or {}
         if options.get("connectivityCheck", True) in _BOOL_TRUE:
             # Only a confirmation that arrives from now on counts (SPEC §1.6 step 5).
             self._confirmed = asyncio.Event()
-            timeout = float(options.get("connectivityTimeout", 120))
             try:
-                await asyncio.wait_for(self._confirmed.wait(), timeout)
+                await asyncio.wait_for(
+                    self._confirmed.wait(), float(options.get("connectivityTimeout", 120))
+                )
             except TimeoutError:
                 self.networks = before
                 raise RpcFailure(
-                    10,
-                    f"connectivity check failed: no confirmation within {timeout:g} s; rolled back",
+                    10, "connectivity check failed: no confirmation from the engine; rolled back"
                 ) from None
             finally:
                 self._confirmed = None
