@@ -129,9 +129,10 @@ def _tls_reason(err: BaseException) -> str:
 
 
 class AiohttpTransport:
-    """The real transport. One TCP session (connection pool bounded by ``limit`` and
-    ``limit_per_host``) for all https/http agents, with an SSL context per (cert, key, ca)
-    built once; one session per Unix socket path. Close it with ``await close()``."""
+    """The real transport. One session (connection pool of at most ``limit_per_host``) per
+    agent URL or Unix socket path, with an SSL context per (cert, key, ca) built once; callers
+    bound how many agents they talk to at once (``limit`` is kept for compatibility).
+    ``release(endpoint)`` closes one agent's connections, ``close()`` all."""
 
     def __init__(
         self, *, limit: int = 100, limit_per_host: int = 4, connect_timeout: float = 10.0
@@ -139,7 +140,8 @@ class AiohttpTransport:
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._connect_timeout = connect_timeout
-        self._tcp: aiohttp.ClientSession | None = None
+        self._hosts: dict[str, aiohttp.ClientSession] = {}
+        self._busy: dict[str, int] = {}  # requests in flight per agent URL
         self._unix: dict[str, aiohttp.ClientSession] = {}
         self._contexts: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
 
@@ -158,6 +160,12 @@ class AiohttpTransport:
             self._contexts[key] = ctx
         return ctx
 
+    async def release(self, endpoint: Endpoint) -> None:
+        """Close the idle connections to this endpoint (its work is done)."""
+        session = self._hosts.pop(endpoint.url, None)
+        if session is not None:
+            await session.close()
+
     def _session_for(self, endpoint: Endpoint) -> tuple[aiohttp.ClientSession, str]:
         scheme = endpoint.scheme
         if scheme == "unix":
@@ -174,15 +182,52 @@ class AiohttpTransport:
                 UNREACHABLE,
                 f"endpoint.url: expected https://, http:// or unix://, got {endpoint.url!r}",
             )
-        if self._tcp is None:
-            tcp = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit_per_host)
-            self._tcp = aiohttp.ClientSession(connector=tcp)
-        return self._tcp, endpoint.url.rstrip("/") + JSONRPC_PATH
+        # One session (connection pool) per agent, so that ``release`` can close exactly its
+        # connections; the caller bounds how many agents are talked to at once.
+        session = self._hosts.pop(endpoint.url, None)
+        if session is None:
+            tcp = aiohttp.TCPConnector(limit=self._limit_per_host,
+                                       limit_per_host=self._limit_per_host)
+            session = aiohttp.ClientSession(connector=tcp)
+        self._hosts[endpoint.url] = session  # most recently used last
+        return session, endpoint.url.rstrip("/") + JSONRPC_PATH
+
+    async def _evict(self) -> None:
+        """Past ``limit`` agents, close the least recently used idle ones (a capabilities
+        probe of every host never calls ``release``)."""
+        excess = len(self._hosts) - self._limit
+        victims = []
+        for url in list(self._hosts):
+            if excess <= 0:
+                break
+            if self._busy.get(url, 0) == 0:
+                excess -= 1
+                victims.append(self._hosts.pop(url))  # before any await: others evict too
+        for session in victims:
+            await session.close()
 
     async def post(
         self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> bytes:
+        await self._evict()
         session, url = self._session_for(endpoint)
+        self._busy[endpoint.url] = self._busy.get(endpoint.url, 0) + 1
+        try:
+            return await self._post(session, url, endpoint, body, headers, timeout)
+        finally:
+            left = self._busy.pop(endpoint.url) - 1
+            if left:
+                self._busy[endpoint.url] = left
+
+    async def _post(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        endpoint: Endpoint,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: float,
+    ) -> bytes:
         ssl_arg: ssl.SSLContext | bool = (
             self._context(endpoint) if endpoint.scheme == "https" else True
         )
@@ -262,9 +307,9 @@ class AiohttpTransport:
                 await writer.wait_closed()
 
     async def close(self) -> None:
-        sessions = [*self._unix.values(), *([self._tcp] if self._tcp is not None else [])]
+        sessions = [*self._unix.values(), *self._hosts.values()]
         self._unix.clear()
-        self._tcp = None
+        self._hosts.clear()
         for session in sessions:
             await session.close()
 
