@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import overload
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,42 +38,17 @@ def make_ca(directory: Path, name: str = "test-ca") -> CA:
     return ca
 
 
-@overload
-def issue(ca: CA, name: str, /, *, server: bool = False, expired: bool = False) -> Issued: ...
-
-
-@overload
-def issue(
-    ca: CA, directory: Path, name: str, /, *, server: bool = False, expired: bool = False
-) -> Issued: ...
-
-
-def issue(
-    ca: CA,
-    first: str | Path,
-    second: str | None = None,
-    /,
-    *,
-    server: bool = False,
-    expired: bool = False,
-) -> Issued:
-    """``issue(ca, name)``: a certificate signed by ``ca`` (both server and client usage, as the
-    product's are), its files ``NAME.pem`` and ``NAME-key.pem`` beside the CA's; server ones
-    carry SAN localhost and 127.0.0.1, others SAN ``name``. ``issue(ca, directory, name)``, the
-    helper's older form, puts the files in ``directory`` instead."""
-    name = str(first) if second is None else second
+def issue(ca: CA, name: str, *, server: bool = False, expired: bool = False) -> Issued:
+    """A certificate signed by ``ca`` (both server and client usage, as the product's are), its
+    files ``NAME.pem`` and ``NAME-key.pem`` beside the CA's; server ones carry SAN localhost and
+    127.0.0.1, others SAN ``name``."""
     if server:
-        made = pki.issue(ca.directory, name, ips=["127.0.0.1"], dns=["localhost"])
+        issued = pki.issue(ca.directory, name, ips=["127.0.0.1"], dns=["localhost"])
     else:
-        made = pki.issue(ca.directory, name)
+        issued = pki.issue(ca.directory, name)
     if expired:
-        _expire(ca, made)
-    if second is None:
-        return made
-    where = Path(first)
-    return Issued(
-        made.cert.replace(where / made.cert.name), made.key.replace(where / made.key.name)
-    )
+        _expire(ca, issued)
+    return issued
 
 
 def _expire(ca: CA, issued: Issued) -> None:
