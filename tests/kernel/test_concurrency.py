@@ -30,9 +30,10 @@ import pytest
 from tests.daemon import AgentError, AgentProcess
 from tests.faults import rss_kib
 from tests.netns import NetNS
+from vdsm_net.persist import StateStore
 
 SETUP_THREADS = 4
-SETUPS_PER_THREAD = int(os.environ.get("VDSM_NET_CONCURRENCY_SETUPS", "100"))
+SETUPS_PER_THREAD = int(os.environ.get("VDSM_NET_CONCURRENCY_SETUPS", "250"))
 READ_THREADS = 3
 CONFIRM_THREADS = 2
 CALL_BOUND = 60.0  # seconds; a call that takes longer counts as a hang
@@ -195,6 +196,9 @@ def test_many_clients_never_interleave_hang_or_leak(agent: AgentProcess, netns: 
     assert applied and applied[0].code is None, f"the kernel shows request {mark}, not a success"
     assert applied[0] is max(ok, key=lambda o: o.done), "the last success is not what is applied"
     assert _kernel_matches(netns, applied[0].networks) == []
+    # The agent's own record of its last commit is that request too.
+    running = StateStore(agent.state_dir).load_running()
+    assert running.networks[MARK].mtu == mark
     caps = agent.call("Host.getNetworkCapabilities")
     assert caps["networks"][MARK]["mtu"] == mark
     print(f"concurrency: {sum(run.calls.values())} calls in {elapsed:.1f} s {dict(run.calls)}; "
