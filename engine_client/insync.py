@@ -76,7 +76,11 @@ def attachment_diff(
 ) -> dict[str, tuple[Any, Any]]:
     """``{}`` when the host carries the network as defined; else ``{key: (expected, actual)}``
     for keys among ``vlan``, ``mtu``, ``bridged``, ``nic``; or ``{"missing": ("present",
-    "absent")}`` when the host does not report the network at all."""
+    "absent")}`` when the host does not report the network at all; or ``{"pending": ...}``
+    while the host has an unconfirmed change in flight."""
+    if caps.get("netConfigPending") is True:
+        # The host shows a change that its agent may still roll back (no confirmation yet).
+        return {"pending": ("confirmed state", "unconfirmed change in progress")}
     networks = caps.get("networks") or {}
     entry = networks.get(network.name)
     if not isinstance(entry, Mapping):

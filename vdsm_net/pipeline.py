@@ -130,6 +130,9 @@ class Agent:
         self._ro = _Worker("netlink-ro", backend_factory)
         self._lock = asyncio.Lock()
         self._confirmed: asyncio.Event | None = None
+        # True from the undo journal's record until commit or rollback: the kernel then shows
+        # a change that may still be undone, and capabilities say so (netConfigPending).
+        self._pending = False
 
     def close(self) -> None:
         self._tx.close()
@@ -165,6 +168,7 @@ class Agent:
 
         if ops:
             await asyncio.to_thread(self.journal.record, current, cid)
+            self._pending = True
             try:
                 await self._tx.call(lambda b: converge(b, desired, ops))  # apply + verify
             except NetError as exc:
@@ -191,6 +195,7 @@ class Agent:
 
         self.running = new_config  # commit
         await asyncio.to_thread(self._commit, new_config, request.options.commit_on_success)
+        self._pending = False
         log.info("%ssetupNetworks done in %.0f ms", tag, (time.monotonic() - started) * 1000)
         return {}
 
@@ -202,6 +207,7 @@ class Agent:
 
     async def _roll_back(self, snapshot: KernelState, cause: NetError, tag: str) -> None:
         log.warning("%srolling back: %s", tag, cause.message)
+        self._pending = False
         try:
             await self._tx.call(lambda b: revert(b, snapshot))
         except Exception as exc:
@@ -244,7 +250,10 @@ class Agent:
     async def network_capabilities(self) -> dict[str, Any]:
         state = await self._ro.call(lambda b: b.read_state())
         dirty = await asyncio.to_thread(self._dirty)
-        return capabilities(state, self.running, dirty=dirty)
+        doc = capabilities(state, self.running, dirty=dirty)
+        # Beyond SPEC §1.4: an engine must not take an unconfirmed change for the host's state.
+        doc["netConfigPending"] = self._pending
+        return doc
 
     async def capabilities(self) -> dict[str, Any]:
         doc = await self.network_capabilities()

@@ -302,11 +302,14 @@ async def test_concurrent_calls_never_interleave(agent: AgentInNs, netns: NetNS)
     while "red" not in netns.links():
         await asyncio.sleep(0.02)
     # the first call is now waiting for confirmation, holding the transaction
+    while not (await agent.caps())["netConfigPending"]:
+        await asyncio.sleep(0.02)
     await expect_error(agent.setup({"blue": {"nic": "eth2"}}), 40)
     assert "blue" not in netns.links()
     await asyncio.sleep(0.05)
     await agent.call("Host.confirmConnectivity")
     assert await first == {}
+    assert (await agent.caps())["netConfigPending"] is False
 
 
 async def test_unconfirmed_change_rolls_back_with_error_10(

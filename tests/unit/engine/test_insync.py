@@ -114,3 +114,13 @@ def test_isolated_attachment() -> None:
     assert attachment_diff(RED, att, caps) == {}
     # The host still has an uplink: out of sync.
     assert attachment_diff(RED, att, caps_with()) == {"vlan": (None, 100), "nic": (None, "eth1")}
+
+
+def test_unconfirmed_change_on_the_host_is_not_in_sync() -> None:
+    caps = caps_with()
+    caps["netConfigPending"] = True
+    assert attachment_diff(RED, ON_ETH1, caps) == {
+        "pending": ("confirmed state", "unconfirmed change in progress")
+    }
+    caps["netConfigPending"] = False
+    assert in_sync(RED, ON_ETH1, caps)
