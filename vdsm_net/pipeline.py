@@ -308,7 +308,6 @@ class Agent:
                  report.removed or "nothing", len(report.skipped))
         return report
 
-
     def _revert_journal(self, backend: KernelBackend) -> bool:
         """First undo a change that died or whose rollback failed: only its snapshot knows
         the state of devices that no config mentions (e.g. a NIC that a failed change
