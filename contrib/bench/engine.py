@@ -16,15 +16,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from contrib.bench.loadgen import LoadGenerator
 from engine_client import pki
 from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork
 from engine_client.store import Store
@@ -42,6 +44,10 @@ class EngineResult:
     peak_rss_mb: float
     ok: int
     exit_code: int
+    engine_cpu: float = 0.0  # CPU seconds (user + system) of engine-client
+    loadgen_cpu: float = 0.0  # of the load generator, while engine-client ran
+    connections: float = 0.0  # median TLS connections a host accepted
+    breakdown: dict[str, float] = field(default_factory=dict)
 
 
 def _raise_nofile() -> None:
@@ -49,50 +55,143 @@ def _raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
 
-def make_store(db: Path, gen: LoadGenerator, cert: pki.Issued, ca: Path) -> None:
+def make_store(db: Path, names: list[str], urls: list[str], cert: pki.Issued, ca: Path) -> None:
     store = Store.open(db)
     try:
         with store.transaction():
             store.add_dc(DataCenter("dc1", "4.7"))
             store.add_network(LogicalNetwork("dc1", NET, vlan=100, mtu=1500))
-            for port, host in gen.hosts.items():
-                store.add_host(Host(host.name, gen.url(port), "dc1", cert=str(cert.cert),
-                                    key=str(cert.key), ca=str(ca)))
-                store.set_attachment(Attachment(host.name, NET, nic="eth1", in_sync=True))
-                host.networks[NET] = {"nic": "eth1", "vlan": 100, "mtu": 1500, "bridged": True}
-                host.safe = dict(host.networks)
+            for name, url in zip(names, urls, strict=True):
+                store.add_host(Host(name, url, "dc1", cert=str(cert.cert), key=str(cert.key),
+                                    ca=str(ca)))
+                store.set_attachment(Attachment(name, NET, nic="eth1", in_sync=True))
     finally:
         store.close()
 
 
-def run_child(argv: list[str]) -> tuple[int, float, float, str]:
-    """(exit code, seconds, peak RSS in MiB, output) of one child process.
+@dataclass(frozen=True)
+class Child:
+    exit_code: int
+    seconds: float
+    peak_rss_mb: float
+    cpu_seconds: float
+    output: str
+
+
+def run_child(argv: list[str]) -> Child:
+    """One child process: exit code, wall and CPU seconds, peak RSS, output.
 
     The peak is the child's VmHWM, polled: rusage's ru_maxrss would also count the pages of
-    this (large) parent that the child mapped between fork and exec."""
+    this parent that the child mapped between fork and exec."""
     start = time.perf_counter()
     peak = 0.0
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         status = Path(f"/proc/{proc.pid}/status")
-        while proc.poll() is None:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        while True:
+            pid, wstatus, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
             try:
                 text = status.read_text()
+                ours = "engine-client" in cmdline.read_text(errors="replace")
             except OSError:
-                break
+                text, ours = "", False
             for line in text.splitlines():
-                if line.startswith("VmHWM:") and "engine-client" in Path(
-                        f"/proc/{proc.pid}/cmdline").read_text(errors="replace"):
+                if line.startswith("VmHWM:") and ours:
                     peak = max(peak, int(line.split()[1]) / 1024)
             time.sleep(0.02)
-        proc.wait()
         seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(wstatus)
         out.seek(0)
-        return proc.returncode, seconds, peak, out.read().decode(errors="replace")
+        return Child(proc.returncode, seconds, peak, usage.ru_utime + usage.ru_stime,
+                     out.read().decode(errors="replace"))
+
+
+class LoadProcess:
+    """The load generator in its own process (``python -m contrib.bench.loadgen``)."""
+
+    def __init__(self, n: int, apply_seconds: float, agent: pki.Issued, ca: Path) -> None:
+        self.n = n
+        self._argv = [sys.executable, "-m", "contrib.bench.loadgen", "--count", str(n),
+                      "--base-port", str(BASE_PORT), "--cert", str(agent.cert),
+                      "--key", str(agent.key), "--ca", str(ca), "--apply", str(apply_seconds),
+                      "--network", NET]
+        self._proc: subprocess.Popen[str] | None = None
+
+    def urls(self) -> list[str]:
+        return [f"https://127.0.0.1:{BASE_PORT + i}" for i in range(self.n)]
+
+    def names(self) -> list[str]:
+        return [f"sim{i}" for i in range(self.n)]
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if line != "ready\n":
+            self._proc.kill()
+            raise RuntimeError(f"load generator did not start: {line!r}")
+
+    def stop(self) -> dict[str, Any]:
+        assert self._proc is not None
+        out, _ = self._proc.communicate("stop\n", timeout=60)
+        doc: dict[str, Any] = json.loads(out)
+        return doc
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def breakdown(hosts: list[dict[str, Any]], started: float) -> dict[str, float]:
+    """Medians over hosts (ms) of where a host's rollout time goes, from the hosts' side:
+    setupNetworks arrival to apply done (the apply), apply done to the first confirmation,
+    the rest of setupNetworks, its answer to setSafeNetworkConfig's arrival (the client's
+    turn-around), setSafeNetworkConfig itself; and when (s after the command's start) the
+    first capabilities read and the first setupNetworks came."""
+    parts: dict[str, list[float]] = {
+        "apply": [], "confirm_wait": [], "setup_rest": [], "turnaround": [], "set_safe": [],
+        "host_total": [],
+    }
+    first_caps, first_setup, last_safe = [], [], []
+    for h in hosts:
+        t: dict[str, float] = {}
+        confirm_after = None
+        for when, what in h["timeline"]:
+            t.setdefault(what, when)
+            if what == "Host.confirmConnectivity in" and "applied" in t and confirm_after is None:
+                confirm_after = when
+        need = ("Host.setupNetworks in", "applied", "Host.setupNetworks out",
+                "Host.setSafeNetworkConfig in", "Host.setSafeNetworkConfig out")
+        if confirm_after is None or any(k not in t for k in need):
+            continue
+        parts["apply"].append(t["applied"] - t["Host.setupNetworks in"])
+        parts["confirm_wait"].append(confirm_after - t["applied"])
+        parts["setup_rest"].append(t["Host.setupNetworks out"] - confirm_after)
+        parts["turnaround"].append(t["Host.setSafeNetworkConfig in"] - t["Host.setupNetworks out"])
+        parts["set_safe"].append(t["Host.setSafeNetworkConfig out"]
+                                 - t["Host.setSafeNetworkConfig in"])
+        parts["host_total"].append(t["Host.setSafeNetworkConfig out"]
+                                   - t["Host.setupNetworks in"])
+        if "Host.getCapabilities in" in t:
+            first_caps.append(t["Host.getCapabilities in"])
+        first_setup.append(t["Host.setupNetworks in"])
+        last_safe.append(t["Host.setSafeNetworkConfig out"])
+    out = {k: _median(v) * 1000 for k, v in parts.items()}
+    if first_caps:
+        out["first_caps_s"] = min(first_caps) - started
+    if first_setup:
+        out["first_setup_s"] = min(first_setup) - started
+        out["last_safe_s"] = max(last_safe) - started
+    return out
 
 
 async def bench(
-    n: int, parallel: int, apply_seconds: float, tmp: Path, mtu: int, profile: str | None = None
+    n: int, parallel: int, apply_seconds: float, tmp: Path, mtu: int, profile: str | None = None,
+    extra: list[str] | None = None,
 ) -> EngineResult:
     pki_dir = tmp / "pki"
     if not (pki_dir / pki.CA_CERT).exists():
@@ -102,35 +201,50 @@ async def bench(
     ca = pki_dir / pki.CA_CERT
     agent = pki.Issued(pki_dir / "agent.pem", pki_dir / "agent-key.pem")
     engine = pki.Issued(pki_dir / "engine.pem", pki_dir / "engine-key.pem")
-    gen = LoadGenerator(n, cert=agent.cert, key=agent.key, ca=ca, base_port=BASE_PORT,
-                        apply_seconds=apply_seconds)
-    db = tmp / f"engine-{n}-{parallel}.db"
-    make_store(db, gen, engine, ca)
-    await gen.start()
+    gen = LoadProcess(n, apply_seconds, agent, ca)
+    db = tmp / f"engine-{n}-{parallel}-{mtu}.db"
+    make_store(db, gen.names(), gen.urls(), engine, ca)
+    gen.start()
     try:
         argv = [str(BIN / "engine-client"), "network", "update", NET, "--mtu", str(mtu),
-                "--db", str(db), "--json", "--parallel", str(parallel)]
+                "--db", str(db), "--json", "--parallel", str(parallel), *(extra or [])]
         if profile is not None:
             argv = [sys.executable, "-m", "cProfile", "-o", f"{profile}-{n}.prof", *argv]
-        code, seconds, rss, out = await asyncio.to_thread(run_child, argv)
+        started = time.monotonic()
+        child = await asyncio.to_thread(run_child, argv)
     finally:
-        await gen.stop()
-    ok = sum(1 for h in gen.hosts.values() if h.networks[NET]["mtu"] == mtu
-             and h.safe == h.networks)
-    if code != 0:
-        print(f"engine-client exit {code}: {out[-3000:]}", file=sys.stderr)
-    return EngineResult(n, parallel, seconds, rss, ok, code)
+        state = gen.stop()
+    hosts = state["hosts"]
+    ok = sum(1 for h in hosts if h["networks"][NET]["mtu"] == mtu and h["safe"])
+    if child.exit_code != 0:
+        print(f"engine-client exit {child.exit_code}: {child.output[-3000:]}", file=sys.stderr)
+    return EngineResult(
+        n, parallel, child.seconds, child.peak_rss_mb, ok, child.exit_code,
+        engine_cpu=child.cpu_seconds, loadgen_cpu=state["cpu_seconds"],
+        connections=_median([float(h["connections"]) for h in hosts]),
+        breakdown=breakdown(hosts, started),
+    )
 
 
 def print_rows(results: list[EngineResult]) -> None:
     one = {r.parallel: r.seconds for r in results if r.hosts == 1}
-    print(f"{'hosts':>6} {'parallel':>8} {'wall s':>8} {'per host ms':>12} {'ok':>6} "
-          f"{'peak RSS MiB':>13}")
+    print(f"{'hosts':>6} {'parallel':>8} {'wall s':>7} {'per host ms':>11} {'ok':>5} "
+          f"{'peak RSS MiB':>12} {'engine CPU s':>12} {'loadgen CPU s':>13} {'conns/host':>10}")
     for r in results:
         base = one.get(r.parallel)
         per = (r.seconds - base) / (r.hosts - 1) * 1000 if base and r.hosts > 1 else 0.0
-        print(f"{r.hosts:>6} {r.parallel:>8} {r.seconds:>8.2f} {per:>12.2f} "
-              f"{r.ok:>6} {r.peak_rss_mb:>13.1f}")
+        print(f"{r.hosts:>6} {r.parallel:>8} {r.seconds:>7.2f} {per:>11.2f} {r.ok:>5} "
+              f"{r.peak_rss_mb:>12.1f} {r.engine_cpu:>12.2f} {r.loadgen_cpu:>13.2f} "
+              f"{r.connections:>10.0f}")
+        b = r.breakdown
+        if b:
+            print(f"{'':>6} per host (median ms): apply {b['apply']:.0f}, apply to first "
+                  f"confirmation {b['confirm_wait']:.0f}, rest of setupNetworks "
+                  f"{b['setup_rest']:.0f}, turn-around {b['turnaround']:.0f}, setSafe "
+                  f"{b['set_safe']:.0f}, total {b['host_total']:.0f}; first getCapabilities "
+                  f"at {b.get('first_caps_s', 0):.2f} s, first setupNetworks at "
+                  f"{b.get('first_setup_s', 0):.2f} s, last setSafe answered at "
+                  f"{b.get('last_safe_s', 0):.2f} s")
 
 
 async def main_async(args: argparse.Namespace) -> list[EngineResult]:
@@ -140,7 +254,8 @@ async def main_async(args: argparse.Namespace) -> list[EngineResult]:
         mtu = 1400
         for parallel in args.parallel:
             for n in args.sizes:
-                r = await bench(n, parallel, args.apply, Path(tmp), mtu, args.profile)
+                r = await bench(n, parallel, args.apply, Path(tmp), mtu, args.profile,
+                                args.engine_arg)
                 mtu = 1300 if mtu == 1400 else 1400
                 print_rows([r])
                 results.append(r)
@@ -159,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--apply", type=float, default=0.2, help="seconds each host takes to apply")
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--profile", help="cProfile engine-client into PREFIX-N.prof")
+    p.add_argument("--engine-arg", action="append", default=[],
+                   help="one more engine-client argument (repeatable), e.g. --engine-arg=--x")
     args = p.parse_args(argv)
     results = asyncio.run(main_async(args))
     print()

@@ -12,12 +12,22 @@ and checked against the CA), answering JSON-RPC 2.0 on ``/jsonrpc`` like the rea
   agent's (``vdsm_net.caps``), built from the networks the host carries.
 
 It is not the agent (no kernel, no pipeline): it measures the engine client, not the hosts.
+
+Run as its own process (``python -m contrib.bench.loadgen ...``, as ``contrib.bench engine``
+does) so that the engine client and the hosts do not share one interpreter: it prints
+``ready`` once every port listens, and on ``stop`` (stdin) one JSON line: its CPU seconds since
+``ready``, and per host the networks, whether they are safe, the TLS connections accepted and
+the times (monotonic, comparable with other processes) at which each call came and went.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import resource
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +48,12 @@ class SimHost:
     safe: dict[str, dict[str, Any]] = field(default_factory=dict)
     confirmed: asyncio.Event | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    # (monotonic time, what): "<method> in", "<method> out", "applied"
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+    connections: set[int] = field(default_factory=set)
+
+    def mark(self, what: str) -> None:
+        self.timeline.append((time.monotonic(), what))
 
     def caps(self) -> dict[str, Any]:
         nets: dict[str, Any] = {}
@@ -82,6 +98,7 @@ class SimHost:
             else:
                 new[name] = attrs
         await asyncio.sleep(self.apply_seconds)
+        self.mark("applied")
         if options.get("connectivityCheck"):
             self.confirmed = asyncio.Event()
             try:
@@ -96,6 +113,13 @@ class SimHost:
 
     async def handle(self, method: str, params: dict[str, Any]) -> Any:
         self.calls[method] = self.calls.get(method, 0) + 1
+        self.mark(f"{method} in")
+        try:
+            return await self._handle(method, params)
+        finally:
+            self.mark(f"{method} out")
+
+    async def _handle(self, method: str, params: dict[str, Any]) -> Any:
         if method == "Host.setupNetworks":
             return await self.setup(params)
         if method == "Host.confirmConnectivity":
@@ -136,6 +160,7 @@ class LoadGenerator:
     async def _jsonrpc(self, request: web.Request) -> web.Response:
         # Which simulated host: the port the client connected to (its Host header).
         host = self.hosts[int(request.host.rpartition(":")[2])]
+        host.connections.add(id(request.transport))
         doc = json.loads(await request.read())
         try:
             result = await host.handle(doc["method"], doc.get("params") or {})
@@ -158,3 +183,61 @@ class LoadGenerator:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def report(gen: LoadGenerator, cpu: float) -> dict[str, Any]:
+    return {
+        "cpu_seconds": cpu,
+        "hosts": [
+            {
+                "name": h.name,
+                "networks": h.networks,
+                "safe": h.safe == h.networks,
+                "connections": len(h.connections),
+                "calls": h.calls,
+                "timeline": h.timeline,
+            }
+            for h in gen.hosts.values()
+        ],
+    }
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def serve(args: argparse.Namespace) -> None:
+    gen = LoadGenerator(args.count, cert=Path(args.cert), key=Path(args.key), ca=Path(args.ca),
+                        base_port=args.base_port, apply_seconds=args.apply)
+    for host in gen.hosts.values():
+        for name in args.network:
+            host.networks[name] = {"nic": NIC, "vlan": 100, "mtu": 1500, "bridged": True}
+        host.safe = dict(host.networks)
+    await gen.start()
+    start = _cpu()
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    while await loop.run_in_executor(None, sys.stdin.readline) not in ("", "stop\n"):
+        pass
+    cpu = _cpu() - start
+    await gen.stop()
+    print(json.dumps(report(gen, cpu)), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m contrib.bench.loadgen")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--base-port", type=int, required=True)
+    p.add_argument("--cert", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--apply", type=float, default=0.2)
+    p.add_argument("--network", action="append", default=[],
+                   help="a network every host carries at start (nic eth1, vlan 100, mtu 1500)")
+    asyncio.run(serve(p.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
