@@ -7,6 +7,7 @@ per-command context and the multi-host steps the commands share.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -23,6 +24,7 @@ from engine_client.agent_client import (
     Endpoint,
     Transport,
 )
+from engine_client.events import MAX_AGE, EventBuffer
 from engine_client.insync import attachment_diff, desired_attrs
 from engine_client.models import Attachment, Host, LogicalNetwork
 from engine_client.report import print_summary, summary_json
@@ -50,6 +52,7 @@ class Ctx:
     out: TextIO
     err: TextIO
     _store: Store | None = None
+    _events: EventBuffer | None = None
 
     @property
     def store(self) -> Store:
@@ -58,10 +61,24 @@ class Ctx:
             self._store = Store.open(self.db)
         return self._store
 
+    @property
+    def events(self) -> EventBuffer:
+        if self._events is None:
+            self._events = EventBuffer(lambda batch: self.store.add_events(batch))
+        return self._events
+
+    def flush_events(self) -> None:
+        """Store the events emitted so far (before recording an outcome, and at exit)."""
+        if self._events is not None:
+            self._events.flush()
+
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        try:
+            self.flush_events()
+        finally:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
     def emit(
         self,
@@ -71,10 +88,11 @@ class Ctx:
         host: str | None = None,
         severity: str = "info",
     ) -> None:
-        """EventSink: stored, and printed on stderr one line each unless --json."""
-        self.store.emit(message, correlation_id=correlation_id, host=host, severity=severity)
+        """EventSink: printed on stderr at once, one line each unless --json, and stored in
+        batches (``EventBuffer``: stored before the command records outcomes and exits)."""
         if not self.json:
             print(message, file=self.err, flush=True)
+        self.events.emit(message, correlation_id=correlation_id, host=host, severity=severity)
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
@@ -208,7 +226,7 @@ def push(
     ]
 
     async def run() -> list[HostOutcome]:
-        async with open_transport(ctx) as transport:
+        async with open_transport(ctx) as transport, _flushing(ctx):
             return await rollout(
                 net.name,
                 changes,
@@ -220,11 +238,33 @@ def push(
                 progress=not ctx.json,
             )
 
-    return Push(net.name, asyncio.run(run()))
+    outcomes = asyncio.run(run())
+    ctx.flush_events()
+    return Push(net.name, outcomes)
+
+
+@asynccontextmanager
+async def _flushing(ctx: Ctx) -> AsyncIterator[None]:
+    """Store buffered events every ``MAX_AGE`` seconds while a rollout runs, even when no
+    host finishes for a while (a hanging host)."""
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(MAX_AGE)
+            ctx.events.tick()
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def mark(ctx: Ctx, push: Push, *, removed: bool = False) -> None:
     """Record the outcome per host: in sync (or gone, for a removal) or the failure."""
+    ctx.flush_events()  # the events of a rollout are stored before its outcome
     with ctx.store.transaction():
         for o in push.outcomes:
             if o.ok and removed:

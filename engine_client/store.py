@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from engine_client.events import PendingEvent
 from engine_client.models import (
     Attachment,
     DataCenter,
@@ -620,6 +621,15 @@ class Store:
             severity=severity,
             message=message,
         )
+
+    def add_events(self, events: Sequence[PendingEvent]) -> None:
+        """Store a batch of events, in order, in one transaction (one fsync)."""
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO event (time, correlation_id, host, severity, message)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(e.time, e.correlation_id, e.host, e.severity, e.message) for e in events],
+            )
 
     def emit(
         self,
