@@ -8,7 +8,6 @@ JSON document on stdout; events then go to the store only, not to stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
@@ -380,12 +379,11 @@ def cmd_stats(ctx: Ctx, a: argparse.Namespace) -> int:
         ctx.store.get_attachment(host.name, a.network)
 
     async def run() -> Any:
-        async with ops.open_transport(ctx) as tr:
-            client = AgentClient(endpoint(host), tr, timeout=PROBE_TIMEOUT)
-            return await client.call("Host.getNetworkStatistics")
+        client = AgentClient(endpoint(host), ctx.agent_transport(), timeout=PROBE_TIMEOUT)
+        return await client.call("Host.getNetworkStatistics")
 
     try:
-        stats = asyncio.run(run())
+        stats = ctx.run(run())
     except AgentError as exc:
         print(f"error: host {host.name}: {exc}", file=ctx.err)
         return EXIT_HOST_FAILED
