@@ -40,8 +40,8 @@ class InjectingBackend:
         self.before_apply = before_apply
         self.calls = 0
 
-    def read_state(self):  # type: ignore[no-untyped-def]
-        return self.real.read_state()
+    def read_state(self, scope=None):  # type: ignore[no-untyped-def]
+        return self.real.read_state(scope)
 
     def read_stats(self):  # type: ignore[no-untyped-def]
         return self.real.read_stats()

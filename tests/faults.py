@@ -20,6 +20,7 @@ from vdsm_net.backend import Backend
 from vdsm_net.caps import LinkStats
 from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.ops import Op
+from vdsm_net.scope import ReadScope
 from vdsm_net.state import KernelState
 
 INJECTED = "injected failure"
@@ -63,8 +64,8 @@ class FailingBackend:
         self.ns = ns
         self.faults = faults
 
-    def read_state(self) -> KernelState:
-        return self.real.read_state()
+    def read_state(self, scope: ReadScope | None = None) -> KernelState:
+        return self.real.read_state(scope)
 
     def read_stats(self) -> Mapping[str, LinkStats]:
         return self.real.read_stats()

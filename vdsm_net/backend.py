@@ -4,6 +4,11 @@ Synchronous: the daemon calls it from a worker thread, never on the event loop (
 ``IPRoute`` facade runs its own event loop). Requests address devices by ifindex, from a
 name->index map refreshed by every ``read_state`` and kept up to date as devices are created
 and deleted; a name missing from the map is resolved with one ``RTM_GETLINK`` by name.
+
+``read_state(scope)`` reads only the devices a scoped transaction names (``vdsm_net.scope``):
+one ``RTM_GETLINK`` per name, and address and route dumps that the kernel filters by ifindex,
+output device or table. Those filters need ``NETLINK_GET_STRICT_CHK`` on the socket: without
+it the kernel ignores them and dumps everything.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from vdsm_net.ops import (
     SetStp,
     SetUp,
 )
+from vdsm_net.scope import ReadScope
 from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, KernelState, Route
 
 # Owned devices about to be deleted are moved to this group, then deleted with one
@@ -63,6 +69,8 @@ RT_SCOPE_UNIVERSE = 0
 RTN_UNICAST = 1
 _MIN_MTU = 68  # ETH_MIN_MTU
 _RTA_DST = 1
+_RTA_OIF = 4
+_RTA_TABLE = 15
 _DECODED = "vdsm_net_decoded"
 _IFADDRMSG_SCOPE = 16 + 3  # nlmsghdr, then ifa_family, ifa_prefixlen, ifa_flags, ifa_scope
 _RTMSG_NLA_OFFSET = 16 + 12  # nlmsghdr + struct rtmsg
@@ -140,11 +148,15 @@ class Backend:
         """``netns``: for tests only, work in that named namespace instead of the current."""
         self._netns = netns
         # groups=0: no multicast subscription; nothing would read the notifications.
-        self._ipr = IPRoute(netns=netns, groups=0, ext_ack=True)
+        # strict_check: the kernel honours the filters of scoped dumps (see the docstring).
+        self._ipr = IPRoute(netns=netns, groups=0, ext_ack=True, strict_check=True)
         self._lock = threading.Lock()
         self._index: dict[str, int] = {}
         self._kinds: dict[str, str] = {}  # IFLA_INFO_KIND by name, as of the last read
         self._stray_doomed: tuple[int, ...] = ()
+        # Whether the last read saw every device: only then are the devices stranded in
+        # DOOMED_GROUP by a crash known, and a delete by group safe (see delete_devices).
+        self._saw_all = False
 
     def close(self) -> None:
         self._ipr.close()
@@ -210,8 +222,19 @@ class Backend:
             msg["attrs"] = [("IFLA_IFNAME", ifname)]
         return self._links(msg, NLM_F_REQUEST | NLM_F_ACK)[0]
 
-    def read_state(self) -> KernelState:
+    def _find_link(self, name: str) -> _Link | None:
+        try:
+            return self._get_link(ifname=name)
+        except NetlinkError as e:
+            if e.code == errno.ENODEV:
+                return None
+            raise
+
+    def read_state(self, scope: ReadScope | None = None) -> KernelState:
+        """The kernel's state: every device, or only the devices ``scope`` names."""
         with self._lock:
+            if scope is not None:
+                return self._read_scoped(scope)
             links = self._dump_links()
             names = {link.index: link.name for link in links}
             addrs = self._read_addresses()
@@ -219,11 +242,58 @@ class Backend:
             self._stray_doomed = tuple(
                 link.index for link in links if link.attr("IFLA_GROUP") == DOOMED_GROUP
             )
+            self._saw_all = True
             routes = self._read_routes(names)
         return KernelState(MappingProxyType({d.name: d for d in devices}), frozenset(routes))
 
-    def _read_addresses(self) -> dict[tuple[int, int], set[str]]:
-        """(ifindex, 4|6) -> {"addr/prefix"}: global scope, permanent (not SLAAC/DHCP)."""
+    def _read_scoped(self, scope: ReadScope) -> KernelState:
+        links: list[_Link] = []
+        for name in sorted(scope.devices):
+            link = self._find_link(name)
+            self._index.pop(name, None)
+            self._kinds.pop(name, None)
+            if link is not None:
+                links.append(link)
+                self._index[name] = link.index
+                self._kinds[name] = link.kind
+        self._saw_all = False
+        names = {link.index: link.name for link in links}
+        for link in links:
+            for ref in _references(link):
+                self._resolve(ref, names)
+        addrs: dict[tuple[int, int], set[str]] = {}
+        for link in links:
+            addrs.update(self._read_addresses(link.index))
+        devices = [self._device(link, names, addrs) for link in links]
+        msgs: list[rtmsg] = []
+        for link in links:
+            msgs += self._scoped_routes(socket.AF_UNSPEC, _RTA_OIF, link.index)
+        for family, table in sorted(scope.tables):
+            af = socket.AF_INET if family == 4 else socket.AF_INET6
+            msgs += self._scoped_routes(af, _RTA_TABLE, table)
+        for msg in msgs:
+            self._resolve(msg.get_attr("RTA_OIF") or 0, names)
+        routes = self._routes(msgs, names)
+        return KernelState(MappingProxyType({d.name: d for d in devices}), frozenset(routes))
+
+    def _resolve(self, index: int, names: dict[int, str]) -> None:
+        """Learn the name of a device outside the scope (a master, a VLAN's base, a route's
+        device) from one RTM_GETLINK by index; the device itself is not part of the state."""
+        if not index or index in names:
+            return
+        try:
+            link = self._get_link(index=index)
+        except NetlinkError as e:
+            if e.code == errno.ENODEV:
+                return
+            raise
+        names[index] = link.name
+        self._index[link.name] = link.index
+        self._kinds[link.name] = link.kind
+
+    def _read_addresses(self, index: int = 0) -> dict[tuple[int, int], set[str]]:
+        """(ifindex, 4|6) -> {"addr/prefix"}: global scope, permanent (not SLAAC/DHCP); of
+        one device if ``index`` is given (a dump the kernel filters), else of all."""
         out: dict[tuple[int, int], set[str]] = {}
 
         def decode(data: bytes, offset: int, length: int) -> ifaddrmsg | None:
@@ -235,7 +305,9 @@ class Backend:
             return msg
 
         dump = NLM_F_REQUEST | NLM_F_DUMP
-        for msg in self._request(ifaddrmsg(), RTM_GETADDR, dump, decode):
+        req = ifaddrmsg()
+        req["index"] = index
+        for msg in self._request(req, RTM_GETADDR, dump, decode):
             flags = msg.get_attr("IFA_FLAGS")
             flags = msg["flags"] if flags is None else flags
             if msg["scope"] != RT_SCOPE_UNIVERSE or not flags & IFA_F_PERMANENT:
@@ -247,21 +319,47 @@ class Backend:
         return out
 
     def _read_routes(self, names: Mapping[int, str]) -> list[Route]:
+        msgs = [m for family in (socket.AF_INET, socket.AF_INET6)
+                for m in self._default_routes(family)]
+        return self._routes(msgs, names)
+
+    @staticmethod
+    def _routes(msgs: Sequence[rtmsg], names: Mapping[int, str]) -> list[Route]:
         routes = []
-        for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
-            for msg in self._default_routes(family):
-                gateway = msg.get_attr("RTA_GATEWAY")
-                if msg["dst_len"] != 0 or msg["type"] != RTN_UNICAST or gateway is None:
-                    continue
-                device = names.get(msg.get_attr("RTA_OIF") or 0)
-                if device is None:
-                    continue
-                # msg["table"] is a u8 (252 = "compat" for tables > 255); RTA_TABLE is exact.
-                table = msg.get_attr("RTA_TABLE") or msg["table"]
-                routes.append(Route(version, gateway, device, table))
+        for msg in msgs:
+            if msg["family"] not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            gateway = msg.get_attr("RTA_GATEWAY")
+            if msg["dst_len"] != 0 or msg["type"] != RTN_UNICAST or gateway is None:
+                continue
+            device = names.get(msg.get_attr("RTA_OIF") or 0)
+            if device is None:
+                continue
+            # msg["table"] is a u8 (252 = "compat" for tables > 255); RTA_TABLE is exact.
+            table = msg.get_attr("RTA_TABLE") or msg["table"]
+            version = 4 if msg["family"] == socket.AF_INET else 6
+            routes.append(Route(version, gateway, device, table))
         return routes
 
+    def _scoped_routes(self, family: int, nla: str | int, value: int) -> list[rtmsg]:
+        """The default routes through one device (``_RTA_OIF``), or of one table
+        (``_RTA_TABLE``): a dump the kernel filters. A table that does not exist is empty."""
+        req = rtmsg()
+        req["family"] = family
+        req["attrs"] = [("RTA_OIF" if nla == _RTA_OIF else "RTA_TABLE", value)]
+        try:
+            return self._route_dump(req)
+        except NetlinkError as e:
+            if e.code in (errno.ENOENT, errno.ENODEV):  # no such table; device just gone
+                return []
+            raise
+
     def _default_routes(self, family: int) -> list[rtmsg]:
+        req = rtmsg()
+        req["family"] = family
+        return self._route_dump(req)
+
+    def _route_dump(self, req: rtmsg) -> list[rtmsg]:
         """Only default routes are managed: the others (with RTA_DST) are skipped undecoded;
         every IPv6 device that is up brings routes of its own (link-local, multicast)."""
 
@@ -272,8 +370,6 @@ class Backend:
             msg.decode()
             return msg
 
-        req = rtmsg()
-        req["family"] = family
         return self._request(req, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, decode)
 
     def _device(
@@ -519,6 +615,18 @@ class Backend:
             doomed.append(link.index)
         if not doomed:
             return
+        if not self._saw_all:
+            # A scoped read does not know which devices a crash left in DOOMED_GROUP: a
+            # delete by group could take one of them along. One request per device instead
+            # (a scoped change deletes a few devices at most).
+            for index in doomed:
+                try:
+                    self._ipr.link("del", index=index)
+                except NetlinkError as e:
+                    if e.code != errno.ENODEV:  # a VLAN goes with its base
+                        raise
+            self._forget(set(doomed))
+            return
         for index in self._stray_doomed:
             if index not in doomed:
                 self._try_set_group(index, OWNED_GROUP)
@@ -531,7 +639,9 @@ class Backend:
             for index in doomed:
                 self._try_set_group(index, OWNED_GROUP)
             raise
-        gone = set(doomed)
+        self._forget(set(doomed))
+
+    def _forget(self, gone: set[int]) -> None:
         self._index = {n: i for n, i in self._index.items() if i not in gone}
         self._kinds = {n: k for n, k in self._kinds.items() if n in self._index}
 
@@ -621,6 +731,17 @@ class Backend:
 
     def del_route(self, op: DelRoute) -> None:
         self._route("del", op.route)
+
+
+def _references(link: _Link) -> list[int]:
+    """Indexes of other devices a link names: its master, a VLAN's base, a bond's primary
+    and active slave."""
+    refs = [link.attr("IFLA_MASTER") or 0]
+    if link.kind == VLAN:
+        refs.append(link.attr("IFLA_LINK") or 0)
+    if link.kind == BOND:
+        refs += [link.data("IFLA_BOND_PRIMARY") or 0, link.data("IFLA_BOND_ACTIVE_SLAVE") or 0]
+    return [r for r in refs if r]
 
 
 def _step_mtu(mtu: int) -> int:

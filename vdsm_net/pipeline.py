@@ -3,6 +3,14 @@
 One ``Agent`` per process. Netlink work runs on dedicated worker threads (one for the
 transaction, one for read-only queries), each with its own ``Backend`` socket, so the event
 loop never blocks and a capabilities query never interleaves with an apply on one socket.
+
+A transaction is scoped when it can be (``vdsm_net.scope``): it reads, renders, plans,
+journals and verifies only the devices of the networks the request names and of those that
+share a NIC or bond with them, so that changing one network costs the same on a host with
+1000 networks as on a host with one. Merge still checks the whole resulting config. The
+same phases run on the whole kernel state when the scope says so (bonds named, a large
+request), when what was read reaches outside the scope, when an undo journal is left over
+(a change died or its rollback failed: its residue may lie anywhere), and for restore.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from vdsm_net import API_VERSION, __version__
 from vdsm_net.caps import LinkStats, capabilities, statistics
 from vdsm_net.config import AgentConfig
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.journal import Journal
+from vdsm_net.journal import Journal, PendingChange
 from vdsm_net.merge import merge
 from vdsm_net.model import NetConfig, NetworkConfig
 from vdsm_net.ops import Op
@@ -27,6 +35,7 @@ from vdsm_net.persist import StateStore
 from vdsm_net.planner import plan
 from vdsm_net.render import render
 from vdsm_net.request import parse_setup_request
+from vdsm_net.scope import ReadScope, covers, in_scope, is_closed, scope_of
 from vdsm_net.state import KernelState
 
 log = logging.getLogger("vdsm_net.pipeline")
@@ -39,7 +48,7 @@ _CONVERGE_PASSES = 3
 
 
 class KernelBackend(Protocol):
-    def read_state(self) -> KernelState: ...
+    def read_state(self, scope: ReadScope | None = None) -> KernelState: ...
     def apply(self, ops: Sequence[Op]) -> None: ...
     def read_stats(self) -> Mapping[str, LinkStats]: ...
     def close(self) -> None: ...
@@ -89,8 +98,14 @@ class RestoreReport:
     reverted_journal: bool = False
 
 
-def converge(backend: KernelBackend, desired: KernelState, first: Sequence[Op]) -> KernelState:
+def converge(
+    backend: KernelBackend,
+    desired: KernelState,
+    first: Sequence[Op],
+    scope: ReadScope | None = None,
+) -> KernelState:
     """Apply ``first``, then re-plan against what the kernel reports until nothing is left.
+    ``scope``: the state was read (and ``desired`` rendered) for those devices only.
 
     Raises NetError(KERNEL) when the kernel refuses an op, or when the state still differs
     after the last pass (verification failed)."""
@@ -98,7 +113,7 @@ def converge(backend: KernelBackend, desired: KernelState, first: Sequence[Op]) 
     for _ in range(_CONVERGE_PASSES):
         if ops:
             backend.apply(ops)
-        after = backend.read_state()
+        after = backend.read_state(scope)
         ops = plan(after, desired)
         if not ops:
             return after
@@ -109,10 +124,22 @@ def converge(backend: KernelBackend, desired: KernelState, first: Sequence[Op]) 
     )
 
 
-def revert(backend: KernelBackend, snapshot: KernelState) -> None:
-    """Bring the kernel back to ``snapshot``; raises NetError if that fails too."""
-    current = backend.read_state()
-    converge(backend, snapshot, plan(current, snapshot))
+def revert(backend: KernelBackend, snapshot: KernelState, scope: ReadScope | None = None) -> None:
+    """Bring the kernel back to ``snapshot`` (of the devices of ``scope`` if given); raises
+    NetError if that fails too."""
+    current = backend.read_state(scope)
+    converge(backend, snapshot, plan(current, snapshot), scope)
+
+
+def retrieve(
+    backend: KernelBackend, journal: Journal, scope: ReadScope | None
+) -> tuple[KernelState, ReadScope | None]:
+    """The current state, of ``scope`` if scoping is safe; else of everything (scope None)."""
+    if scope is not None and not journal.exists():
+        current = backend.read_state(scope)
+        if is_closed(current, scope):
+            return current, scope
+    return backend.read_state(), None
 
 
 class Agent:
@@ -153,31 +180,41 @@ class Agent:
     ) -> dict[str, Any]:
         started = time.monotonic()
         request = parse_setup_request(params, default_timeout=self.cfg.connectivity_timeout)
-        current = await self._tx.call(lambda b: b.read_state())  # retrieve
+        wanted = scope_of(self.running, request)
+        current, scope = await self._tx.call(lambda b: retrieve(b, self.journal, wanted))
         new_config = merge(self.running, request, current)  # validate
-        desired = render(new_config, current, self.running)
+        desired = self._render(new_config, current, scope)
+        if scope is not None and not covers(desired, scope):
+            # Not expected (scope_of names every device the render can produce); the whole
+            # state is always right.
+            log.error("scope %s does not cover the rendered devices %s", sorted(scope.devices),
+                      sorted(desired.devices))
+            current, scope = await self._tx.call(lambda b: retrieve(b, self.journal, None))
+            new_config = merge(self.running, request, current)
+            desired = self._render(new_config, current, scope)
         ops = plan(current, desired)  # plan
         tag = f"[{cid}] " if cid else ""
         log.info(
-            "%ssetupNetworks networks=%s bondings=%s: %d operations%s",
+            "%ssetupNetworks networks=%s bondings=%s: %d operations%s%s",
             tag, sorted(request.networks), sorted(request.bondings), len(ops),
             " (dry run)" if request.options.dry_run else "",
+            f" (scope: {len(scope.devices)} devices)" if scope is not None else "",
         )
         if request.options.dry_run:
             return {"plan": [op.to_json() for op in ops]}
 
         if ops:
-            await asyncio.to_thread(self.journal.record, current, cid)
+            await asyncio.to_thread(self.journal.record, current, cid, scope)
             self._pending = True
             try:
-                await self._tx.call(lambda b: converge(b, desired, ops))  # apply + verify
+                await self._tx.call(lambda b: converge(b, desired, ops, scope))  # apply + verify
             except NetError as exc:
-                await self._roll_back(current, exc, tag)
+                await self._roll_back(current, scope, exc, tag)
                 raise
             except Exception as exc:  # a bug or an unexpected netlink error: still roll back
                 log.exception("%sunexpected failure during apply", tag)
                 error = NetError(ErrorKind.KERNEL, f"apply failed: {exc}")
-                await self._roll_back(current, error, tag)
+                await self._roll_back(current, scope, error, tag)
                 raise error from exc
             log.info("%sapplied %d operations in %.0f ms", tag, len(ops),
                      (time.monotonic() - started) * 1000)
@@ -190,26 +227,41 @@ class Agent:
                         f"connectivity check failed: no Host.confirmConnectivity within "
                         f"{timeout:g} s; the change was rolled back",
                     )
-                    await self._roll_back(current, error, tag)
+                    await self._roll_back(current, scope, error, tag)
                     raise error
 
+        changed = new_config != self.running
         self.running = new_config  # commit
-        await asyncio.to_thread(self._commit, new_config, request.options.commit_on_success)
+        await asyncio.to_thread(
+            self._commit, new_config, changed, request.options.commit_on_success
+        )
         self._pending = False
         log.info("%ssetupNetworks done in %.0f ms", tag, (time.monotonic() - started) * 1000)
         return {}
 
-    def _commit(self, config: NetConfig, make_safe: bool) -> None:
-        self.store.save_running(config)
+    def _render(
+        self, config: NetConfig, current: KernelState, scope: ReadScope | None
+    ) -> KernelState:
+        if scope is None:
+            return render(config, current, self.running)
+        return render(in_scope(config, scope), current, in_scope(self.running, scope))
+
+    def _commit(self, config: NetConfig, changed: bool, make_safe: bool) -> None:
+        # An unchanged config is already on disk (running.json is what self.running was
+        # loaded from or last saved as): a re-send skips the write and its two fsyncs.
+        if changed:
+            self.store.save_running(config)
         if make_safe:
             self.store.save_safe(config)
         self.journal.clear()
 
-    async def _roll_back(self, snapshot: KernelState, cause: NetError, tag: str) -> None:
+    async def _roll_back(
+        self, snapshot: KernelState, scope: ReadScope | None, cause: NetError, tag: str
+    ) -> None:
         log.warning("%srolling back: %s", tag, cause.message)
         self._pending = False
         try:
-            await self._tx.call(lambda b: revert(b, snapshot))
+            await self._tx.call(lambda b: revert(b, snapshot, scope))
         except Exception as exc:
             # The journal stays: the next start (or `vdsm-net-agent restore`) converges.
             log.critical("%sROLLBACK FAILED, host state is inconsistent: %s", tag, exc)
@@ -275,11 +327,11 @@ class Agent:
         return await self._tx.call(self._recover_sync)
 
     def _recover_sync(self, backend: KernelBackend) -> bool:
-        snapshot = self.journal.pending()
-        if snapshot is None:
+        change = self.journal.pending_change()
+        if change is None:
             return False
         log.warning("found an unfinished change (agent died mid-change): reverting it")
-        revert(backend, snapshot)
+        _revert_change(backend, change)
         self.journal.clear()
         return True
 
@@ -314,19 +366,23 @@ class Agent:
         enslaved to a new bond, released and thereby downed). Best effort: the safe config
         is converged to afterwards whatever happens here."""
         try:
-            snapshot = self.journal.pending()
+            change = self.journal.pending_change()
         except NetError as exc:
             log.warning("restore: ignoring the undo journal: %s", exc.message)
             return False
-        if snapshot is None:
+        if change is None:
             return False
         log.warning("restore: an unfinished change left an undo journal: reverting it first")
         try:
-            revert(backend, snapshot)
+            _revert_change(backend, change)
         except NetError as exc:
             log.warning("restore: reverting the unfinished change failed (%s); "
                         "converging to the safe config anyway", exc.message)
         return True
+
+
+def _revert_change(backend: KernelBackend, change: PendingChange) -> None:
+    revert(backend, change.before, change.scope)
 
 
 def _union(a: NetConfig, b: NetConfig) -> NetConfig:
