@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
 import itertools
 import json
 import os
 import ssl
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -80,9 +82,61 @@ def _fmt_seconds(timeout: float) -> str:
     return f"{timeout:g} s"
 
 
-def _tls_context(cert: str | None, key: str | None, ca: str | None) -> ssl.SSLContext:
+# The agent (URL) a connection is being made to, set around each request: asyncio starts a
+# connection's TLS handshake (``SSLContext.wrap_bio``) from the requesting task, whose context
+# this is. Were that ever not the case, connections would just not resume.
+_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("agent", default=None)
+
+
+class _ResumingContext(ssl.SSLContext):
+    """A client context that offers an agent the TLS session of an earlier connection to the
+    same agent (URL), so that its second connection (the confirmations' while setupNetworks
+    holds the first) resumes instead of doing a full mutual-TLS handshake: 0.2 instead of
+    1.0 ms of the engine's CPU, 0.5 instead of 1.5 ms of the agent's (OpenSSL 3.0, P-256). A
+    session is only ever offered to the agent it came from: OpenSSL leaves that to the
+    application, and a resumed session is not verified again."""
+
+    def __init__(self, protocol: ssl._SSLMethod) -> None:
+        self._sessions: dict[str, ssl.SSLSession] = {}
+        self._latest: dict[str, weakref.ref[ssl.SSLObject]] = {}
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        agent = _AGENT.get()
+        if agent is not None and session is None and not server_side:
+            session = self._session(agent)
+        obj = super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+        if agent is not None:
+            self._latest[agent] = weakref.ref(obj)
+        return obj
+
+    def _session(self, agent: str) -> ssl.SSLSession | None:
+        ref = self._latest.get(agent)
+        obj = ref() if ref is not None else None
+        # TLS 1.3 tickets come after the handshake, read with the first response.
+        fresh = obj.session if obj is not None else None
+        if fresh is not None and fresh.has_ticket:
+            self._sessions[agent] = fresh
+        return self._sessions.get(agent)
+
+    def forget(self, agent: str) -> None:
+        self._sessions.pop(agent, None)
+        self._latest.pop(agent, None)
+
+
+def _tls_context(cert: str | None, key: str | None, ca: str | None) -> _ResumingContext:
     # Agents' certificates carry IP SANs, so hostname checking stays on even for bare addresses.
-    ctx = ssl.create_default_context(cafile=ca)
+    ctx = _ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca is None:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    else:
+        ctx.load_verify_locations(cafile=ca)
     ctx.check_hostname = True
     if cert is not None:
         ctx.load_cert_chain(cert, key)
@@ -143,9 +197,9 @@ class AiohttpTransport:
         self._hosts: dict[str, aiohttp.ClientSession] = {}
         self._busy: dict[str, int] = {}  # requests in flight per agent URL
         self._unix: dict[str, aiohttp.ClientSession] = {}
-        self._contexts: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
+        self._contexts: dict[tuple[str | None, str | None, str | None], _ResumingContext] = {}
 
-    def _context(self, endpoint: Endpoint) -> ssl.SSLContext:
+    def _context(self, endpoint: Endpoint) -> _ResumingContext:
         key = (endpoint.cert, endpoint.key, endpoint.ca)
         ctx = self._contexts.get(key)
         if ctx is None:
@@ -162,6 +216,8 @@ class AiohttpTransport:
 
     async def release(self, endpoint: Endpoint) -> None:
         """Close the idle connections to this endpoint (its work is done)."""
+        for ctx in self._contexts.values():
+            ctx.forget(endpoint.url)
         session = self._hosts.pop(endpoint.url, None)
         if session is not None:
             await session.close()
@@ -212,9 +268,11 @@ class AiohttpTransport:
         await self._evict()
         session, url = self._session_for(endpoint)
         self._busy[endpoint.url] = self._busy.get(endpoint.url, 0) + 1
+        token = _AGENT.set(endpoint.url)
         try:
             return await self._post(session, url, endpoint, body, headers, timeout)
         finally:
+            _AGENT.reset(token)
             left = self._busy.pop(endpoint.url) - 1
             if left:
                 self._busy[endpoint.url] = left
@@ -284,6 +342,8 @@ class AiohttpTransport:
         parts = urlsplit(endpoint.url)
         if parts.hostname is None:
             return False
+        # A full handshake: a resumed one would not ask for the client certificate again.
+        _AGENT.set(None)
         try:
             async with asyncio.timeout(PROBE_SECONDS):
                 reader, writer = await asyncio.open_connection(

@@ -47,6 +47,7 @@ class EngineResult:
     engine_cpu: float = 0.0  # CPU seconds (user + system) of engine-client
     loadgen_cpu: float = 0.0  # of the load generator, while engine-client ran
     connections: float = 0.0  # median TLS connections a host accepted
+    resumed: int = 0  # TLS connections that resumed a session, all hosts
     breakdown: dict[str, float] = field(default_factory=dict)
 
 
@@ -191,7 +192,7 @@ def breakdown(hosts: list[dict[str, Any]], started: float) -> dict[str, float]:
 
 async def bench(
     n: int, parallel: int, apply_seconds: float, tmp: Path, mtu: int, profile: str | None = None,
-    extra: list[str] | None = None,
+    extra: list[str] | None = None, dump: str | None = None,
 ) -> EngineResult:
     pki_dir = tmp / "pki"
     if not (pki_dir / pki.CA_CERT).exists():
@@ -215,6 +216,8 @@ async def bench(
     finally:
         state = gen.stop()
     hosts = state["hosts"]
+    if dump is not None:
+        Path(f"{dump}-{n}-{parallel}.json").write_text(json.dumps({"started": started, **state}))
     ok = sum(1 for h in hosts if h["networks"][NET]["mtu"] == mtu and h["safe"])
     if child.exit_code != 0:
         print(f"engine-client exit {child.exit_code}: {child.output[-3000:]}", file=sys.stderr)
@@ -222,6 +225,7 @@ async def bench(
         n, parallel, child.seconds, child.peak_rss_mb, ok, child.exit_code,
         engine_cpu=child.cpu_seconds, loadgen_cpu=state["cpu_seconds"],
         connections=_median([float(h["connections"]) for h in hosts]),
+        resumed=sum(h["resumed"] for h in hosts),
         breakdown=breakdown(hosts, started),
     )
 
@@ -235,7 +239,7 @@ def print_rows(results: list[EngineResult]) -> None:
         per = (r.seconds - base) / (r.hosts - 1) * 1000 if base and r.hosts > 1 else 0.0
         print(f"{r.hosts:>6} {r.parallel:>8} {r.seconds:>7.2f} {per:>11.2f} {r.ok:>5} "
               f"{r.peak_rss_mb:>12.1f} {r.engine_cpu:>12.2f} {r.loadgen_cpu:>13.2f} "
-              f"{r.connections:>10.0f}")
+              f"{r.connections:>10.0f} {r.resumed:>7}")
         b = r.breakdown
         if b:
             print(f"{'':>6} per host (median ms): apply {b['apply']:.0f}, apply to first "
@@ -255,7 +259,7 @@ async def main_async(args: argparse.Namespace) -> list[EngineResult]:
         for parallel in args.parallel:
             for n in args.sizes:
                 r = await bench(n, parallel, args.apply, Path(tmp), mtu, args.profile,
-                                args.engine_arg)
+                                args.engine_arg, args.dump)
                 mtu = 1300 if mtu == 1400 else 1400
                 print_rows([r])
                 results.append(r)
@@ -274,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--apply", type=float, default=0.2, help="seconds each host takes to apply")
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--profile", help="cProfile engine-client into PREFIX-N.prof")
+    p.add_argument("--dump", help="write the hosts' call timelines to PREFIX-N-PARALLEL.json")
     p.add_argument("--engine-arg", action="append", default=[],
                    help="one more engine-client argument (repeatable), e.g. --engine-arg=--x")
     args = p.parse_args(argv)

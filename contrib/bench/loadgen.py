@@ -51,6 +51,7 @@ class SimHost:
     # (monotonic time, what): "<method> in", "<method> out", "applied"
     timeline: list[tuple[float, str]] = field(default_factory=list)
     connections: set[int] = field(default_factory=set)
+    resumed: set[int] = field(default_factory=set)  # of which TLS sessions were resumed
 
     def mark(self, what: str) -> None:
         self.timeline.append((time.monotonic(), what))
@@ -161,6 +162,9 @@ class LoadGenerator:
         # Which simulated host: the port the client connected to (its Host header).
         host = self.hosts[int(request.host.rpartition(":")[2])]
         host.connections.add(id(request.transport))
+        tls = request.transport.get_extra_info("ssl_object") if request.transport else None
+        if tls is not None and tls.session_reused:
+            host.resumed.add(id(request.transport))
         doc = json.loads(await request.read())
         try:
             result = await host.handle(doc["method"], doc.get("params") or {})
@@ -194,6 +198,7 @@ def report(gen: LoadGenerator, cpu: float) -> dict[str, Any]:
                 "networks": h.networks,
                 "safe": h.safe == h.networks,
                 "connections": len(h.connections),
+                "resumed": len(h.resumed),
                 "calls": h.calls,
                 "timeline": h.timeline,
             }
