@@ -25,7 +25,6 @@ from engine_client.operations import (
     EXIT_HOST_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    PROBE_TIMEOUT,
     Ctx,
     Probe,
     endpoint,
@@ -379,7 +378,7 @@ def cmd_stats(ctx: Ctx, a: argparse.Namespace) -> int:
         ctx.store.get_attachment(host.name, a.network)
 
     async def run() -> Any:
-        client = AgentClient(endpoint(host), ctx.agent_transport(), timeout=PROBE_TIMEOUT)
+        client = AgentClient(endpoint(host), ctx.agent_transport(), timeout=ctx.read_timeout)
         return await client.call("Host.getNetworkStatistics")
 
     try:
@@ -495,6 +494,13 @@ def _common() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="per-host connectivity timeout in seconds (default 120)",
     )
+    p.add_argument(
+        "--call-timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="seconds for one request to an agent, apart from the connectivity timeout that "
+        "setupNetworks may also wait (default 5 for capability reads, 30 for the others)",
+    )
     return p
 
 
@@ -507,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common()],
         description="Keep logical networks of data centers and push them to hosts' agents.",
     )
-    parser.set_defaults(json=False, db=None, parallel=50, timeout=120.0)
+    parser.set_defaults(json=False, db=None, parallel=50, timeout=120.0, call_timeout=None)
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
     def sub(parent: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
@@ -633,11 +639,15 @@ def main(
     if args.timeout <= 0:
         print(f"error: timeout: expected > 0, got {args.timeout:g}", file=err)
         return EXIT_USAGE
+    if args.call_timeout is not None and args.call_timeout <= 0:
+        print(f"error: call-timeout: expected > 0, got {args.call_timeout:g}", file=err)
+        return EXIT_USAGE
     ctx = Ctx(
         db=Path(args.db) if args.db else default_db_path(),
         json=args.json,
         parallel=args.parallel,
         timeout=args.timeout,
+        call_timeout=args.call_timeout,
         transport=transport,
         out=stdout if stdout is not None else sys.stdout,
         err=err,

@@ -54,6 +54,7 @@ class Ctx:
     json: bool
     parallel: int
     timeout: float
+    call_timeout: float | None  # --call-timeout: one request; None: the defaults
     transport: Transport | None
     out: TextIO
     err: TextIO
@@ -63,6 +64,11 @@ class Ctx:
     # capabilities were read on carries its setupNetworks (one TLS handshake saved per host).
     _runner: asyncio.Runner | None = None
     _pool: AiohttpTransport | None = None
+
+    @property
+    def read_timeout(self) -> float:
+        """Seconds for one capabilities (or statistics) read."""
+        return PROBE_TIMEOUT if self.call_timeout is None else self.call_timeout
 
     @property
     def store(self) -> Store:
@@ -164,7 +170,7 @@ async def probe(ctx: Ctx, hosts: Sequence[Host]) -> dict[str, Probe]:
 
     async def one(host: Host, transport: Transport) -> Probe:
         async with gate:
-            client = AgentClient(endpoint(host), transport, timeout=PROBE_TIMEOUT)
+            client = AgentClient(endpoint(host), transport, timeout=ctx.read_timeout)
             try:
                 caps = await client.call("Host.getCapabilities")
             except AgentError as exc:
@@ -255,6 +261,7 @@ def push(
                 parallel=ctx.parallel,
                 events=ctx,
                 connectivity_timeout=ctx.timeout,
+                call_timeout=ctx.call_timeout,
                 progress=not ctx.json,
             )
 
