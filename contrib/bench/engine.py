@@ -4,13 +4,13 @@
 
 Each host is an HTTPS + mutual-TLS JSON-RPC endpoint of the load generator
 (``contrib/bench/loadgen.py``: many simulated agents in one process of their own, one
-127.0.0.1 port each) that takes a fixed 200 ms to apply and waits for the connectivity confirmation like the
-real agent. ``engine-client`` runs as a subprocess, exactly as a user runs it (store read,
-capabilities refresh, the concurrent rollout with confirmation and setSafeNetworkConfig, store
-write); reported: its wall time, its marginal cost per host over a run with one host, its
-peak RSS (polled VmHWM), its CPU seconds and the load generator's (they share the cores), the
-TLS connections per host and how many resumed, and from the hosts' side a per-host breakdown
-(apply, wait for the confirmation, turn-around to setSafeNetworkConfig).
+127.0.0.1 port each) that takes a fixed 200 ms to apply and waits for the connectivity
+confirmation like the real agent. ``engine-client`` runs as a subprocess, exactly as a user
+runs it (store read, capabilities refresh, the concurrent rollout with confirmation and
+setSafeNetworkConfig, store write); reported: its wall time, its marginal cost per host over a
+run with one host, its peak RSS (polled VmHWM), its CPU seconds and the load generator's (they
+share the cores), the TLS connections per host and how many resumed, and from the hosts' side
+a per-host breakdown (apply, wait for the confirmation, turn-around to setSafeNetworkConfig).
 """
 
 from __future__ import annotations
