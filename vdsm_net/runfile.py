@@ -31,19 +31,25 @@ def _section(fragments: Iterable[str]) -> str:
 
 class RunningEncoder:
     def __init__(self) -> None:
-        # Keyed by value (NetworkConfig is frozen and hashable, and holds its own name).
-        self._networks: dict[NetworkConfig, str] = {}
+        # name -> (the entry encoded, its fragment). Reused only for the very same object:
+        # a merged config shares the entries a request did not name with the running
+        # config, and an identity test costs nothing where hashing or comparing a
+        # NetworkConfig (13 fields) costs microseconds per network. Entries are immutable.
+        self._networks: dict[str, tuple[NetworkConfig, str]] = {}
 
     def encode(self, cfg: NetConfig) -> bytes:
         # Bonds are few (and their options mapping is not hashable): encoded every time.
         bonds = _section(_fragment(n, cfg.bondings[n].to_attrs()) for n in sorted(cfg.bondings))
-        fresh: dict[NetworkConfig, str] = {}
+        fresh: dict[str, tuple[NetworkConfig, str]] = {}
         for name in sorted(cfg.networks):
             net = cfg.networks[name]
-            text = self._networks.get(net) if net.name == name else None
-            fresh[net] = text if text is not None else _fragment(name, net.to_attrs())
+            cached = self._networks.get(name)
+            if cached is not None and cached[0] is net:
+                fresh[name] = cached
+            else:
+                fresh[name] = (net, _fragment(name, net.to_attrs()))
         self._networks = fresh  # only the current entries stay cached
-        nets = _section(fresh[cfg.networks[n]] for n in sorted(cfg.networks))
+        nets = _section(text for _, text in fresh.values())
         doc = (f'{{\n  "bondings": {bonds},\n  "networks": {nets},\n'
                f'  "version": {json.dumps(FORMAT_VERSION)}\n}}\n')
         return doc.encode()

@@ -32,3 +32,14 @@ def test_same_bytes_as_persist_across_changes() -> None:
         data = encoder.encode(cfg)
         assert data == _encode(cfg)
     assert config_from_json(json.loads(data)) == cfg
+
+
+def test_unchanged_entries_are_reused_and_changed_ones_re_encoded() -> None:
+    encoder = RunningEncoder()
+    cfg = parse_config({"networks": {"a": {"nic": "eth1"}, "b": {"nic": "eth2"}}})
+    assert encoder.encode(cfg) == _encode(cfg)
+    changed = parse_config({"networks": {"b": {"nic": "eth2", "mtu": 9000}}})
+    merged = NetConfig({**cfg.networks, "b": changed.networks["b"]}, cfg.bondings)
+    assert merged.networks["a"] is cfg.networks["a"]
+    assert encoder.encode(merged) == _encode(merged)
+    assert encoder.encode(cfg) == _encode(cfg)
