@@ -31,11 +31,10 @@ from vdsm_net.journal import Journal, PendingChange
 from vdsm_net.merge import merge
 from vdsm_net.model import NetConfig, NetworkConfig
 from vdsm_net.ops import Op
-from vdsm_net.persist import StateStore, atomic_write
+from vdsm_net.persist import StateStore
 from vdsm_net.planner import plan
 from vdsm_net.render import render
 from vdsm_net.request import parse_setup_request
-from vdsm_net.runfile import RunningEncoder
 from vdsm_net.scope import ReadScope, covers, in_scope, is_closed, scope_of
 from vdsm_net.state import KernelState
 
@@ -154,8 +153,6 @@ class Agent:
         self.store = store
         self.journal = Journal(cfg.state_dir)
         self.running: NetConfig = store.load_running()
-        self._running_file = RunningEncoder()
-        self._running_file.encode(self.running)  # warm: the first commit then costs the same
         self._tx = _Worker("netlink-tx", backend_factory)
         self._ro = _Worker("netlink-ro", backend_factory)
         self._lock = asyncio.Lock()
@@ -253,8 +250,7 @@ class Agent:
         # An unchanged config is already on disk (running.json is what self.running was
         # loaded from or last saved as): a re-send skips the write and its two fsyncs.
         if changed:
-            # The bytes of store.save_running(config), re-encoding only changed networks.
-            atomic_write(self.store.running_path, self._running_file.encode(config))
+            self.store.save_running(config)
         if make_safe:
             self.store.save_safe(config)
         self.journal.clear()
