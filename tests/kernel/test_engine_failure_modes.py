@@ -13,8 +13,6 @@ kernel variant of tests/unit/engine/test_failure_modes.py; host kernel: bridges 
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import os
 import random
 import signal
@@ -30,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from engine_client.cli import main
 from engine_client.store import Store
 from tests.daemon import AgentProcess
+from tests.enginecli import cli
 from tests.netns import NetNS
 from vdsm_net.journal import JOURNAL_FILE
 
@@ -74,16 +72,6 @@ def cluster(tmp_path: Path) -> Iterator[list[Host]]:
     finally:
         for ns in spaces:
             ns.close()
-
-
-def cli(db: Path, *argv: str) -> tuple[int, Any]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main([*argv, "--db", str(db), "--json"], stdout=out, stderr=err)
-    text = out.getvalue().strip()
-    try:
-        return code, json.loads(text) if text else err.getvalue()
-    except ValueError:
-        return code, text + err.getvalue()
 
 
 def populate(db: Path, hosts: list[Host]) -> None:

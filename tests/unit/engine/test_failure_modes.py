@@ -22,8 +22,6 @@ the store says "in sync" for a host that is not. The test waits for hosts to set
 from __future__ import annotations
 
 import asyncio
-import io
-import json
 import os
 import random
 import signal
@@ -42,8 +40,8 @@ import pytest
 from aiohttp import web
 
 from engine_client.agent_client import Endpoint
-from engine_client.cli import main
 from engine_client.store import Store
+from tests.enginecli import cli
 from tests.pki_helpers import CA, Issued, issue, make_ca
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 from vdsm_net.tls import server_context
@@ -152,16 +150,6 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
         yield h
     finally:
         h.close()
-
-
-def cli(db: Path, *argv: str) -> tuple[int, Any]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main([*argv, "--db", str(db), "--json"], stdout=out, stderr=err)
-    text = out.getvalue().strip()
-    try:
-        return code, json.loads(text) if text else err.getvalue()
-    except ValueError:
-        return code, text + err.getvalue()
 
 
 def populate(hosts: Hosts, db: Path, names: list[str]) -> None:
