@@ -5,8 +5,9 @@ transaction, one for read-only queries), each with its own ``Backend`` socket, s
 loop never blocks and a capabilities query never interleaves with an apply on one socket.
 
 A transaction is scoped when it can be (``vdsm_net.scope``): it reads, renders, plans,
-journals and verifies only the devices of the networks the request names and of those that
-share a NIC or bond with them, so that changing one network costs the same on a host with
+journals and verifies only the devices of the networks the request names, of the NICs and
+bonds under them and of the untagged networks on those (the VLAN networks sharing them only
+set a floor to the base's MTU), so that changing one network costs the same on a host with
 1000 networks as on a host with one. Merge still checks the whole resulting config. The
 same phases run on the whole kernel state when the scope says so (bonds named, a large
 request), when what was read reaches outside the scope, when an undo journal is left over
@@ -35,7 +36,7 @@ from vdsm_net.persist import StateStore
 from vdsm_net.planner import plan
 from vdsm_net.render import render
 from vdsm_net.request import parse_setup_request
-from vdsm_net.scope import ReadScope, covers, in_scope, is_closed, scope_of
+from vdsm_net.scope import ReadScope, base_floor, covers, in_scope, is_closed, scope_of
 from vdsm_net.state import KernelState
 
 log = logging.getLogger("vdsm_net.pipeline")
@@ -244,7 +245,8 @@ class Agent:
     ) -> KernelState:
         if scope is None:
             return render(config, current, self.running)
-        return render(in_scope(config, scope), current, in_scope(self.running, scope))
+        return render(in_scope(config, scope), current, in_scope(self.running, scope),
+                      base_floor(config, scope))
 
     def _commit(self, config: NetConfig, changed: bool, make_safe: bool) -> None:
         # An unchanged config is already on disk (running.json is what self.running was

@@ -24,7 +24,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from vdsm_net import bond_options
 from vdsm_net.model import DEFAULT_MTU, NetConfig, NetworkConfig, frozen_map
@@ -41,9 +41,19 @@ def network_table(name: str) -> int:
     return NETWORK_TABLE_BASE + zlib.crc32(name.encode()) % NETWORK_TABLE_SPAN
 
 
-def render(config: NetConfig, current: KernelState, previous: NetConfig) -> KernelState:
-    """The desired state of every device that ``config`` (or ``previous``) involves."""
-    devices = _devices(config, current, previous)
+def render(
+    config: NetConfig,
+    current: KernelState,
+    previous: NetConfig,
+    base_mtu_floor: Mapping[str, int] | None = None,
+) -> KernelState:
+    """The desired state of every device that ``config`` (or ``previous``) involves.
+
+    ``base_mtu_floor``: NIC or bond -> the largest MTU of the networks on it that lie
+    outside ``config`` (a scoped render, ``vdsm_net.scope``). Such a base stays in use (it
+    is not released) and its MTU is at least that, as if those networks were rendered too:
+    their own devices do not depend on the networks of ``config``."""
+    devices = _devices(config, current, previous, base_mtu_floor or {})
     # Computed once: per device they made render quadratic in the number of networks.
     before = (_addresses(previous, 4), _addresses(previous, 6))
     after = (_addresses(config, 4), _addresses(config, 6))
@@ -59,8 +69,8 @@ def _sorted_networks(config: NetConfig) -> list[NetworkConfig]:
     return [config.networks[n] for n in sorted(config.networks)]
 
 
-def _base_mtus(config: NetConfig) -> dict[str, int]:
-    mtus: dict[str, int] = {}
+def _base_mtus(config: NetConfig, floor: Mapping[str, int]) -> dict[str, int]:
+    mtus: dict[str, int] = dict(floor)
     for net in _sorted_networks(config):
         if net.southbound is not None:
             mtus[net.southbound] = max(mtus.get(net.southbound, 0), net.mtu)
@@ -89,8 +99,10 @@ def _used_nics(config: NetConfig) -> set[str]:
     return nics | {n.nic for n in config.networks.values() if n.nic is not None}
 
 
-def _devices(config: NetConfig, current: KernelState, previous: NetConfig) -> dict[str, Device]:
-    base_mtu = _base_mtus(config)
+def _devices(
+    config: NetConfig, current: KernelState, previous: NetConfig, floor: Mapping[str, int]
+) -> dict[str, Device]:
+    base_mtu = _base_mtus(config, floor)
     port_of = _bridge_ports(config)
     out: dict[str, Device] = {}
     for name in sorted(config.bondings):
@@ -106,8 +118,13 @@ def _devices(config: NetConfig, current: KernelState, previous: NetConfig) -> di
                 out[nic] = slave
     for net in _sorted_networks(config):
         out.update(_chain(net, current, base_mtu, port_of))
+    # A NIC that only networks outside the config still use: what their chains would give.
+    for nic in sorted(set(floor) - set(out) - set(config.bondings)):
+        device = _nic(current, nic, base_mtu[nic], port_of.get(nic))
+        if device is not None:
+            out[nic] = device
     released = _used_nics(previous) | _stray_slaves(config, current)
-    for nic in sorted(released - _used_nics(config)):
+    for nic in sorted(released - _used_nics(config) - set(floor)):
         device = current.get(nic)
         if device is not None and device.is_nic:
             out[nic] = device.evolve(mtu=DEFAULT_MTU, master=None)

@@ -1,9 +1,15 @@
 """Which part of the host a setupNetworks touches: the scope of a transaction. Pure.
 
 A request names some networks. The kernel devices its plan can touch are the devices of
-those networks (old and new) and of every network that shares a southbound device (NIC or
-bond) with them, because the MTU of a shared NIC or bond is the largest of its networks'
-(SPEC §1.3), plus the bonds under them and their slaves. Rendering and planning just those
+those networks (old and new), the NICs and bonds under them (with the bonds' slaves), and
+the devices of the untagged networks on those NICs and bonds (their bridge is the base's
+master, or the base itself is their top device, carrying their addresses and routes).
+The VLAN networks sharing a base stay out of the scope: their VLAN devices and bridges do
+not depend on the other networks of the base; only the base's MTU depends on them (the
+largest of its networks', SPEC §1.3), and that is pure data from the running config,
+given to render as ``base_floor``. The base then never drops below one of their MTUs, so
+the kernel never clamps one of their VLANs, and it is never released while they use it.
+Rendering and planning just those
 networks gives the same operations as rendering the whole config, provided that the kernel
 around the scope does not reach into it (the pipeline checks that on what it read: see
 ``is_closed``); reading just those devices makes a change of one network cost the same on a
@@ -77,10 +83,11 @@ def scope_of(running: NetConfig, request: SetupRequest) -> ReadScope | None:
         if net.southbound is not None
     }
     # Unnamed networks keep their southbound, so one step closes the set: sharing is
-    # decided by the southbounds of the named networks, before and after.
+    # decided by the southbounds of the named networks, before and after. Unnamed VLAN
+    # networks on them stay out (``base_floor``).
     networks = named | {
         n for n, net in running.networks.items()
-        if net.southbound is not None and net.southbound in southbounds
+        if net.southbound is not None and net.southbound in southbounds and net.vlan is None
     }
     bonds = {b for b in southbounds if b in running.bondings}
     before = restrict(running, networks, bonds)
@@ -124,6 +131,18 @@ def restrict(
 
 def in_scope(config: NetConfig, scope: ReadScope) -> NetConfig:
     return restrict(config, scope.networks, scope.bonds)
+
+
+def base_floor(config: NetConfig, scope: ReadScope) -> dict[str, int]:
+    """NIC or bond of the scope -> the largest MTU of ``config``'s networks on it that the
+    scope leaves out (unnamed VLAN networks: the same in the running and the new config)."""
+    floor: dict[str, int] = {}
+    for name, net in config.networks.items():
+        base = net.southbound
+        if name in scope.networks or base is None or base not in scope.devices:
+            continue
+        floor[base] = max(floor.get(base, 0), net.mtu)
+    return floor
 
 
 def is_closed(state: KernelState, scope: ReadScope) -> bool:

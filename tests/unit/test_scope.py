@@ -5,6 +5,7 @@ matches the running config outside the scope)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,7 +16,14 @@ from vdsm_net.model import NetConfig
 from vdsm_net.planner import plan
 from vdsm_net.render import network_table, render
 from vdsm_net.request import parse_config, parse_setup_request
-from vdsm_net.scope import MAX_DEVICES, ReadScope, in_scope, is_closed, scope_of
+from vdsm_net.scope import (
+    MAX_DEVICES,
+    ReadScope,
+    base_floor,
+    in_scope,
+    is_closed,
+    scope_of,
+)
 from vdsm_net.state import BRIDGE, MAIN_TABLE, Device, KernelState, Route, make_state
 
 RUNNING = parse_config({
@@ -44,21 +52,23 @@ CASES: list[tuple[str, dict[str, Any], set[str], set[str], set[tuple[int, int]]]
     ("MTU of a network alone on its NIC",
      {"green": {"nic": "eth2", "mtu": 9000}},
      {"green"}, {"green", "eth2"}, {(4, network_table("green"))}),
-    ("a network sharing its NIC with another (the MTU max rule)",
+    ("a network sharing its NIC with a VLAN network: the NIC, not the other's devices",
      {"blue": {"nic": "eth1", "vlan": 20, "mtu": 4000}},
-     {"red", "blue"}, {"red", "blue", "eth1", "eth1.10", "eth1.20"}, set()),
-    ("a network moving to another NIC: the sharers of both",
+     {"blue"}, {"blue", "eth1", "eth1.20"}, set()),
+    ("a network moving to another NIC: both NICs and the untagged network on the new one",
      {"blue": {"nic": "eth2", "vlan": 20}},
-     {"red", "blue", "green"},
-     {"red", "blue", "green", "eth1", "eth1.10", "eth1.20", "eth2", "eth2.20"},
+     {"blue", "green"},
+     {"blue", "green", "eth1", "eth1.20", "eth2", "eth2.20"},
      {(4, network_table("green"))}),
-    ("a network on a bond: the bond, its slaves, its other networks",
+    ("a network on a bond: the bond and its slaves, not the bond's VLAN networks",
      {"backup": {"bonding": "bond0", "bridged": False, "mtu": 9000}},
-     {"storage", "backup"},
-     {"storage", "backup", "bond0", "bond0.30", "eth4", "eth5"}, set()),
+     {"backup"}, {"backup", "bond0", "eth4", "eth5"}, set()),
+    ("a VLAN network on a bond: the untagged network on the bond too",
+     {"storage": {"bonding": "bond0", "vlan": 30, "mtu": 9000}},
+     {"storage", "backup"}, {"storage", "backup", "bond0", "bond0.30", "eth4", "eth5"}, set()),
     ("a removed network",
      {"red": {"remove": True}},
-     {"red", "blue"}, {"red", "blue", "eth1", "eth1.10", "eth1.20"}, set()),
+     {"red"}, {"red", "eth1", "eth1.10"}, set()),
     ("a new network on a NIC no network uses",
      {"new": {"nic": "eth3", "vlan": 5}},
      {"new"}, {"new", "eth3", "eth3.5"}, set()),
@@ -188,11 +198,56 @@ def random_case(rng: random.Random) -> tuple[NetConfig, dict[str, Any]] | None:
     return running, changes
 
 
-def test_scoped_plan_equals_the_whole_plan() -> None:
+def random_vlan_network(rng: random.Random) -> dict[str, Any]:
+    """Mostly VLANs on few bases, so that most networks of a base lie outside a scope."""
+    attrs: dict[str, Any] = {"mtu": rng.choice([1500, 4000, 9000])}
+    if rng.random() < 0.2:
+        attrs["bonding"] = "bond0"
+    else:
+        attrs["nic"] = rng.choice(["eth0", "eth1", "eth2"])
+    if rng.random() < 0.85:
+        attrs["vlan"] = rng.randint(1, 40)
+    attrs["bridged"] = rng.random() < 0.7
+    if rng.random() < 0.2:
+        attrs.update(ipaddr=f"192.0.{rng.randint(1, 200)}.5", prefix=24)
+        attrs["gateway"] = attrs["ipaddr"][:-1] + "1"
+        attrs["defaultRoute"] = rng.random() < 0.2
+    return attrs
+
+
+def random_vlan_case(rng: random.Random) -> tuple[NetConfig, dict[str, Any]] | None:
+    """Many VLAN networks on few NICs; the request changes (MTU, base, VLAN), removes or
+    adds one or two of them."""
+    nets = {f"net{i}": random_vlan_network(rng) for i in range(rng.randint(2, 14))}
+    try:
+        running = merge(NetConfig(), parse_setup_request({"networks": nets, "bondings": BONDS}),
+                        make_state(NICS))
+    except NetError:
+        return None
+    changes: dict[str, Any] = {}
+    for _ in range(rng.randint(1, 2)):
+        name = rng.choice([*sorted(running.networks), "new1"])
+        old = running.networks.get(name)
+        if old is not None and rng.random() < 0.3:
+            changes[name] = {"remove": True}
+        elif old is not None and rng.random() < 0.6:
+            attrs = old.to_attrs()
+            attrs["mtu"] = rng.choice([1500, 4000, 9000])  # the MTU of one
+            changes[name] = attrs
+        else:
+            changes[name] = random_vlan_network(rng)
+    return running, changes
+
+
+@pytest.mark.parametrize("generate", [random_case, random_vlan_case])
+def test_scoped_plan_equals_the_whole_plan(
+    generate: Callable[[random.Random], tuple[NetConfig, dict[str, Any]] | None],
+) -> None:
     rng = random.Random(1234)
     compared = 0
+    left_out = 0
     for _ in range(3000):
-        case = random_case(rng)
+        case = generate(rng)
         if case is None:
             continue
         running, changes = case
@@ -220,10 +275,14 @@ def test_scoped_plan_equals_the_whole_plan() -> None:
         assert is_closed(view, s), (running, changes)
         config = merge(running, request, view)
         assert config == whole_config
-        desired = render(in_scope(config, s), view, in_scope(running, s))
+        floor = base_floor(config, s)
+        left_out += bool(floor)
+        desired = render(in_scope(config, s), view, in_scope(running, s), floor)
         assert set(desired.devices) <= s.devices
         scoped = plan(view, desired)
         assert [op.to_json() for op in scoped] == [op.to_json() for op in whole], (
             running.to_json(), changes)
         compared += 1
     assert compared > 1000
+    # The VLAN cases exercise the narrow scope: networks of a base left out of it.
+    assert left_out > (500 if generate is random_vlan_case else 0)
