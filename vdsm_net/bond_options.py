@@ -110,7 +110,14 @@ def normalize(options: Mapping[str, str]) -> dict[str, str]:
         out[name] = canonical(name, value)
     if int(out["arp_interval"]) > 0:
         out["miimon"] = "0"  # the kernel applies miimon first, then arp_interval turns it off
+    if out["mode"] in _MII_ONLY_MODES and "miimon" not in options:
+        # bond_option_mode_set(): these modes cannot use ARP monitoring, and the kernel
+        # turns MII monitoring on (BOND_DEFAULT_MIIMON) when it was off.
+        out["miimon"] = "100"
     return out
+
+
+_MII_ONLY_MODES = frozenset({"802.3ad", "balance-tlb", "balance-alb"})
 
 
 def to_number(name: str, value: str) -> int:

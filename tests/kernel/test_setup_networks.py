@@ -349,3 +349,14 @@ async def test_capabilities_read_from_kernel(agent: AgentInNs, netns: NetNS) -> 
     assert caps["netConfigDirty"] is True
     await agent.call("Host.setSafeNetworkConfig")
     assert (await agent.caps())["netConfigDirty"] is False
+
+
+async def test_lacp_bond_without_miimon_matches_the_kernels_default(
+    agent: AgentInNs, netns: NetNS
+) -> None:
+    # The kernel turns MII monitoring on (100 ms) for 802.3ad; the desired state must say so
+    # too, or a re-send would plan a change that the kernel immediately undoes.
+    bond = {"bond0": {"nics": ["eth1", "eth2"], "options": "mode=802.3ad"}}
+    await agent.setup({"red": {"bonding": "bond0"}}, bond)
+    assert info(netns.link("bond0"))["miimon"] == 100
+    assert (await agent.setup({"red": {"bonding": "bond0"}}, bond, dryRun=True))["plan"] == []

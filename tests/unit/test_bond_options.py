@@ -46,3 +46,11 @@ def test_numbers_round_trip() -> None:
             assert bo.from_number(name, bo.to_number(name, value)) == value
     assert bo.from_number("mode", 42) == "42"
     assert bo.to_number("miimon", "250") == 250
+
+
+def test_modes_without_arp_monitoring_get_the_kernels_default_miimon() -> None:
+    # The kernel sets miimon=100 when one of these modes is set while miimon is 0.
+    for mode in ("802.3ad", "balance-tlb", "balance-alb", "4"):
+        assert bo.normalize({"mode": mode})["miimon"] == "100"
+        assert bo.normalize({"mode": mode, "miimon": "0"})["miimon"] == "0"
+    assert bo.normalize({"mode": "active-backup"})["miimon"] == "0"
