@@ -16,7 +16,6 @@ import contextlib
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ import pytest
 
 from engine_client.store import Store
 from tests.daemon import AgentProcess
-from tests.enginecli import cli
+from tests.enginecli import assert_store_sound, cli
 from tests.netns import NetNS
 from vdsm_net.journal import JOURNAL_FILE
 
@@ -134,12 +133,7 @@ def _swallow(fn: Any) -> None:
 
 
 def _check(db: Path, hosts: list[Host], mtus: tuple[int, int]) -> tuple[int, int]:
-    conn = sqlite3.connect(db)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-    finally:
-        conn.close()
+    assert_store_sound(db)
     with Store.open(db) as store:
         mtu = store.get_network(NET).mtu
         atts = {a.host: a for a in store.list_attachments(network=NET)}

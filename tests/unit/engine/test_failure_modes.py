@@ -25,7 +25,6 @@ import asyncio
 import os
 import random
 import signal
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from aiohttp import web
 
 from engine_client.agent_client import Endpoint
 from engine_client.store import Store
-from tests.enginecli import cli
+from tests.enginecli import assert_store_sound, cli
 from tests.pki_helpers import CA, Issued, issue, make_ca
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 from vdsm_net.tls import server_context
@@ -219,12 +218,7 @@ def test_each_bad_host_fails_alone_with_its_reason(hosts: Hosts, tmp_path: Path)
 
 def _check_store(db: Path, hosts: Hosts, names: list[str], mtus: tuple[int, int]) -> int:
     """The store after a kill: sound, complete, and never optimistic. Its network MTU."""
-    conn = sqlite3.connect(db)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-    finally:
-        conn.close()
+    assert_store_sound(db)
     with Store.open(db) as store:
         mtu = store.get_network(NET).mtu
         assert mtu in mtus, mtu
