@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine_client import labels, pki, validation
+from engine_client import labels, validation
 from engine_client import operations as ops
 from engine_client.agent_client import AgentClient, AgentError, Transport
 from engine_client.cli_labels import add_commands as add_label_commands
@@ -448,6 +448,9 @@ def cmd_vm_list(ctx: Ctx, a: argparse.Namespace) -> int:
 
 
 def cmd_pki_init(ctx: Ctx, a: argparse.Namespace) -> int:
+    # cryptography costs ~50 ms of every command's start: only pki needs it.
+    from engine_client import pki
+
     made = pki.init_ca(a.dir)
     if ctx.json:
         ctx.print_json({"cert": str(made.cert), "key": str(made.key)})
@@ -457,6 +460,8 @@ def cmd_pki_init(ctx: Ctx, a: argparse.Namespace) -> int:
 
 
 def cmd_pki_issue(ctx: Ctx, a: argparse.Namespace) -> int:
+    from engine_client import pki
+
     made = pki.issue(a.dir, a.name, ips=a.ip, dns=a.dns)
     if ctx.json:
         ctx.print_json({"cert": str(made.cert), "key": str(made.key)})

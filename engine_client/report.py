@@ -1,5 +1,8 @@
 """What the operator sees of a rollout: a progress bar while it runs (on a terminal only) and a
-per-host summary at the end, as a table or as JSON (``--json``)."""
+per-host summary at the end, as a table or as JSON (``--json``).
+
+rich is imported only when a bar or a table is drawn: ~55 ms of the command's start that a
+``--json`` run or a script (no terminal) never needs."""
 
 from __future__ import annotations
 
@@ -7,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
 
 
 class OutcomeLike(Protocol):
@@ -37,6 +40,15 @@ class RolloutProgress:
         self._task: Any = None
         self._failed = 0
         if enabled and out.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -76,6 +88,8 @@ class RolloutProgress:
 
 def summary_table(outcomes: Sequence[OutcomeLike], *, title: str | None = None) -> Table:
     """One row per host: result, time taken, and the failure if any."""
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("host")
     table.add_column("result")
@@ -122,5 +136,7 @@ def summary_json(
 def print_summary(
     outcomes: Sequence[OutcomeLike], *, title: str | None = None, stream: TextIO | None = None
 ) -> None:
+    from rich.console import Console
+
     console = Console(file=stream if stream is not None else sys.stdout)
     console.print(summary_table(outcomes, title=title))

@@ -3,9 +3,12 @@
 Every host gets ``Host.setupNetworks`` with the connectivity check on; while that call is
 pending a poller sends ``Host.confirmConnectivity`` on new requests (the agent only counts a
 confirmation that arrives after it applied the change, and rolls back if none comes within the
-connectivity timeout). On success the change is made safe with ``Host.setSafeNetworkConfig``.
-Hosts run concurrently, bounded by a semaphore; each has its own deadline, so a dead or hanging
-host fails alone and never delays the others beyond that deadline.
+connectivity timeout). The call carries ``commitOnSuccess``: the agent makes the change safe
+itself once it is confirmed, before it answers (SPEC §1.6 step 6), so a host that answers
+success is updated and persisted, and no ``Host.setSafeNetworkConfig`` round trip follows.
+Hosts run concurrently, bounded by a semaphore that a host holds only for its setupNetworks;
+each has its own deadline, so a dead or hanging host fails alone and never delays the others
+beyond that deadline.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class _Timeouts:
 
     @property
     def host(self) -> float:
+        # A safety net behind setupNetworks' own timeout.
         return self.setup + self.call
 
 
@@ -165,6 +169,8 @@ async def _apply_one(
         "options": {
             "connectivityCheck": True,
             "connectivityTimeout": timeouts.connectivity,
+            # Persisted by the agent only after the confirmation (SPEC §1.6 steps 5-6).
+            "commitOnSuccess": True,
         },
     }
     started = time.monotonic()
@@ -184,9 +190,6 @@ async def _apply_one(
             await poller
     if sent:
         pace.seen_ready(sent[-1] - started)
-    await client.call(
-        "Host.setSafeNetworkConfig", correlation_id=correlation_id, timeout=timeouts.call
-    )
 
 
 class _Counter:
@@ -226,6 +229,8 @@ async def rollout(
     pace = _Pace()
 
     async def one(change: HostChange, bar: RolloutProgress) -> HostOutcome:
+        # The slot is the host's change: freed as soon as setupNetworks answered (the next
+        # host starts at once, a sliding window), the bookkeeping below runs outside it.
         async with gate:
             i = order.take()
             events.emit(
@@ -236,21 +241,22 @@ async def rollout(
             start = time.monotonic()
             failure = await _guarded(change, correlation_id, transport, timeouts, pace)
             seconds = time.monotonic() - start
-            if failure is None:
-                events.emit(
-                    updated_event(i, n, network, change.host),
-                    correlation_id=correlation_id,
-                    host=change.host,
-                )
-            else:
-                events.emit(
-                    failed_event(i, n, network, change.host, failure),
-                    correlation_id=correlation_id,
-                    host=change.host,
-                    severity="error",
-                )
-            bar.finished(failure is None)
-            return HostOutcome(change.host, failure is None, failure, seconds)
+        if failure is None:
+            events.emit(
+                updated_event(i, n, network, change.host),
+                correlation_id=correlation_id,
+                host=change.host,
+            )
+        else:
+            events.emit(
+                failed_event(i, n, network, change.host, failure),
+                correlation_id=correlation_id,
+                host=change.host,
+                severity="error",
+            )
+        bar.finished(failure is None)
+        await _release(transport, change.endpoint)
+        return HostOutcome(change.host, failure is None, failure, seconds)
 
     with RolloutProgress(f"network {network}", n, enabled=progress) as bar:
         outcomes = list(await asyncio.gather(*(one(c, bar) for c in changes)))
@@ -278,11 +284,14 @@ async def _guarded(
         return f"{change.endpoint.url}: timed out after {timeouts.host:g} s"
     except Exception as exc:  # one host's unexpected failure must not abort the others
         return f"internal error: {type(exc).__name__}: {exc}"
-    finally:
-        # The host is done: its idle connections (each TLS one holds ~256 KiB of asyncio
-        # buffers) would otherwise pile up over a rollout to hundreds of hosts. A transport
-        # that pools nothing (a test double) has no ``release``.
-        release = getattr(transport, "release", None)
-        if release is not None:
-            await release(change.endpoint)
     return None
+
+
+async def _release(transport: Transport, endpoint: Endpoint) -> None:
+    """The host is done: its idle connections (each TLS one holds ~256 KiB of asyncio
+    buffers) would otherwise pile up over a rollout to hundreds of hosts. A transport that
+    pools nothing (a test double) has no ``release``."""
+    release = getattr(transport, "release", None)
+    if release is not None:
+        with contextlib.suppress(Exception):
+            await release(endpoint)

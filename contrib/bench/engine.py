@@ -152,14 +152,14 @@ def _median(values: list[float]) -> float:
 def breakdown(hosts: list[dict[str, Any]], started: float) -> dict[str, float]:
     """Medians over hosts (ms) of where a host's rollout time goes, from the hosts' side:
     setupNetworks arrival to apply done (the apply), apply done to the first confirmation,
-    the rest of setupNetworks, its answer to setSafeNetworkConfig's arrival (the client's
-    turn-around), setSafeNetworkConfig itself; and when (s after the command's start) the
-    first capabilities read and the first setupNetworks came."""
+    the rest of setupNetworks (with commitOnSuccess, the persist), and setSafeNetworkConfig
+    when the engine sends one; and the phases of the command (s after its start): the first
+    and last capabilities read (the refresh), the first setupNetworks, the last answered."""
     parts: dict[str, list[float]] = {
-        "apply": [], "confirm_wait": [], "setup_rest": [], "turnaround": [], "set_safe": [],
-        "host_total": [],
+        "apply": [], "confirm_wait": [], "setup_rest": [], "set_safe": [], "host_total": [],
+        "confirms": [],
     }
-    first_caps, first_setup, last_safe = [], [], []
+    caps_in, caps_out, first_setup, last_done = [], [], [], []
     for h in hosts:
         t: dict[str, float] = {}
         confirm_after = None
@@ -167,28 +167,31 @@ def breakdown(hosts: list[dict[str, Any]], started: float) -> dict[str, float]:
             t.setdefault(what, when)
             if what == "Host.confirmConnectivity in" and "applied" in t and confirm_after is None:
                 confirm_after = when
-        need = ("Host.setupNetworks in", "applied", "Host.setupNetworks out",
-                "Host.setSafeNetworkConfig in", "Host.setSafeNetworkConfig out")
+        if "Host.getCapabilities in" in t:
+            caps_in.append(t["Host.getCapabilities in"])
+            caps_out.append(t["Host.getCapabilities out"])
+        need = ("Host.setupNetworks in", "applied", "Host.setupNetworks out")
         if confirm_after is None or any(k not in t for k in need):
             continue
         parts["apply"].append(t["applied"] - t["Host.setupNetworks in"])
         parts["confirm_wait"].append(confirm_after - t["applied"])
         parts["setup_rest"].append(t["Host.setupNetworks out"] - confirm_after)
-        parts["turnaround"].append(t["Host.setSafeNetworkConfig in"] - t["Host.setupNetworks out"])
-        parts["set_safe"].append(t["Host.setSafeNetworkConfig out"]
-                                 - t["Host.setSafeNetworkConfig in"])
-        parts["host_total"].append(t["Host.setSafeNetworkConfig out"]
-                                   - t["Host.setupNetworks in"])
-        if "Host.getCapabilities in" in t:
-            first_caps.append(t["Host.getCapabilities in"])
+        end = t["Host.setupNetworks out"]
+        if "Host.setSafeNetworkConfig out" in t:
+            parts["set_safe"].append(t["Host.setSafeNetworkConfig out"] - end)
+            end = t["Host.setSafeNetworkConfig out"]
+        parts["host_total"].append(end - t["Host.setupNetworks in"])
+        parts["confirms"].append(h["calls"].get("Host.confirmConnectivity", 0) / 1000)
         first_setup.append(t["Host.setupNetworks in"])
-        last_safe.append(t["Host.setSafeNetworkConfig out"])
+        last_done.append(end)
     out = {k: _median(v) * 1000 for k, v in parts.items()}
-    if first_caps:
-        out["first_caps_s"] = min(first_caps) - started
+    out["confirms"] = sum(parts["confirms"]) * 1000 / max(len(parts["confirms"]), 1)
+    if caps_in:
+        out["first_caps_s"] = min(caps_in) - started
+        out["last_caps_s"] = max(caps_out) - started
     if first_setup:
         out["first_setup_s"] = min(first_setup) - started
-        out["last_safe_s"] = max(last_safe) - started
+        out["last_done_s"] = max(last_done) - started
     return out
 
 
@@ -246,11 +249,12 @@ def print_rows(results: list[EngineResult]) -> None:
         if b:
             print(f"{'':>6} per host (median ms): apply {b['apply']:.0f}, apply to first "
                   f"confirmation {b['confirm_wait']:.0f}, rest of setupNetworks "
-                  f"{b['setup_rest']:.0f}, turn-around {b['turnaround']:.0f}, setSafe "
-                  f"{b['set_safe']:.0f}, total {b['host_total']:.0f}; first getCapabilities "
-                  f"at {b.get('first_caps_s', 0):.2f} s, first setupNetworks at "
-                  f"{b.get('first_setup_s', 0):.2f} s, last setSafe answered at "
-                  f"{b.get('last_safe_s', 0):.2f} s")
+                  f"{b['setup_rest']:.0f}, setSafe {b['set_safe']:.0f}, total "
+                  f"{b['host_total']:.0f}; confirmations per host {b['confirms']:.2f}")
+            print(f"{'':>6} phases (s from start): capabilities "
+                  f"{b.get('first_caps_s', 0):.2f}-{b.get('last_caps_s', 0):.2f}, "
+                  f"setupNetworks {b.get('first_setup_s', 0):.2f}-"
+                  f"{b.get('last_done_s', 0):.2f}, exit {r.seconds:.2f}")
 
 
 async def main_async(args: argparse.Namespace) -> list[EngineResult]:

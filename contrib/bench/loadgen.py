@@ -6,7 +6,8 @@ and checked against the CA), answering JSON-RPC 2.0 on ``/jsonrpc`` like the rea
 
 - ``Host.setupNetworks``: takes a fixed ``apply_seconds`` (200 ms) to "apply", then, with
   ``connectivityCheck``, waits for a ``Host.confirmConnectivity`` that arrives after the apply
-  (error 10 and no change after ``connectivityTimeout``), as the agent does;
+  (error 10 and no change after ``connectivityTimeout``), as the agent does, and with
+  ``commitOnSuccess`` makes the change safe after the confirmation;
 - ``Host.confirmConnectivity``, ``Host.setSafeNetworkConfig``;
 - ``Host.getNetworkCapabilities`` / ``Host.getCapabilities``: documents shaped as the real
   agent's (``vdsm_net.caps``), built from the networks the host carries.
@@ -110,6 +111,9 @@ class SimHost:
             finally:
                 self.confirmed = None
         self.networks = new
+        if options.get("commitOnSuccess"):
+            # As the agent: persisted only after the confirmation (SPEC §1.6 step 6).
+            self.safe = dict(self.networks)
         return {}
 
     async def handle(self, method: str, params: dict[str, Any]) -> Any:

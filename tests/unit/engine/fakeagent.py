@@ -13,7 +13,8 @@ failures: an error answer, a slow or hanging apply, an unreachable host, lost co
 
 Like the agent, ``setupNetworks`` with ``connectivityCheck`` waits for a
 ``Host.confirmConnectivity`` on a new request after it applied the change, and rolls back with
-error 10 when none comes within ``connectivityTimeout``.
+error 10 when none comes within ``connectivityTimeout``; with ``commitOnSuccess`` it makes the
+change safe after the confirmation, before it answers.
 """
 
 from __future__ import annotations
@@ -218,6 +219,9 @@ class FakeAgent:
                 ) from None
             finally:
                 self._confirmed = None
+        if options.get("commitOnSuccess", False) in _BOOL_TRUE:
+            # As the agent: made safe only once confirmed (SPEC §1.6 step 6).
+            self.safe = copy.deepcopy(self.networks)
         return {}
 
 

@@ -167,8 +167,8 @@ def test_attach_configures_host_with_one_correlation_id(dc: Cli) -> None:
     a = agent(dc, H1)
     setup = a.methods("Host.setupNetworks")[0]
     assert setup.params["options"]["connectivityCheck"] is True
+    assert setup.params["options"]["commitOnSuccess"] is True
     assert a.methods("Host.confirmConnectivity")
-    assert a.methods("Host.setSafeNetworkConfig")
     assert a.safe == a.networks
     cids = {c.correlation_id for c in a.calls}
     assert len(cids) == 1

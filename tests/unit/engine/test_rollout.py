@@ -160,10 +160,10 @@ async def test_partial_failure_events_and_outcomes() -> None:
     last = rec.events[-1]
     assert last.message == "3 are planned to be updated, however only 2 could be updated."
     assert last.severity == "warning" and last.correlation_id == CID and last.host is None
-    # The failed host is not made safe; the others are.
-    assert net.calls_to(url("h2"), "Host.setSafeNetworkConfig") == []
-    assert len(net.calls_to(url("h1"), "Host.setSafeNetworkConfig")) == 1
-    assert len(net.calls_to(url("h3"), "Host.setSafeNetworkConfig")) == 1
+    # The failed host is not made safe; the others are (commitOnSuccess).
+    assert net.agents[url("h2")].safe == {}
+    assert net.agents[url("h1")].safe == net.agents[url("h1")].networks != {}
+    assert net.agents[url("h3")].safe == net.agents[url("h3")].networks
 
 
 async def test_hanging_host_fails_alone_on_its_timeout() -> None:
@@ -205,7 +205,8 @@ async def test_confirm_connectivity_polled_while_pending() -> None:
     assert len(net.calls_to(url("h1"), "Host.confirmConnectivity")) == len(confirms)
     methods = [c.method for c in net.calls_to(url("h1"))]
     assert methods[0] == "Host.setupNetworks"
-    assert methods[-1] == "Host.setSafeNetworkConfig"
+    assert set(methods[1:]) == {"Host.confirmConnectivity"}
+    assert net.agents[url("h1")].safe == net.agents[url("h1")].networks
 
 
 async def test_no_confirmation_means_connectivity_failure_and_no_safe_config() -> None:
@@ -214,24 +215,24 @@ async def test_no_confirmation_means_connectivity_failure_and_no_safe_config() -
     outcomes = await run(net, changes, rec, connectivity_timeout=0.7)
     assert [o.ok for o in outcomes] == [False, True]
     assert "(code 10)" in (outcomes[0].failure or "")
-    assert net.calls_to(url("lost"), "Host.setSafeNetworkConfig") == []
+    assert net.agents[url("lost")].safe == {}
     assert net.agents[url("lost")].networks == {}
 
 
 async def test_setup_params_and_correlation_header_on_every_call() -> None:
     net, changes = make({"h1": FakeAgent(setup_delay=0.6), "h2": FakeAgent()})
     await run(net, changes, Recorder(), connectivity_timeout=42)
-    assert {c.method for c in net.calls} == {
-        "Host.setupNetworks",
-        "Host.confirmConnectivity",
-        "Host.setSafeNetworkConfig",
-    }
+    assert {c.method for c in net.calls} == {"Host.setupNetworks", "Host.confirmConnectivity"}
     assert all(c.headers.get("X-Correlation-Id") == CID for c in net.calls)
     setup = net.calls_to(url("h1"), "Host.setupNetworks")[0]
     assert setup.params == {
         "networks": {NET: {"nic": "eth1", "vlan": 100, "mtu": 9000}},
         "bondings": {},
-        "options": {"connectivityCheck": True, "connectivityTimeout": 42},
+        "options": {
+            "connectivityCheck": True,
+            "connectivityTimeout": 42,
+            "commitOnSuccess": True,
+        },
     }
 
 

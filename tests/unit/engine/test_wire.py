@@ -69,7 +69,7 @@ def test_update_reads_and_applies_on_one_connection_and_resumes_the_second(
     for server in servers:
         assert server.agent.networks[NET]["mtu"] == 9000
         assert server.agent.safe == server.agent.networks
-        # getCapabilities, setupNetworks, setSafeNetworkConfig on one connection; the
+        # getCapabilities and setupNetworks (commitOnSuccess) on one connection; the
         # confirmations on a second one, which resumed the first one's TLS session.
         assert len(server.connections) == 2, server.name
         assert len(server.resumed) == 1, server.name
