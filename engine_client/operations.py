@@ -17,19 +17,14 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from engine_client import validation
-from engine_client.agent_client import (
-    AgentClient,
-    AgentError,
-    AiohttpTransport,
-    Endpoint,
-    Transport,
-)
+from engine_client.agent_client import AgentClient, AgentError, Endpoint, Transport
 from engine_client.events import MAX_AGE, EventBuffer
 from engine_client.insync import attachment_diff, desired_attrs
 from engine_client.models import Attachment, Host, LogicalNetwork
 from engine_client.report import print_summary, summary_json
 from engine_client.rollout import HostChange, HostOutcome, rollout
 from engine_client.store import Store
+from engine_client.transport import HttpTransport
 
 EXIT_OK, EXIT_HOST_FAILED, EXIT_USAGE = 0, 1, 2
 PROBE_TIMEOUT = 5.0  # seconds for capability reads (host list/refresh, network show, sync)
@@ -64,7 +59,7 @@ class Ctx:
     # One event loop and one connection pool for the whole command: the connection a host's
     # capabilities were read on carries its setupNetworks (one TLS handshake saved per host).
     _runner: asyncio.Runner | None = None
-    _pool: AiohttpTransport | None = None
+    _pool: HttpTransport | None = None
 
     @property
     def read_timeout(self) -> float:
@@ -101,7 +96,7 @@ class Ctx:
         if self.transport is not None:
             return self.transport
         if self._pool is None:
-            self._pool = AiohttpTransport(limit=KEEP_AGENTS)
+            self._pool = HttpTransport(limit=KEEP_AGENTS)
         return self._pool
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The agent client: strict JSON-RPC parsing, and the real aiohttp transport against small
+"""The agent client: strict JSON-RPC parsing, and the real transport against small aiohttp
 JSON-RPC servers on 127.0.0.1 with real mutual TLS (certificates from tests/pki_helpers.py),
 and on a Unix socket."""
 
@@ -23,10 +23,10 @@ from engine_client.agent_client import (
     UNREACHABLE,
     AgentClient,
     AgentError,
-    AiohttpTransport,
     Endpoint,
     parse_response,
 )
+from engine_client.transport import HttpTransport
 from tests.pki_helpers import issue, make_ca
 
 # ---------------------------------------------------------------- strict response parsing
@@ -234,8 +234,8 @@ async def https(pki: Pki) -> AsyncIterator[Running]:
 
 
 @pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    t = AiohttpTransport(connect_timeout=2)
+async def transport() -> AsyncIterator[HttpTransport]:
+    t = HttpTransport(connect_timeout=2)
     try:
         yield t
     finally:
@@ -260,7 +260,7 @@ def _endpoint(url: str, pki: Pki, **over: str | None) -> Endpoint:
 
 
 async def _fail(
-    transport: AiohttpTransport,
+    transport: HttpTransport,
     endpoint: Endpoint,
     method: str = "Host.ping2",
     timeout: float = 5,
@@ -275,7 +275,7 @@ async def _fail(
 
 
 async def test_https_success_with_mutual_tls(
-    https: Running, pki: Pki, transport: AiohttpTransport
+    https: Running, pki: Pki, transport: HttpTransport
 ) -> None:
     client = AgentClient(_endpoint(https.url, pki), transport)
     for _ in range(3):
@@ -284,13 +284,13 @@ async def test_https_success_with_mutual_tls(
 
 
 async def test_https_agent_error_passes_through(
-    https: Running, pki: Pki, transport: AiohttpTransport
+    https: Running, pki: Pki, transport: HttpTransport
 ) -> None:
     err = await _fail(transport, _endpoint(https.url, pki), "Test.error")
     assert (err.code, err.message) == (21, "networks.red.mtu: expected 68-65535, got 10")
 
 
-async def test_https_wrong_ca(https: Running, pki: Pki, transport: AiohttpTransport) -> None:
+async def test_https_wrong_ca(https: Running, pki: Pki, transport: HttpTransport) -> None:
     err = await _fail(transport, _endpoint(https.url, pki, ca=pki.other_ca))
     assert err.code == TLS
     assert err.message.startswith(f"{https.url}: TLS: certificate verify failed")
@@ -298,7 +298,7 @@ async def test_https_wrong_ca(https: Running, pki: Pki, transport: AiohttpTransp
 
 
 async def test_https_without_client_certificate(
-    https: Running, pki: Pki, transport: AiohttpTransport
+    https: Running, pki: Pki, transport: HttpTransport
 ) -> None:
     err = await _fail(transport, _endpoint(https.url, pki, cert=None, key=None))
     assert err.code == TLS, err
@@ -310,7 +310,7 @@ async def test_https_without_client_certificate(
 
 
 async def test_https_client_certificate_from_another_ca(
-    https: Running, pki: Pki, transport: AiohttpTransport
+    https: Running, pki: Pki, transport: HttpTransport
 ) -> None:
     err = await _fail(
         transport, _endpoint(https.url, pki, cert=pki.stranger_cert, key=pki.stranger_key)
@@ -320,39 +320,39 @@ async def test_https_client_certificate_from_another_ca(
 
 
 async def test_missing_certificate_file(
-    https: Running, pki: Pki, transport: AiohttpTransport, tmp_path: Path
+    https: Running, pki: Pki, transport: HttpTransport, tmp_path: Path
 ) -> None:
     err = await _fail(transport, _endpoint(https.url, pki, cert=str(tmp_path / "none.pem")))
     assert err.code == TLS
     assert "none.pem" in err.message and "No such file or directory" in err.message
 
 
-async def test_connection_refused(pki: Pki, transport: AiohttpTransport, free_port: int) -> None:
+async def test_connection_refused(pki: Pki, transport: HttpTransport, free_port: int) -> None:
     url = f"https://127.0.0.1:{free_port}"
     err = await _fail(transport, _endpoint(url, pki))
     assert (err.code, err.message) == (UNREACHABLE, f"cannot connect to {url}: Connection refused")
 
 
-async def test_hang_times_out(https: Running, pki: Pki, transport: AiohttpTransport) -> None:
+async def test_hang_times_out(https: Running, pki: Pki, transport: HttpTransport) -> None:
     err = await _fail(transport, _endpoint(https.url, pki), "Test.hang", timeout=0.5)
     assert err.code == TIMEOUT
     assert err.message.endswith("timed out after 0.5 s")
 
 
-async def test_garbage_response(https: Running, pki: Pki, transport: AiohttpTransport) -> None:
+async def test_garbage_response(https: Running, pki: Pki, transport: HttpTransport) -> None:
     err = await _fail(transport, _endpoint(https.url, pki), "Test.garbage")
     assert err.code == BAD_RESPONSE
     assert err.message == f"{https.url}: bad response: not JSON: '<html>oops</html>'"
 
 
-async def test_http_error_status(https: Running, pki: Pki, transport: AiohttpTransport) -> None:
+async def test_http_error_status(https: Running, pki: Pki, transport: HttpTransport) -> None:
     err = await _fail(transport, _endpoint(https.url, pki), "Test.notfound")
     assert err.code == BAD_RESPONSE
     assert err.message == f"{https.url}: bad response: HTTP 404 Not Found"
 
 
 async def test_connection_closed_mid_response(
-    https: Running, pki: Pki, transport: AiohttpTransport
+    https: Running, pki: Pki, transport: HttpTransport
 ) -> None:
     err = await _fail(transport, _endpoint(https.url, pki), "Test.cutoff")
     assert err.code == BAD_RESPONSE, err
@@ -361,12 +361,12 @@ async def test_connection_closed_mid_response(
     assert await AgentClient(_endpoint(https.url, pki), transport).call("Host.ping2") == {}
 
 
-async def test_unsupported_scheme(transport: AiohttpTransport) -> None:
+async def test_unsupported_scheme(transport: HttpTransport) -> None:
     err = await _fail(transport, Endpoint("ftp://h"))
     assert err.message == "endpoint.url: expected https://, http:// or unix://, got 'ftp://h'"
 
 
-async def test_unix_socket(tmp_path: Path, transport: AiohttpTransport) -> None:
+async def test_unix_socket(tmp_path: Path, transport: HttpTransport) -> None:
     server = Server()
     app = web.Application()
     app.router.add_post("/jsonrpc", server.handle)
