@@ -1,14 +1,15 @@
-"""The kernel backend: the only module that talks netlink (pyroute2 ``IPRoute``, one socket).
+"""The kernel backend: the only module that talks netlink.
 
-Synchronous: the daemon calls it from a worker thread, never on the event loop (the sync
-``IPRoute`` facade runs its own event loop). Requests address devices by ifindex, from a
+Synchronous: the daemon calls it from a worker thread, never on the event loop. Reads and
+link changes go through ``vdsm_net.netlink`` (a raw NETLINK_ROUTE socket: lean dumps, and link
+changes pipelined in batches); the few requests built with pyroute2's encoders (addresses,
+routes, deletes) through pyroute2's ``IPRoute``. Requests address devices by ifindex, from a
 name->index map refreshed by every ``read_state`` and kept up to date as devices are created
 and deleted; a name missing from the map is resolved with one ``RTM_GETLINK`` by name.
 
 ``read_state(scope)`` reads only the devices a scoped transaction names (``vdsm_net.scope``):
 one ``RTM_GETLINK`` per name, and address and route dumps that the kernel filters by ifindex,
-output device or table. Those filters need ``NETLINK_GET_STRICT_CHK`` on the socket: without
-it the kernel ignores them and dumps everything.
+output device or table (``NETLINK_GET_STRICT_CHK``, see ``vdsm_net.netlink``).
 """
 
 from __future__ import annotations
@@ -26,13 +27,12 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.nlsocket import NetlinkRequest
 from pyroute2.netlink.rtnl import RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from vdsm_net import bond_options
+from vdsm_net import bond_options, netlink
 from vdsm_net.caps import LinkStats
 from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.linkmsg import LinkMsg, parse_link
@@ -71,40 +71,40 @@ _MIN_MTU = 68  # ETH_MIN_MTU
 _RTA_DST = 1
 _RTA_OIF = 4
 _RTA_TABLE = 15
-_DECODED = "vdsm_net_decoded"
 _IFADDRMSG_SCOPE = 16 + 3  # nlmsghdr, then ifa_family, ifa_prefixlen, ifa_flags, ifa_scope
 _RTMSG_NLA_OFFSET = 16 + 12  # nlmsghdr + struct rtmsg
 
-# Option name -> IFLA_BOND_* attribute (drivers/net/bonding/bond_netlink.c). The kernel
-# applies the attributes of one request in its own fixed order (mode first, then miimon,
-# then the delays, ...), whatever their order in the message.
-_BOND_NLA: Mapping[str, str] = {
-    "mode": "IFLA_BOND_MODE",
-    "miimon": "IFLA_BOND_MIIMON",
-    "updelay": "IFLA_BOND_UPDELAY",
-    "downdelay": "IFLA_BOND_DOWNDELAY",
-    "use_carrier": "IFLA_BOND_USE_CARRIER",
-    "arp_interval": "IFLA_BOND_ARP_INTERVAL",
-    "arp_validate": "IFLA_BOND_ARP_VALIDATE",
-    "primary": "IFLA_BOND_PRIMARY",
-    "primary_reselect": "IFLA_BOND_PRIMARY_RESELECT",
-    "fail_over_mac": "IFLA_BOND_FAIL_OVER_MAC",
-    "xmit_hash_policy": "IFLA_BOND_XMIT_HASH_POLICY",
-    "all_slaves_active": "IFLA_BOND_ALL_SLAVES_ACTIVE",
-    "min_links": "IFLA_BOND_MIN_LINKS",
-    "lacp_rate": "IFLA_BOND_AD_LACP_RATE",
-    "ad_select": "IFLA_BOND_AD_SELECT",
+# Option name -> IFLA_BOND_* attribute: its name (as linkmsg reads it), number and struct
+# format (include/uapi/linux/if_link.h, the policy in drivers/net/bonding/bond_netlink.c). The
+# kernel applies the attributes of one request in its own fixed order (mode first, then
+# miimon, then the delays, ...), whatever their order in the message.
+_BOND_NLA: Mapping[str, tuple[str, int, str]] = {
+    "mode": ("IFLA_BOND_MODE", 1, "=B"),
+    "miimon": ("IFLA_BOND_MIIMON", 3, "=I"),
+    "updelay": ("IFLA_BOND_UPDELAY", 4, "=I"),
+    "downdelay": ("IFLA_BOND_DOWNDELAY", 5, "=I"),
+    "use_carrier": ("IFLA_BOND_USE_CARRIER", 6, "=B"),
+    "arp_interval": ("IFLA_BOND_ARP_INTERVAL", 7, "=I"),
+    "arp_validate": ("IFLA_BOND_ARP_VALIDATE", 9, "=I"),
+    "primary": ("IFLA_BOND_PRIMARY", 11, "=I"),
+    "primary_reselect": ("IFLA_BOND_PRIMARY_RESELECT", 12, "=B"),
+    "fail_over_mac": ("IFLA_BOND_FAIL_OVER_MAC", 13, "=B"),
+    "xmit_hash_policy": ("IFLA_BOND_XMIT_HASH_POLICY", 14, "=B"),
+    "all_slaves_active": ("IFLA_BOND_ALL_SLAVES_ACTIVE", 17, "=B"),
+    "min_links": ("IFLA_BOND_MIN_LINKS", 18, "=I"),
+    "lacp_rate": ("IFLA_BOND_AD_LACP_RATE", 21, "=B"),
+    "ad_select": ("IFLA_BOND_AD_SELECT", 22, "=B"),
 }
+_IFLA_VLAN_ID = 1
+_IFLA_BR_STP_STATE = 5
+# A create at a chosen ifindex that is taken: EEXIST (the kernel finds the index first, and
+# NLM_F_EXCL refuses it) or EBUSY (register_netdevice).
+_INDEX_TAKEN = (errno.EEXIST, errno.EBUSY)
 # Options the kernel changes only while the bond is down (BOND_OPTFLAG_IFDOWN).
 _BOND_IFDOWN = frozenset({"mode", "lacp_rate", "ad_select"})
 # Monitors: a delay can only be set while MII monitoring is on, so monitors are switched on
 # before the other options and off after them.
 _BOND_MONITORS = frozenset({"miimon", "arp_interval"})
-
-
-def _linkinfo(kind: str, data: list[tuple[str, int]]) -> dict[str, Any]:
-    """An IFLA_LINKINFO with kind-specific IFLA_INFO_DATA, spelled out (no pyroute2 magic)."""
-    return {"attrs": [("IFLA_INFO_KIND", kind), ("IFLA_INFO_DATA", {"attrs": data})]}
 
 
 class _Refused(Exception):
@@ -147,19 +147,26 @@ class Backend:
     def __init__(self, netns: str | None = None) -> None:
         """``netns``: for tests only, work in that named namespace instead of the current."""
         self._netns = netns
-        # groups=0: no multicast subscription; nothing would read the notifications.
-        # strict_check: the kernel honours the filters of scoped dumps (see the docstring).
-        self._ipr = IPRoute(netns=netns, groups=0, ext_ack=True, strict_check=True)
+        # pyroute2 for the few requests built with its encoders (addresses, routes, deletes);
+        # groups=0: no multicast subscription, nothing would read the notifications.
+        self._ipr = IPRoute(netns=netns, groups=0, ext_ack=True)
         self._lock = threading.Lock()
         self._index: dict[str, int] = {}
         self._kinds: dict[str, str] = {}  # IFLA_INFO_KIND by name, as of the last read
         self._stray_doomed: tuple[int, ...] = ()
+        self._sock = netlink.RouteSocket.open(netns)
+        self._queue: list[_Queued] = []
+        self._op: Op | None = None  # the op being applied: named if its requests fail
+        self._unconfirmed: dict[str, int] = {}  # created in the batch: name -> chosen ifindex
+        self._deferred: dict[str, list[_Deferred]] = {}  # their changes, in order
+        self._next_index: int | None = None
         # Whether the last read saw every device: only then are the devices stranded in
         # DOOMED_GROUP by a crash known, and a delete by group safe (see delete_devices).
         self._saw_all = False
 
     def close(self) -> None:
         self._ipr.close()
+        self._sock.close()
 
     def __enter__(self) -> Backend:
         return self
@@ -177,30 +184,17 @@ class Backend:
     def _request(
         self, msg: Any, msg_type: int, flags: int, decode: Callable[[bytes, int, int], Any]
     ) -> list[Any]:
-        """Send one request; ``decode(data, offset, length)`` turns each answer message into
-        a value (None: not wanted). Errors and NLMSG_DONE go through pyroute2's marshal, so a
-        refusal raises NetlinkError as usual."""
-        core = self._ipr.asyncore
-        marshal = core.marshal
-
-        def parser(data: bytes, offset: int, length: int) -> Any:
-            _, key, nlflags, seq = struct.unpack_from("IHHI", data, offset)
-            if key != msg_type - 2:  # RTM_GETxxx - 2 == RTM_NEWxxx (the answer)
-                return marshal.parse_one_message(key, nlflags, seq, data, offset, length)
-            header = {"length": length, "type": key, "flags": nlflags,
-                      "sequence_number": seq, "error": None}
-            # Never None: pyroute2 stops reading a dump at a chunk that yields no message,
-            # and the kernel then refuses the next dump on this socket with EBUSY.
-            return {"header": header, _DECODED: decode(data, offset, length)}
-
-        async def request() -> list[Any]:
-            req = NetlinkRequest(core, msg, msg_type=msg_type, msg_flags=flags, parser=parser)
-            await req.send()
-            # The ACK of a "get" (an NLMSG_ERROR with code 0) comes through too: skipped.
-            return [m[_DECODED] async for m in req.response() if m.get(_DECODED) is not None]
-
-        # The sync facade's own runner (sets up the transport, runs on its event loop).
-        return list(self._ipr._run_with_cleanup(request))
+        """Send one read request (a pyroute2 message, encoded here) on the raw socket;
+        ``decode(data, offset, length)`` turns each answer message into a value (None: not
+        wanted). A refusal raises NetlinkError, as pyroute2 would."""
+        msg.encode()
+        payload = bytes(msg.data[16 : msg["header"]["length"]])  # without its nlmsghdr
+        self._flush()  # a read sees the batch's changes
+        try:
+            return self._sock.request(netlink.Request(msg_type, flags, payload), msg_type - 2,
+                                      decode)  # RTM_GETxxx - 2 == RTM_NEWxxx (the answer)
+        except netlink.KernelRefused as e:
+            raise NetlinkError(e.ack.code, e.ack.message or None) from e
 
     def _links(self, msg: ifinfmsg, flags: int) -> list[_Link]:
         # pyroute2's own decoder costs ~0.5 ms per link (it decodes every attribute).
@@ -222,17 +216,33 @@ class Backend:
             msg["attrs"] = [("IFLA_IFNAME", ifname)]
         return self._links(msg, NLM_F_REQUEST | NLM_F_ACK)[0]
 
-    def _find_link(self, name: str) -> _Link | None:
-        try:
-            return self._get_link(ifname=name)
-        except NetlinkError as e:
-            if e.code == errno.ENODEV:
-                return None
-            raise
+    def _links_now(self, names: Sequence[str], by_index: bool) -> list[_Link | None]:
+        """One RTM_GETLINK per name, pipelined (by the ifindex of the last read if
+        ``by_index`` and known, else by name); None where there is no such device."""
+
+        def decode(data: bytes, offset: int, length: int) -> _Link:
+            return _Link.of(parse_link(data, offset, length))
+
+        self._flush()
+        requests = [
+            netlink.get_request(index=self._index[n]) if by_index and n in self._index
+            else netlink.get_request(name=n)
+            for n in names
+        ]
+        out: list[_Link | None] = []
+        for answer in self._sock.request_each(requests, RTM_GETLINK - 2, decode):
+            if isinstance(answer, netlink.Ack):  # the kernel's refusal instead of a link
+                if answer.code != errno.ENODEV:
+                    raise NetlinkError(answer.code, answer.message or None)
+                out.append(None)
+            else:
+                out.append(answer)
+        return out
 
     def read_state(self, scope: ReadScope | None = None) -> KernelState:
         """The kernel's state: every device, or only the devices ``scope`` names."""
         with self._lock:
+            self._next_index = None  # devices may have come since: choose from the new read
             if scope is not None:
                 return self._read_scoped(scope)
             links = self._dump_links()
@@ -248,8 +258,8 @@ class Backend:
 
     def _read_scoped(self, scope: ReadScope) -> KernelState:
         links: list[_Link] = []
-        for name in sorted(scope.devices):
-            link = self._find_link(name)
+        wanted = sorted(scope.devices)
+        for name, link in zip(wanted, self._links_now(wanted, False), strict=True):
             self._index.pop(name, None)
             self._kinds.pop(name, None)
             if link is not None:
@@ -414,7 +424,7 @@ class Backend:
         # An option this kernel does not report (e.g. use_carrier, gone from newer kernels)
         # reads as its default, so that a bond normalised by the renderer compares equal.
         out = dict(bond_options.DEFAULTS)
-        for name, nla in _BOND_NLA.items():
+        for name, (nla, _, _) in _BOND_NLA.items():
             value = link.data(nla)
             if name == bond_options.PRIMARY:
                 out[name] = names.get(value or 0, "")
@@ -470,20 +480,87 @@ class Backend:
         return out
 
     # -- applying ------------------------------------------------------------------------
+    #
+    # Link changes are queued as requests (``_queue``) and sent in one pipelined batch
+    # (``vdsm_net.netlink``) when the plan ends or when an op must first know their outcome:
+    # a read (``_get_link``), the ifindex of a device created in the batch (``_idx``), or a
+    # request still sent through pyroute2 (``_sync``: deletes, addresses, routes). The kernel
+    # runs them in plan order and the first refusal is the error; the requests after it in
+    # the same batch have run too (the pipeline's revert reads what the kernel has).
+    #
+    # A batch addresses only devices whose ifindex is known: existing ones, and new ones by
+    # the ifindex chosen at creation. Changes to a device created in the batch wait until its
+    # create has succeeded (``_deferred``): addressed by the chosen ifindex, they would change
+    # whatever device holds it if the create failed on that; addressed by name, they would
+    # change the device that holds the name if the create failed on that.
 
     def apply(self, ops: Sequence[Op]) -> None:
         with self._lock:
-            for op in ops:
-                try:
-                    op.accept(self)
-                except NetlinkError as e:
-                    raise NetError(ErrorKind.KERNEL, f"{op}: {_reason(e)}") from e
-                except _Refused as e:
-                    raise NetError(ErrorKind.KERNEL, f"{op}: {e}") from e
-                except OSError as e:
-                    raise NetError(ErrorKind.KERNEL, f"{op}: {e.strerror or e}") from e
+            try:
+                for op in ops:
+                    self._op = op
+                    try:
+                        op.accept(self)
+                    except NetlinkError as e:
+                        self._fail(op, _reason(e), e)
+                    except _Refused as e:
+                        self._fail(op, str(e), e)
+                    except OSError as e:
+                        self._fail(op, e.strerror or str(e), e)
+                self._flush()
+            finally:
+                self._queue.clear()
+                self._unconfirmed.clear()
+                self._deferred.clear()
+
+    def _fail(self, op: Op, reason: str, cause: Exception) -> None:
+        self._flush()  # the requests of the ops before this one: a refusal there comes first
+        raise NetError(ErrorKind.KERNEL, f"{op}: {reason}") from cause
+
+    def _flush(self) -> None:
+        while self._queue:
+            queue, self._queue = self._queue, []
+            created, self._unconfirmed = self._unconfirmed, {}
+            deferred, self._deferred = self._deferred, {}
+            acks = self._sock.exchange([q.request for q in queue])
+            for q, ack in zip(queue, acks, strict=True):
+                if ack.code and q.fallback is not None and ack.code in _INDEX_TAKEN:
+                    ack = self._create_anywhere(q)
+                if ack.code and ack.code not in q.ignore:
+                    raise NetError(ErrorKind.KERNEL, f"{q.op}: {q.explain(ack)}")
+                if q.created is not None and q.created not in self._index:
+                    self._index[q.created] = created[q.created]
+            for name, changes in deferred.items():
+                for change in changes:
+                    self._queue_set(change.op, self._index[name], change.up, change.attrs)
+
+    def _create_anywhere(self, q: _Queued) -> netlink.Ack:
+        """The ifindex chosen for a new device was taken (by a device created since the last
+        read), or its name is: create it again where the kernel chooses. A true name clash
+        fails the same way a second time."""
+        assert q.fallback is not None and q.created is not None
+        ack = self._sock.exchange([q.fallback])[0]
+        if not ack.code:
+            index = self._get_link(ifname=q.created).index
+            self._index[q.created] = index
+            self._next_index = max(self._next_index or 0, index + 1)
+        return ack
+
+    def _sync(self) -> IPRoute:
+        """pyroute2, for a request that is not batched: the batch goes first."""
+        self._flush()
+        return self._ipr
+
+    def _choose_index(self) -> int:
+        if self._next_index is None:
+            self._next_index = max(self._index.values(), default=0) + 1
+        index = self._next_index
+        self._next_index += 1
+        return index
 
     def _idx(self, name: str) -> int:
+        if name in self._unconfirmed:
+            self._flush()
         index = self._index.get(name)
         if index is None:
             try:
@@ -499,56 +576,59 @@ class Backend:
         """A fresh RTM_GETLINK for one device (its current flags, group, master)."""
         return self._get_link(index=self._idx(name))
 
-    def _set(self, name: str, **kwargs: Any) -> None:
-        index = self._index.get(name)
-        if index is not None:
-            self._ipr.link("set", index=index, **kwargs)
-            return
-        # A device this backend just created: addressed by name (IFLA_IFNAME), which saves
-        # the RTM_GETLINK that would learn its index.
-        try:
-            self._ipr.link("set", ifname=name, **kwargs)
-        except NetlinkError as e:
-            if e.code == errno.ENODEV:
-                raise _Refused(f"no device {name!r}") from e
-            raise
-
-    def _set_state(self, name: str, up: bool) -> None:
-        self._set(name, state="up" if up else "down")
-
-    def _create(self, name: str, linkinfo: dict[str, Any], **kwargs: Any) -> None:
-        # The new device's ifindex is chosen here (RTM_NEWLINK honours ifi_index), so that no
-        # RTM_GETLINK is needed to learn it. If a device created since the last dump holds
-        # that index, the kernel answers EEXIST (it looks the index up first) or EBUSY: then
-        # the kernel chooses, and a true name clash fails the same way a second time.
-        index = max(self._index.values(), default=0) + 1
-        self._index.pop(name, None)
-        try:
-            self._ipr.link("add", ifname=name, index=index, group=OWNED_GROUP,
-                           IFLA_LINKINFO=linkinfo, **kwargs)
-        except NetlinkError as e:
-            if e.code not in (errno.EBUSY, errno.EEXIST):
-                raise
-            self._ipr.link("add", ifname=name, group=OWNED_GROUP, IFLA_LINKINFO=linkinfo,
-                           **kwargs)
+    def _set(self, name: str, *, up: bool | None = None, attrs: bytes = b"") -> None:
+        if name in self._unconfirmed:
+            self._deferred.setdefault(name, []).append(_Deferred(self._op, up, attrs))
         else:
-            self._index[name] = index
-        self._kinds[name] = str(linkinfo["attrs"][0][1])
+            self._queue_set(self._op, self._idx(name), up, attrs)
+
+    def _queue_set(
+        self, op: Op | None, index: int, up: bool | None, attrs: bytes, ignore: tuple[int, ...] = ()
+    ) -> None:
+        request = netlink.link_request(index=index, up=up, attrs=attrs)
+        self._queue.append(_Queued(op, request, up=up, ignore=ignore))
+
+    def _create(self, name: str, kind: str, data: bytes, attrs: bytes = b"") -> None:
+        # The new device's ifindex is chosen here (RTM_NEWLINK honours ifi_index), so that no
+        # RTM_GETLINK is needed to learn it. NLM_F_EXCL matters: without it, a request whose
+        # ifindex is taken would change the device that holds it. If a device created since
+        # the last read holds it, the kernel answers EEXIST, and _flush creates the device
+        # again where the kernel chooses.
+        attrs = (
+            netlink.nla_str(netlink.IFLA_IFNAME, name)
+            + netlink.nla_u32(netlink.IFLA_GROUP, OWNED_GROUP)
+            + attrs
+            + netlink.linkinfo(kind, data)
+        )
+        index = self._choose_index()
+        self._index.pop(name, None)
+        self._unconfirmed[name] = index
+        self._kinds[name] = kind
+        self._queue.append(
+            _Queued(
+                self._op,
+                netlink.link_request(index=index, create=True, attrs=attrs),
+                created=name,
+                fallback=netlink.link_request(create=True, attrs=attrs),
+            )
+        )
 
     def create_bridge(self, op: CreateBridge) -> None:
-        data = [("IFLA_BR_STP_STATE", 1 if op.stp else 0)]
-        extra = {"address": op.mac} if op.mac else {}
+        extra = netlink.nla(netlink.IFLA_ADDRESS, _mac(op.mac)) if op.mac else b""
         # An MTU given at creation, or set to the value the bridge already has, does not
         # count as "set by user": the bridge would then follow its smallest port (a VM tap
         # joining with 1400 would pull a 1500 bridge down). Only a real change makes it stick:
         # create the bridge one below (IFLA_MTU at creation is assigned, not "changed"), then
         # set the wanted value while it has no ports. Two requests, no RTM_GETLINK.
-        self._create(op.name, _linkinfo(BRIDGE, data), mtu=_step_mtu(op.mtu), **extra)
-        self._set(op.name, mtu=op.mtu)
+        mtu = netlink.nla_u32(netlink.IFLA_MTU, _step_mtu(op.mtu))
+        self._create(op.name, BRIDGE, _stp_data(op.stp), mtu + extra)
+        self._set(op.name, attrs=netlink.nla_u32(netlink.IFLA_MTU, op.mtu))
 
     def create_vlan(self, op: CreateVlan) -> None:
-        data = [("IFLA_VLAN_ID", op.vlan_id)]
-        self._create(op.name, _linkinfo(VLAN, data), link=self._idx(op.base), mtu=op.mtu)
+        attrs = netlink.nla_u32(netlink.IFLA_LINK, self._idx(op.base)) + netlink.nla_u32(
+            netlink.IFLA_MTU, op.mtu
+        )
+        self._create(op.name, VLAN, netlink.nla_u16(_IFLA_VLAN_ID, op.vlan_id), attrs)
 
     def create_bond(self, op: CreateBond) -> None:
         # Send only what differs from the kernel's defaults: options foreign to the mode
@@ -559,31 +639,33 @@ class Backend:
             for k, v in bond_options.normalize(op.options).items()
             if v != bond_options.DEFAULTS[k]
         }
-        extra: dict[str, Any] = {"mtu": op.mtu}
+        attrs = netlink.nla_u32(netlink.IFLA_MTU, op.mtu)
         if op.mac:
-            extra["address"] = op.mac
-        self._create(op.name, _linkinfo(BOND, self._bond_attrs(wanted)), **extra)
+            attrs += netlink.nla(netlink.IFLA_ADDRESS, _mac(op.mac))
+        self._create(op.name, BOND, self._bond_attrs(wanted), attrs)
 
-    def _bond_attrs(self, options: Mapping[str, str]) -> list[tuple[str, int]]:
-        attrs = []
+    def _bond_attrs(self, options: Mapping[str, str]) -> bytes:
+        out = b""
         for name, value in options.items():
-            nla = _BOND_NLA.get(name)
-            if nla is None:
+            wire = _BOND_NLA.get(name)
+            if wire is None:
                 raise _Refused(f"unsupported bonding option {name}={value}")
+            _, number, fmt = wire
             if name == bond_options.PRIMARY:
-                attrs.append((nla, self._idx(value) if value else 0))
+                number_value = self._idx(value) if value else 0
             else:
                 try:
-                    attrs.append((nla, bond_options.to_number(name, value)))
+                    number_value = bond_options.to_number(name, value)
                 except ValueError as e:
                     raise _Refused(str(e)) from e
-        return attrs
+            out += netlink.nla(number, struct.pack(fmt, number_value))
+        return out
 
     def set_bond_options(self, op: SetBondOptions) -> None:
         was_up = bool(self._get(op.device).flags & IFF_UP)
         needs_down = was_up and not _BOND_IFDOWN.isdisjoint(op.options)
         if needs_down:
-            self._set_state(op.device, False)
+            self._set(op.device, up=False)
         # Resets first, under the old mode (lacp_rate back to "slow" is refused once the mode
         # is no longer 802.3ad), then the mode and the new values, monitors off last.
         resets = {
@@ -595,19 +677,16 @@ class Backend:
         rest = {k: v for k, v in op.options.items() if k not in resets and k not in monitors_off}
         for part in (resets, rest, monitors_off):
             if part:
-                data = self._bond_attrs(part)
-                self._set(op.device, IFLA_LINKINFO=_linkinfo(BOND, data))
+                self._set(op.device, attrs=netlink.linkinfo(BOND, self._bond_attrs(part)))
         if needs_down:
-            self._set_state(op.device, True)
+            self._set(op.device, up=True)
 
     def delete_devices(self, op: DeleteDevices) -> None:
         # Re-check ownership now, not at planning time: the agent never deletes a device it
         # did not create (a NIC, a libvirt bridge), even if a stale plan says so.
         doomed = []
-        for name in op.names:
-            try:
-                link = self._get(name)
-            except _Refused:
+        for name, link in zip(op.names, self._links_now(op.names, True), strict=True):
+            if link is None:
                 continue  # already gone (e.g. a VLAN unregistered with its base)
             group = link.attr("IFLA_GROUP")
             if group not in _OWNED_GROUPS:
@@ -615,29 +694,29 @@ class Backend:
             doomed.append(link.index)
         if not doomed:
             return
+        gone = (errno.ENODEV,)  # a VLAN goes with its base
         if not self._saw_all:
             # A scoped read does not know which devices a crash left in DOOMED_GROUP: a
-            # delete by group could take one of them along. One request per device instead
-            # (a scoped change deletes a few devices at most).
+            # delete by group could take one of them along. One request per device instead.
             for index in doomed:
-                try:
-                    self._ipr.link("del", index=index)
-                except NetlinkError as e:
-                    if e.code != errno.ENODEV:  # a VLAN goes with its base
-                        raise
+                self._queue.append(_Queued(op, netlink.del_request(index=index), ignore=gone))
+            self._flush()
             self._forget(set(doomed))
             return
         for index in self._stray_doomed:
             if index not in doomed:
-                self._try_set_group(index, OWNED_GROUP)
+                self._queue_set(op, index, None, _group(OWNED_GROUP), ignore=gone)
         self._stray_doomed = ()
         for index in doomed:
-            self._ipr.link("set", index=index, group=DOOMED_GROUP)
+            self._queue_set(op, index, None, _group(DOOMED_GROUP))
+        self._flush()  # all of them in the group before the group goes
+        self._queue.append(_Queued(op, netlink.del_request(attrs=_group(DOOMED_GROUP))))
         try:
-            self._ipr.link("del", group=DOOMED_GROUP)
-        except NetlinkError:
+            self._flush()
+        except NetError:
             for index in doomed:
-                self._try_set_group(index, OWNED_GROUP)
+                self._queue_set(op, index, None, _group(OWNED_GROUP), ignore=gone)
+            self._flush()
             raise
         self._forget(set(doomed))
 
@@ -645,67 +724,53 @@ class Backend:
         self._index = {n: i for n, i in self._index.items() if i not in gone}
         self._kinds = {n: k for n, k in self._kinds.items() if n in self._index}
 
-    def _try_set_group(self, index: int, group: int) -> None:
-        try:
-            self._ipr.link("set", index=index, group=group)
-        except NetlinkError as e:
-            if e.code != errno.ENODEV:
-                raise
-
     def set_master(self, op: SetMaster) -> None:
         if op.master is None:
             link = self._get(op.device)
-            self._set(op.device, master=0)
+            self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MASTER, 0))
             if link.info("IFLA_INFO_SLAVE_KIND") == BOND:
                 # The bonding driver closes a slave it releases (bond_release -> dev_close) and
                 # gives it back the MTU it had before it was enslaved. The rest of the plan was
                 # made from the slave's current state: a NIC that moves from a removed bond to a
                 # VLAN network would be down (the VLAN's SetUp fails with ENETDOWN) or have a
                 # smaller MTU than the new VLAN (EINVAL). Keep both as they were.
-                keep: dict[str, Any] = {"mtu": link.attr("IFLA_MTU")}
-                if link.flags & IFF_UP:
-                    keep["state"] = "up"
-                self._set(op.device, **keep)
+                mtu = netlink.nla_u32(netlink.IFLA_MTU, link.attr("IFLA_MTU"))
+                self._set(op.device, up=True if link.flags & IFF_UP else None, attrs=mtu)
             return
         kind = self._kinds.get(op.master)
-        if kind is not None and kind != BOND:  # known from the last dump or our own create
-            self._set(op.device, master=self._idx(op.master))
+        if kind is not None and kind != BOND:  # known from the last read or our own create
+            self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MASTER, self._idx(op.master)))
             return
         master = self._get(op.master)
         if master.kind != BOND:
-            self._set(op.device, master=master.index)
+            self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MASTER, master.index))
             return
         # The bonding driver refuses to enslave a device that is up (on older kernels) and
         # brings the slave up itself; restore the slave's own administrative state after.
         was_up = bool(self._get(op.device).flags & IFF_UP)
         if was_up:
-            self._set_state(op.device, False)
-        self._set(op.device, master=master.index)
-        self._set_state(op.device, was_up)
+            self._set(op.device, up=False)
+        self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MASTER, master.index))
+        self._set(op.device, up=was_up)
 
     def set_mtu(self, op: SetMtu) -> None:
-        self._set(op.device, mtu=op.mtu)
+        self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MTU, op.mtu))
 
     def set_up(self, op: SetUp) -> None:
-        try:
-            self._set_state(op.device, op.up)
-        except NetlinkError as e:
-            if e.code == errno.ENETDOWN:
-                raise _Refused(f"{_reason(e)} (a VLAN's base device must be up first)") from e
-            raise
+        self._set(op.device, up=op.up)
 
     def set_stp(self, op: SetStp) -> None:
-        data = [("IFLA_BR_STP_STATE", 1 if op.stp else 0)]
-        self._set(op.device, IFLA_LINKINFO=_linkinfo(BRIDGE, data))
+        self._set(op.device, attrs=netlink.linkinfo(BRIDGE, _stp_data(op.stp)))
 
     def _addr(self, command: str, device: str, cidr: str) -> None:
         address, _, prefix = cidr.partition("/")
         six = ":" in address
+        index = self._idx(device)
         # IPv6: no duplicate address detection, so the address is usable (not "tentative")
         # when the call returns, as a static address on a bridge should be.
-        self._ipr.addr(
+        self._sync().addr(
             command,
-            index=self._idx(device),
+            index=index,
             address=address,
             prefixlen=int(prefix or (128 if six else 32)),
             **({"flags": IFA_F_NODAD} if six and command == "add" else {}),
@@ -718,11 +783,12 @@ class Backend:
         self._addr("del", op.device, op.cidr)
 
     def _route(self, command: str, route: Route) -> None:
-        self._ipr.route(
+        oif = self._idx(route.device)
+        self._sync().route(
             command,
             dst="0.0.0.0/0" if route.family == 4 else "::/0",
             gateway=route.gateway,
-            oif=self._idx(route.device),
+            oif=oif,
             table=route.table,
         )
 
@@ -731,6 +797,44 @@ class Backend:
 
     def del_route(self, op: DelRoute) -> None:
         self._route("del", op.route)
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A request waiting in the batch, and what to say if the kernel refuses it."""
+
+    op: Op | None
+    request: netlink.Request
+    created: str | None = None  # creates this device, at a chosen ifindex
+    fallback: netlink.Request | None = None  # the same create, where the kernel chooses
+    up: bool | None = None
+    ignore: tuple[int, ...] = ()  # errors that are no failure (ENODEV: already gone)
+
+    def explain(self, ack: netlink.Ack) -> str:
+        if ack.code == errno.ENETDOWN and self.up:
+            return f"{ack.reason()} (a VLAN's base device must be up first)"
+        return ack.reason()
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A change to a device created in the batch, sent once the create has succeeded."""
+
+    op: Op | None
+    up: bool | None
+    attrs: bytes
+
+
+def _group(group: int) -> bytes:
+    return netlink.nla_u32(netlink.IFLA_GROUP, group)
+
+
+def _mac(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def _stp_data(stp: bool) -> bytes:
+    return netlink.nla_u32(_IFLA_BR_STP_STATE, 1 if stp else 0)
 
 
 def _references(link: _Link) -> list[int]:

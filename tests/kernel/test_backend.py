@@ -176,8 +176,40 @@ def test_kernel_refusal_names_the_op_and_the_reason(netns: NetNS, backend: Backe
     assert err.value.kind == ErrorKind.KERNEL
     assert err.value.message.startswith("CreateBridge(name=br0")
     assert "exists" in err.value.message
-    # ops before the failure stay applied, ops after it were not run
+    # the op before the failure stays applied; the change to the device whose create failed
+    # was never sent (it would have hit the device that holds the name)
     assert netns.link("br0")["mtu"] == 1400
+
+
+def test_a_failed_create_sends_nothing_to_the_device_holding_the_name(
+    netns: NetNS, backend: Backend
+) -> None:
+    netns.ip("link", "add", "br9", "mtu", "1500", "type", "bridge")  # not owned, down
+    backend.read_state()
+    before = netns.link("br9")
+    with pytest.raises(NetError) as err:
+        backend.apply([CreateBridge("br9", 1400), SetUp("br9", True), CreateBridge("br8", 1500)])
+    assert err.value.message.startswith("CreateBridge(name=br9")
+    after = netns.link("br9")
+    assert (after["mtu"], after["flags"], after.get("group")) == (
+        before["mtu"], before["flags"], before.get("group"))
+
+
+def test_a_taken_ifindex_is_left_alone_and_the_device_created_elsewhere(
+    netns: NetNS, backend: Backend
+) -> None:
+    """The backend chooses a new device's ifindex from its last read; a device created since
+    (a VM's tap) may hold it. That device is not touched, and the plan still succeeds."""
+    state = backend.read_state()
+    taken = max(d.index for d in state.devices.values()) + 1
+    netns.ip("link", "add", "tap0", "index", str(taken), "mtu", "1500", "type", "bridge")
+    backend.apply([CreateBridge("br0", 1400), SetUp("br0", True)])
+    tap = netns.link("tap0")
+    assert (tap["ifindex"], tap["mtu"], "UP" in tap["flags"]) == (taken, 1500, False)
+    assert "group" not in tap or tap["group"] == "default"
+    br0 = netns.link("br0")
+    assert br0["ifindex"] != taken
+    assert (br0["mtu"], "UP" in br0["flags"], br0["group"]) == (1400, True, str(OWNED_GROUP))
 
 
 def test_unknown_device_is_a_kernel_error(backend: Backend) -> None:
