@@ -147,8 +147,17 @@ async def _poll_confirm(
     wait = pace.first_wait(interval)
     dense_until = wait + interval * DENSE_POLLING
     waited = 0.0
+    begun = time.monotonic()
+    # The confirmations' connection is opened while the agent applies (a transport that
+    # pools nothing, a test double, has no ``preconnect``).
+    preconnect = getattr(client.transport, "preconnect", None)
+    if preconnect is not None:
+        with contextlib.suppress(AgentError):
+            await preconnect(client.endpoint, timeouts.confirm)
+    first = True
     while True:
-        await asyncio.sleep(wait)
+        await asyncio.sleep(max(0.0, wait - (time.monotonic() - begun)) if first else wait)
+        first = False
         waited += wait
         wait = step if waited < dense_until else min(wait * POLL_GROWTH, timeouts.poll_interval)
         sent.append(time.monotonic())
