@@ -356,6 +356,7 @@ class Backend:
         (``_RTA_TABLE``): a dump the kernel filters. A table that does not exist is empty."""
         req = rtmsg()
         req["family"] = family
+        req["type"] = RTN_UNICAST
         req["attrs"] = [("RTA_OIF" if nla == _RTA_OIF else "RTA_TABLE", value)]
         try:
             return self._route_dump(req)
@@ -367,11 +368,14 @@ class Backend:
     def _default_routes(self, family: int) -> list[rtmsg]:
         req = rtmsg()
         req["family"] = family
+        req["type"] = RTN_UNICAST
         return self._route_dump(req)
 
     def _route_dump(self, req: rtmsg) -> list[rtmsg]:
-        """Only default routes are managed: the others (with RTA_DST) are skipped undecoded;
-        every IPv6 device that is up brings routes of its own (link-local, multicast)."""
+        """Only unicast default routes are managed. The kernel filters on the route type
+        (``rtm_type``, with strict checking): every IPv6 device that is up brings local and
+        multicast routes of its own, which never reach us. The other unicast routes (with
+        RTA_DST: the link-local prefix of each device) are skipped undecoded."""
 
         def decode(data: bytes, offset: int, length: int) -> rtmsg | None:
             if _has_nla(data, offset + _RTMSG_NLA_OFFSET, offset + length, _RTA_DST):
