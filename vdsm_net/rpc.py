@@ -17,10 +17,10 @@ from jsonrpcserver import Error, Result, Success, async_dispatch
 
 from vdsm_net.errors import NetError
 from vdsm_net.pipeline import Agent
+from vdsm_net.server import Handler
 
 log = logging.getLogger("vdsm_net.rpc")
 
-Handler = Callable[[str, Mapping[str, str]], Awaitable[str | None]]
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
