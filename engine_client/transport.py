@@ -38,6 +38,9 @@ from engine_client.agent_client import (
 
 PROBE_SECONDS: Final = 1.0
 MAX_HEAD: Final = 64 * 1024  # bytes of status line and headers before the answer is refused
+# An agent's largest answer, capabilities of a host with thousands of networks, is a few MiB;
+# past this the answer is refused rather than buffered without end.
+MAX_BODY: Final = 64 * 1024 * 1024
 
 
 class _Closed(Exception):
@@ -131,6 +134,8 @@ class _Connection(asyncio.Protocol):
             self._head = _parse_head(bytes(self._buf[:end]))
             self._head_len = end + 4
         headers = self._head[2]
+        if len(self._buf) > self._head_len + MAX_BODY + MAX_HEAD:  # chunk framing included
+            raise _BadHttp(f"answer longer than {MAX_BODY} bytes")
         if headers.get("transfer-encoding", "").lower() == "chunked":
             body = _dechunk(self._buf, self._head_len)
             return None if body is None else self._response(body, self._keep_alive())
@@ -139,6 +144,8 @@ class _Connection(asyncio.Protocol):
             return None  # until the server closes (connection_lost)
         if not length.isdigit():
             raise _BadHttp(f"Content-Length: {length!r}")
+        if int(length) > MAX_BODY:
+            raise _BadHttp(f"Content-Length {length} is over {MAX_BODY} bytes")
         end = self._head_len + int(length)
         if len(self._buf) < end:
             return None

@@ -182,6 +182,19 @@ class Server:
             await self.release.wait()
         if method == "Test.garbage":
             return web.Response(body=b"<html>oops</html>", content_type="text/html")
+        if method == "Test.huge":  # announces more than any agent answer can be
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            resp.content_length = 1 << 40
+            await resp.prepare(request)
+            await resp.write(b"{" * 1024)
+            await self.release.wait()
+            return resp
+        if method == "Test.endless":  # a chunked answer that never ends
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            while True:
+                await resp.write(b" " * (1 << 20))
         if method == "Test.notfound":
             return web.Response(status=404, text="no such thing")
         if method == "Test.cutoff":
@@ -343,6 +356,17 @@ async def test_garbage_response(https: Running, pki: Pki, transport: HttpTranspo
     err = await _fail(transport, _endpoint(https.url, pki), "Test.garbage")
     assert err.code == BAD_RESPONSE
     assert err.message == f"{https.url}: bad response: not JSON: '<html>oops</html>'"
+
+
+async def test_an_oversized_answer_is_refused(
+    https: Running, pki: Pki, transport: HttpTransport
+) -> None:
+    err = await _fail(transport, _endpoint(https.url, pki), "Test.huge")
+    assert err.code == BAD_RESPONSE
+    assert f"Content-Length {1 << 40} is over" in err.message
+    err = await _fail(transport, _endpoint(https.url, pki), "Test.endless", timeout=30)
+    assert err.code == BAD_RESPONSE
+    assert "answer longer than" in err.message
 
 
 async def test_http_error_status(https: Running, pki: Pki, transport: HttpTransport) -> None:
