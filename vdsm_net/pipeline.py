@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -197,7 +197,7 @@ class Agent:
         tag = f"[{cid}] " if cid else ""
         log.info(
             "%ssetupNetworks networks=%s bondings=%s: %d operations%s%s",
-            tag, sorted(request.networks), sorted(request.bondings), len(ops),
+            tag, _names(request.networks), _names(request.bondings), len(ops),
             " (dry run)" if request.options.dry_run else "",
             f" (scope: {len(scope.devices)} devices)" if scope is not None else "",
         )
@@ -385,6 +385,14 @@ class Agent:
 
 def _revert_change(backend: KernelBackend, change: PendingChange) -> None:
     revert(backend, change.before, change.scope)
+
+
+def _names(names: Iterable[str], shown: int = 5) -> str:
+    """A log-sized list: ``[a, b, c]``, or ``200: [a, b, c, d, e, ...]``."""
+    ordered = sorted(names)
+    if len(ordered) <= shown:
+        return "[" + ", ".join(ordered) + "]"
+    return f"{len(ordered)}: [" + ", ".join(ordered[:shown]) + ", ...]"
 
 
 def _union(a: NetConfig, b: NetConfig) -> NetConfig:
