@@ -235,6 +235,6 @@ sys.exit(1)
 
 def pings(ns: NetNS, addr: str, *, count: int = 3, wait: float = 1.0) -> bool:
     """Whether ``addr`` answers an ICMP echo sent from namespace ``ns`` (``count`` tries,
-    ``wait`` seconds each)."""
+    ``wait`` seconds each; the first answer ends it)."""
     proc = ns.sh(sys.executable, "-S", "-c", _PING, addr, str(count), str(wait), check=False)
     return proc.returncode == 0
