@@ -212,6 +212,28 @@ def test_a_taken_ifindex_is_left_alone_and_the_device_created_elsewhere(
     assert (br0["mtu"], "UP" in br0["flags"], br0["group"]) == (1400, True, str(OWNED_GROUP))
 
 
+def test_a_batch_longer_than_one_send_is_applied_in_order(
+    netns: NetNS, backend: Backend
+) -> None:
+    """Over 128 requests go in several sends (vdsm_net.netlink): all of them reach the
+    kernel, in order, and a refusal in a later send names its own op."""
+    names = [f"br{i}" for i in range(150)]
+    ops = [CreateBridge(n, 1500) for n in names]  # 300 requests: create, then the MTU
+    ops += [SetMtu(n, 1400 + i) for i, n in enumerate(names)]
+    ops += [SetUp(n, True) for n in names]
+    backend.apply(ops)
+    links = netns.links()
+    assert [(links[n]["mtu"], "UP" in links[n]["flags"]) for n in names] == [
+        (1400 + i, True) for i in range(150)
+    ]
+    with pytest.raises(NetError) as err:
+        backend.apply([SetMtu(n, 1300) for n in names[:140]] + [SetMtu("br140", 10)]
+                      + [SetMtu("br141", 1300)])
+    assert err.value.message.startswith("SetMtu(device=br140 mtu=10): mtu less than")
+    links = netns.links()
+    assert links["br139"]["mtu"] == 1300 and links["br140"]["mtu"] == 1540
+
+
 def test_unknown_device_is_a_kernel_error(backend: Backend) -> None:
     with pytest.raises(NetError, match=r"SetMtu.*nothere"):
         backend.apply([SetMtu("nothere", 1500)])
