@@ -74,71 +74,15 @@ _RTA_TABLE = 15
 _IFADDRMSG_SCOPE = 16 + 3  # nlmsghdr, then ifa_family, ifa_prefixlen, ifa_flags, ifa_scope
 _RTMSG_NLA_OFFSET = 16 + 12  # nlmsghdr + struct rtmsg
 
-# Option name -> IFLA_BOND_* attribute: its name (as linkmsg reads it), number and struct
-# format (include/uapi/linux/if_link.h, the policy in drivers/net/bonding/bond_netlink.c). The
-# kernel applies the attributes of one request in its own fixed order (mode first, then
-# miimon, then the delays, ...), whatever their order in the message.
-_BOND_NLA: Mapping[str, tuple[str, int, str]] = {
-    "mode": ("IFLA_BOND_MODE", 1, "=B"),
-    "miimon": ("IFLA_BOND_MIIMON", 3, "=I"),
-    "updelay": ("IFLA_BOND_UPDELAY", 4, "=I"),
-    "downdelay": ("IFLA_BOND_DOWNDELAY", 5, "=I"),
-    "use_carrier": ("IFLA_BOND_USE_CARRIER", 6, "=B"),
-    "arp_interval": ("IFLA_BOND_ARP_INTERVAL", 7, "=I"),
-    "arp_validate": ("IFLA_BOND_ARP_VALIDATE", 9, "=I"),
-    "primary": ("IFLA_BOND_PRIMARY", 11, "=I"),
-    "primary_reselect": ("IFLA_BOND_PRIMARY_RESELECT", 12, "=B"),
-    "fail_over_mac": ("IFLA_BOND_FAIL_OVER_MAC", 13, "=B"),
-    "xmit_hash_policy": ("IFLA_BOND_XMIT_HASH_POLICY", 14, "=B"),
-    "all_slaves_active": ("IFLA_BOND_ALL_SLAVES_ACTIVE", 17, "=B"),
-    "min_links": ("IFLA_BOND_MIN_LINKS", 18, "=I"),
-    "lacp_rate": ("IFLA_BOND_AD_LACP_RATE", 21, "=B"),
-    "ad_select": ("IFLA_BOND_AD_SELECT", 22, "=B"),
-}
 _IFLA_VLAN_ID = 1
 _IFLA_BR_STP_STATE = 5
 # A create at a chosen ifindex that is taken: EEXIST (the kernel finds the index first, and
 # NLM_F_EXCL refuses it) or EBUSY (register_netdevice).
 _INDEX_TAKEN = (errno.EEXIST, errno.EBUSY)
-# Options the kernel changes only while the bond is down (BOND_OPTFLAG_IFDOWN).
-_BOND_IFDOWN = frozenset({"mode", "lacp_rate", "ad_select"})
-# Monitors: a delay can only be set while MII monitoring is on, so monitors are switched on
-# before the other options and off after them.
-_BOND_MONITORS = frozenset({"miimon", "arp_interval"})
 
 
 class _Refused(Exception):
     """A request the backend refuses itself; apply() names the op in front of the reason."""
-
-
-@dataclass(frozen=True)
-class _Link:
-    """The parts of one RTM_NEWLINK message read_state and read_stats need."""
-
-    index: int
-    name: str
-    msg: LinkMsg
-
-    @classmethod
-    def of(cls, msg: LinkMsg) -> _Link:
-        return cls(msg.index, msg.name, msg)
-
-    @property
-    def flags(self) -> int:
-        return self.msg.flags
-
-    def attr(self, name: str) -> Any:
-        return self.msg.attrs.get(name)
-
-    def info(self, name: str) -> Any:
-        return self.msg.info.get(name)
-
-    @property
-    def kind(self) -> str:
-        return str(self.info("IFLA_INFO_KIND") or "")
-
-    def data(self, name: str) -> Any:
-        return self.msg.data.get(name)
 
 
 class Backend:
@@ -196,32 +140,32 @@ class Backend:
         except netlink.KernelRefused as e:
             raise NetlinkError(e.ack.code, e.ack.message or None) from e
 
-    def _links(self, msg: ifinfmsg, flags: int) -> list[_Link]:
+    def _links(self, msg: ifinfmsg, flags: int) -> list[LinkMsg]:
         # pyroute2's own decoder costs ~0.5 ms per link (it decodes every attribute).
-        def decode(data: bytes, offset: int, length: int) -> _Link:
-            return _Link.of(parse_link(data, offset, length))
+        def decode(data: bytes, offset: int, length: int) -> LinkMsg:
+            return parse_link(data, offset, length)
 
         return self._request(msg, RTM_GETLINK, flags, decode)
 
-    def _dump_links(self) -> list[_Link]:
+    def _dump_links(self) -> list[LinkMsg]:
         links = self._links(ifinfmsg(), NLM_F_REQUEST | NLM_F_DUMP)
         self._index = {link.name: link.index for link in links}
         self._kinds = {link.name: link.kind for link in links}
         return links
 
-    def _get_link(self, *, index: int = 0, ifname: str | None = None) -> _Link:
+    def _get_link(self, *, index: int = 0, ifname: str | None = None) -> LinkMsg:
         msg = ifinfmsg()
         msg["index"] = index
         if ifname is not None:
             msg["attrs"] = [("IFLA_IFNAME", ifname)]
         return self._links(msg, NLM_F_REQUEST | NLM_F_ACK)[0]
 
-    def _links_now(self, names: Sequence[str], by_index: bool) -> list[_Link | None]:
+    def _links_now(self, names: Sequence[str], by_index: bool) -> list[LinkMsg | None]:
         """One RTM_GETLINK per name, pipelined (by the ifindex of the last read if
         ``by_index`` and known, else by name); None where there is no such device."""
 
-        def decode(data: bytes, offset: int, length: int) -> _Link:
-            return _Link.of(parse_link(data, offset, length))
+        def decode(data: bytes, offset: int, length: int) -> LinkMsg:
+            return parse_link(data, offset, length)
 
         self._flush()
         requests = [
@@ -229,7 +173,7 @@ class Backend:
             else netlink.get_request(name=n)
             for n in names
         ]
-        out: list[_Link | None] = []
+        out: list[LinkMsg | None] = []
         for answer in self._sock.request_each(requests, RTM_GETLINK - 2, decode):
             if isinstance(answer, netlink.Ack):  # the kernel's refusal instead of a link
                 if answer.code != errno.ENODEV:
@@ -250,14 +194,14 @@ class Backend:
             addrs = self._read_addresses()
             devices = [self._device(link, names, addrs) for link in links]
             self._stray_doomed = tuple(
-                link.index for link in links if link.attr("IFLA_GROUP") == DOOMED_GROUP
+                link.index for link in links if link.attrs.get("IFLA_GROUP") == DOOMED_GROUP
             )
             self._saw_all = True
             routes = self._read_routes(names)
         return KernelState(MappingProxyType({d.name: d for d in devices}), frozenset(routes))
 
     def _read_scoped(self, scope: ReadScope) -> KernelState:
-        links: list[_Link] = []
+        links: list[LinkMsg] = []
         wanted = sorted(scope.devices)
         for name, link in zip(wanted, self._links_now(wanted, False), strict=True):
             self._index.pop(name, None)
@@ -388,55 +332,55 @@ class Backend:
 
     def _device(
         self,
-        link: _Link,
+        link: LinkMsg,
         names: Mapping[int, str],
         addrs: Mapping[tuple[int, int], set[str]],
     ) -> Device:
         kind = link.kind
-        master = names.get(link.attr("IFLA_MASTER") or 0)
+        master = names.get(link.attrs.get("IFLA_MASTER") or 0)
         vlan_base = vlan_id = None
         if kind == VLAN:
-            vlan_base = names.get(link.attr("IFLA_LINK") or 0)
-            vlan_id = link.data("IFLA_VLAN_ID")
+            vlan_base = names.get(link.attrs.get("IFLA_LINK") or 0)
+            vlan_id = link.data.get("IFLA_VLAN_ID")
         options: Mapping[str, str] = MappingProxyType({})
         active_slave = None
         if kind == BOND:
             options = MappingProxyType(self._bond_options(link, names))
-            active_slave = names.get(link.data("IFLA_BOND_ACTIVE_SLAVE") or 0)
+            active_slave = names.get(link.data.get("IFLA_BOND_ACTIVE_SLAVE") or 0)
         return Device(
             name=link.name,
             kind=kind,
-            mtu=link.attr("IFLA_MTU"),
+            mtu=int(link.attrs.get("IFLA_MTU") or 0),
             up=bool(link.flags & IFF_UP),
             master=master,
-            owned=link.attr("IFLA_GROUP") in _OWNED_GROUPS,
+            owned=link.attrs.get("IFLA_GROUP") in _OWNED_GROUPS,
             vlan_base=vlan_base,
             vlan_id=vlan_id,
             bond_options=options,
-            stp=kind == BRIDGE and bool(link.data("IFLA_BR_STP_STATE")),
-            mac=link.attr("IFLA_ADDRESS"),
+            stp=kind == BRIDGE and bool(link.data.get("IFLA_BR_STP_STATE")),
+            mac=link.attrs.get("IFLA_ADDRESS"),
             ipv4=frozenset(addrs.get((link.index, 4), ())),
             ipv6=frozenset(addrs.get((link.index, 6), ())),
             index=link.index,
-            operstate=str(link.attr("IFLA_OPERSTATE") or "unknown").lower(),
+            operstate=str(link.attrs.get("IFLA_OPERSTATE") or "unknown").lower(),
             speed=self._speed(link),
             active_slave=active_slave,
         )
 
     @staticmethod
-    def _bond_options(link: _Link, names: Mapping[int, str]) -> dict[str, str]:
+    def _bond_options(link: LinkMsg, names: Mapping[int, str]) -> dict[str, str]:
         # An option this kernel does not report (e.g. use_carrier, gone from newer kernels)
         # reads as its default, so that a bond normalised by the renderer compares equal.
         out = dict(bond_options.DEFAULTS)
-        for name, (nla, _, _) in _BOND_NLA.items():
-            value = link.data(nla)
+        for name, (nla, _, _) in bond_options.NETLINK_ATTRS.items():
+            value = link.data.get(nla)
             if name == bond_options.PRIMARY:
                 out[name] = names.get(value or 0, "")
             elif value is not None:
                 out[name] = bond_options.from_number(name, value)
         return out
 
-    def _sysfs(self, link: _Link, leaf: str) -> str | None:
+    def _sysfs(self, link: LinkMsg, leaf: str) -> str | None:
         """A /sys/class/net/<dev>/<leaf> value, only if sysfs shows *this* netns's device.
 
         sysfs shows the namespace of whoever mounted it (``ip netns exec`` remounts it, a
@@ -450,14 +394,14 @@ class Backend:
                 if int(f.read()) != link.index:
                     return None
             with open(f"{base}/address") as f:
-                if f.read().strip() != (link.attr("IFLA_ADDRESS") or ""):
+                if f.read().strip() != (link.attrs.get("IFLA_ADDRESS") or ""):
                     return None
             with open(f"{base}/{leaf}") as f:
                 return f.read().strip()
         except (OSError, ValueError):  # e.g. EINVAL reading speed of a link that is down
             return None
 
-    def _speed(self, link: _Link) -> int:
+    def _speed(self, link: LinkMsg) -> int:
         if link.kind not in ("", "veth", "dummy", BOND):
             return 0
         value = self._sysfs(link, "speed")
@@ -471,7 +415,7 @@ class Backend:
             links = self._dump_links()
         out = {}
         for link in links:
-            s = link.attr("IFLA_STATS64") or {}
+            s = link.attrs.get("IFLA_STATS64") or {}
             out[link.name] = LinkStats(
                 rx=s.get("rx_bytes", 0),
                 tx=s.get("tx_bytes", 0),
@@ -576,7 +520,7 @@ class Backend:
             index = self._index[name] = link.index
         return int(index)
 
-    def _get(self, name: str) -> _Link:
+    def _get(self, name: str) -> LinkMsg:
         """A fresh RTM_GETLINK for one device (its current flags, group, master)."""
         return self._get_link(index=self._idx(name))
 
@@ -651,7 +595,7 @@ class Backend:
     def _bond_attrs(self, options: Mapping[str, str]) -> bytes:
         out = b""
         for name, value in options.items():
-            wire = _BOND_NLA.get(name)
+            wire = bond_options.NETLINK_ATTRS.get(name)
             if wire is None:
                 raise _Refused(f"unsupported bonding option {name}={value}")
             _, number, fmt = wire
@@ -667,17 +611,18 @@ class Backend:
 
     def set_bond_options(self, op: SetBondOptions) -> None:
         was_up = bool(self._get(op.device).flags & IFF_UP)
-        needs_down = was_up and not _BOND_IFDOWN.isdisjoint(op.options)
+        needs_down = was_up and not bond_options.CHANGED_WHILE_DOWN.isdisjoint(op.options)
         if needs_down:
             self._set(op.device, up=False)
         # Resets first, under the old mode (lacp_rate back to "slow" is refused once the mode
         # is no longer 802.3ad), then the mode and the new values, monitors off last.
+        monitors = bond_options.MONITORS
         resets = {
             k: v
             for k, v in op.options.items()
-            if k != "mode" and k not in _BOND_MONITORS and v == bond_options.DEFAULTS.get(k)
+            if k != "mode" and k not in monitors and v == bond_options.DEFAULTS.get(k)
         }
-        monitors_off = {k: v for k, v in op.options.items() if k in _BOND_MONITORS and v == "0"}
+        monitors_off = {k: v for k, v in op.options.items() if k in monitors and v == "0"}
         rest = {k: v for k, v in op.options.items() if k not in resets and k not in monitors_off}
         for part in (resets, rest, monitors_off):
             if part:
@@ -692,7 +637,7 @@ class Backend:
         for name, link in zip(op.names, self._links_now(op.names, True), strict=True):
             if link is None:
                 continue  # already gone (e.g. a VLAN unregistered with its base)
-            group = link.attr("IFLA_GROUP")
+            group = link.attrs.get("IFLA_GROUP")
             if group not in _OWNED_GROUPS:
                 raise _Refused(f"{name} is not owned by vdsm-net (group {group}), not deleting")
             doomed.append(link.index)
@@ -732,13 +677,13 @@ class Backend:
         if op.master is None:
             link = self._get(op.device)
             self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MASTER, 0))
-            if link.info("IFLA_INFO_SLAVE_KIND") == BOND:
+            if link.info.get("IFLA_INFO_SLAVE_KIND") == BOND:
                 # The bonding driver closes a slave it releases (bond_release -> dev_close) and
                 # gives it back the MTU it had before it was enslaved. The rest of the plan was
                 # made from the slave's current state: a NIC that moves from a removed bond to a
                 # VLAN network would be down (the VLAN's SetUp fails with ENETDOWN) or have a
                 # smaller MTU than the new VLAN (EINVAL). Keep both as they were.
-                mtu = netlink.nla_u32(netlink.IFLA_MTU, link.attr("IFLA_MTU"))
+                mtu = netlink.nla_u32(netlink.IFLA_MTU, int(link.attrs["IFLA_MTU"]))
                 self._set(op.device, up=True if link.flags & IFF_UP else None, attrs=mtu)
             return
         kind = self._kinds.get(op.master)
@@ -841,14 +786,15 @@ def _stp_data(stp: bool) -> bytes:
     return netlink.nla_u32(_IFLA_BR_STP_STATE, 1 if stp else 0)
 
 
-def _references(link: _Link) -> list[int]:
+def _references(link: LinkMsg) -> list[int]:
     """Indexes of other devices a link names: its master, a VLAN's base, a bond's primary
     and active slave."""
-    refs = [link.attr("IFLA_MASTER") or 0]
+    refs = [link.attrs.get("IFLA_MASTER") or 0]
     if link.kind == VLAN:
-        refs.append(link.attr("IFLA_LINK") or 0)
+        refs.append(link.attrs.get("IFLA_LINK") or 0)
     if link.kind == BOND:
-        refs += [link.data("IFLA_BOND_PRIMARY") or 0, link.data("IFLA_BOND_ACTIVE_SLAVE") or 0]
+        refs.append(link.data.get("IFLA_BOND_PRIMARY") or 0)
+        refs.append(link.data.get("IFLA_BOND_ACTIVE_SLAVE") or 0)
     return [r for r in refs if r]
 
 

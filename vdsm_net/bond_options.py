@@ -134,3 +134,31 @@ def from_number(name: str, number: int) -> str:
         names = ENUMS[name]
         return names[number] if 0 <= number < len(names) else str(number)
     return str(number)
+
+
+# Option name -> IFLA_BOND_* attribute: its name (as linkmsg reads it), number and struct
+# format (include/uapi/linux/if_link.h, the policy in drivers/net/bonding/bond_netlink.c). The
+# kernel applies the attributes of one request in its own fixed order (mode first, then
+# miimon, then the delays, ...), whatever their order in the message.
+NETLINK_ATTRS: Mapping[str, tuple[str, int, str]] = {
+    "mode": ("IFLA_BOND_MODE", 1, "=B"),
+    "miimon": ("IFLA_BOND_MIIMON", 3, "=I"),
+    "updelay": ("IFLA_BOND_UPDELAY", 4, "=I"),
+    "downdelay": ("IFLA_BOND_DOWNDELAY", 5, "=I"),
+    "use_carrier": ("IFLA_BOND_USE_CARRIER", 6, "=B"),
+    "arp_interval": ("IFLA_BOND_ARP_INTERVAL", 7, "=I"),
+    "arp_validate": ("IFLA_BOND_ARP_VALIDATE", 9, "=I"),
+    "primary": ("IFLA_BOND_PRIMARY", 11, "=I"),
+    "primary_reselect": ("IFLA_BOND_PRIMARY_RESELECT", 12, "=B"),
+    "fail_over_mac": ("IFLA_BOND_FAIL_OVER_MAC", 13, "=B"),
+    "xmit_hash_policy": ("IFLA_BOND_XMIT_HASH_POLICY", 14, "=B"),
+    "all_slaves_active": ("IFLA_BOND_ALL_SLAVES_ACTIVE", 17, "=B"),
+    "min_links": ("IFLA_BOND_MIN_LINKS", 18, "=I"),
+    "lacp_rate": ("IFLA_BOND_AD_LACP_RATE", 21, "=B"),
+    "ad_select": ("IFLA_BOND_AD_SELECT", 22, "=B"),
+}
+# Options the kernel changes only while the bond is down (BOND_OPTFLAG_IFDOWN).
+CHANGED_WHILE_DOWN = frozenset({"mode", "lacp_rate", "ad_select"})
+# Monitors: a delay can only be set while MII monitoring is on, so monitors are switched on
+# before the other options and off after them.
+MONITORS = frozenset({"miimon", "arp_interval"})

@@ -105,6 +105,11 @@ class LinkMsg:
     def name(self) -> str:
         return str(self.attrs.get("IFLA_IFNAME", ""))
 
+    @property
+    def kind(self) -> str:
+        """IFLA_INFO_KIND: "bridge", "vlan", "bond", "veth"...; "" for a plain NIC."""
+        return str(self.info.get("IFLA_INFO_KIND") or "")
+
 
 def _linkinfo(data: bytes, start: int, end: int) -> tuple[dict[str, Any], dict[str, Any]]:
     info: dict[str, Any] = {}
