@@ -4,7 +4,7 @@ real ``vdsm-net-agent`` with mutual TLS (``tests/cluster.py``), against the same
     python -m contrib.bench cluster [--hosts 20]
 
 The network is an untagged bridged network on a veth NIC (the host kernel builds it); the
-update changes its MTU, with the connectivity check and setSafeNetworkConfig, as in production.
+update changes its MTU, with the connectivity check and commitOnSuccess, as in production.
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ Each host is an HTTPS + mutual-TLS JSON-RPC endpoint of the load generator
 127.0.0.1 port each) that takes a fixed 200 ms to apply and waits for the connectivity
 confirmation like the real agent. ``engine-client`` runs as a subprocess, exactly as a user
 runs it (store read, capabilities refresh, the concurrent rollout with confirmation and
-setSafeNetworkConfig, store write); reported: its wall time, its marginal cost per host over a
+commitOnSuccess, store write); reported: its wall time, its marginal cost per host over a
 run with one host, its peak RSS (polled VmHWM), its CPU seconds and the load generator's (they
 share the cores), the TLS connections per host and how many resumed, and from the hosts' side
-a per-host breakdown (apply, wait for the confirmation, turn-around to setSafeNetworkConfig).
+a per-host breakdown (apply, wait for the confirmation, the rest of setupNetworks, and
+setSafeNetworkConfig if an engine sends it).
 """
 
 from __future__ import annotations
