@@ -222,7 +222,7 @@ class RouteSocket:
                 offset += (length + 3) & ~3
 
     def request_each(
-        self, requests: Sequence[Request], answer_type: int, decode: Decoder[T]
+        self, requests: Sequence[Request], answer_type: int, decode: Callable[[bytes, int, int], T]
     ) -> list[T | Ack]:
         """Pipelined "get" requests (without NLM_F_ACK: one answer each): per request, the
         decoded answer or the error Ack, in order."""
@@ -240,9 +240,7 @@ class RouteSocket:
                         break
                     if first <= seq < first + len(chunk):
                         if kind == answer_type:
-                            value = decode(data, offset, length)
-                            if value is not None:
-                                got[seq] = value
+                            got[seq] = decode(data, offset, length)
                         elif kind == NLMSG_ERROR:
                             got[seq] = _parse_ack(data, offset, length, flags, True)
                     offset += (length + 3) & ~3
