@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from vdsm_net import sdnotify
 from vdsm_net.config import AgentConfig, ConfigError
@@ -31,6 +32,20 @@ from vdsm_net.tls import server_context
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, Mapping[str, str]], Awaitable[str | None]]
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line a request: ``POST /jsonrpc 200 (210 bytes sent) in 1.2 ms from 10.0.0.5
+    [correlation id 4f1c...]``; the peer only on TCP, the id when the engine sent one."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        peer = f" from {request.remote}" if request.remote else ""
+        cid = request.headers.get("X-Correlation-Id")
+        self.logger.info(
+            "%s %s %d (%d bytes sent) in %.1f ms%s%s",
+            request.method, request.path, response.status, response.body_length, time * 1000,
+            peer, f" [correlation id {cid}]" if cid else "",
+        )
 Lifecycle = Callable[[web.Application], AsyncIterator[None]]
 OnReady = Callable[[tuple[str, ...]], None]
 
@@ -246,7 +261,7 @@ async def serve(
         make_app(handler, lifecycle),
         handle_signals=False,
         access_log=logging.getLogger("vdsm_net.access"),
-        access_log_format='%a "%r" %s %b %Tfs',
+        access_log_class=AccessLogger,
         shutdown_timeout=shutdown_timeout,
     )
     listeners: list[Listener] = []

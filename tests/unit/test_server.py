@@ -152,6 +152,26 @@ async def test_insecure_tcp_listener(tmp_path: Path, caplog: pytest.LogCaptureFi
     assert any(r.levelname == "WARNING" and "insecure" in r.getMessage() for r in caplog.records)
 
 
+async def test_access_log_names_request_status_peer_and_correlation_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="vdsm_net.access")
+    cfg = local_config(tmp_path, listen=("127.0.0.1", 0), insecure=True)
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "echo"}'
+    async with running(cfg, EchoAgent().handle) as urls:
+        await post(cfg.socket, body, {"X-Correlation-Id": "corr-9"})
+        async with aiohttp.ClientSession() as session, session.post(
+            urls[1] + "/jsonrpc", data=body
+        ) as resp:
+            assert resp.status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "vdsm_net.access"]
+    assert len(lines) == 2, lines
+    unix, tcp = lines
+    assert unix.startswith("POST /jsonrpc 200 (") and unix.endswith(" ms [correlation id corr-9]")
+    assert " from " not in unix  # a Unix socket has no peer address
+    assert tcp.startswith("POST /jsonrpc 200 (") and tcp.endswith(" ms from 127.0.0.1"), tcp
+
+
 async def test_lifecycle_wraps_serving(tmp_path: Path) -> None:
     cfg = local_config(tmp_path)
     events: list[str] = []
