@@ -2,14 +2,16 @@
 
 Synchronous: the daemon calls it from a worker thread, never on the event loop. Reads and
 link changes go through ``vdsm_net.netlink`` (a raw NETLINK_ROUTE socket: lean dumps, and link
-changes pipelined in batches); the few requests built with pyroute2's encoders (addresses,
-routes, deletes) through pyroute2's ``IPRoute``. Requests address devices by ifindex, from a
-name->index map refreshed by every ``read_state`` and kept up to date as devices are created
-and deleted; a name missing from the map is resolved with one ``RTM_GETLINK`` by name.
+changes pipelined in batches); address and route changes, built with pyroute2's encoders,
+through pyroute2's ``IPRoute``. Requests address devices by ifindex, from a name->index map
+refreshed by every ``read_state`` and kept up to date as devices are created and deleted; a
+name missing from the map is resolved with one ``RTM_GETLINK`` by name.
 
-``read_state(scope)`` reads only the devices a scoped transaction names (``vdsm_net.scope``):
-one ``RTM_GETLINK`` per name, and address and route dumps that the kernel filters by ifindex,
-output device or table (``NETLINK_GET_STRICT_CHK``, see ``vdsm_net.netlink``).
+What the answers mean (which are wanted, the ``Device`` and ``Route`` they make) is
+``vdsm_net.kernelview``, pure. ``read_state(scope)`` reads only the devices a scoped
+transaction names (``vdsm_net.scope``): one ``RTM_GETLINK`` per name, and address and route
+dumps that the kernel filters by ifindex, output device or table (``NETLINK_GET_STRICT_CHK``,
+see ``vdsm_net.netlink``).
 """
 
 from __future__ import annotations
@@ -32,9 +34,15 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from vdsm_net import bond_options, netlink
+from vdsm_net import bond_options, kernelview, netlink
 from vdsm_net.caps import LinkStats
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.kernelview import (
+    DOOMED_GROUP,
+    IFF_UP,
+    OWNED_GROUPS,
+    RTN_UNICAST,
+)
 from vdsm_net.linkmsg import LinkMsg, parse_link
 from vdsm_net.ops import (
     AddAddress,
@@ -55,25 +63,8 @@ from vdsm_net.ops import (
 from vdsm_net.scope import ReadScope
 from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, KernelState, Route
 
-# Owned devices about to be deleted are moved to this group, then deleted with one
-# RTM_DELLINK by group: the kernel unregisters them in one batch (one RCU grace period
-# instead of one per device). A crash in between leaves them here, so this group counts as
-# owned too, and the next delete moves such strays back to OWNED_GROUP first.
-DOOMED_GROUP = OWNED_GROUP + 1
-_OWNED_GROUPS = (OWNED_GROUP, DOOMED_GROUP)
-
-IFF_UP = 0x1
 IFA_F_NODAD = 0x02
-IFA_F_PERMANENT = 0x80
-RT_SCOPE_UNIVERSE = 0
-RTN_UNICAST = 1
 _MIN_MTU = 68  # ETH_MIN_MTU
-_RTA_DST = 1
-_RTA_OIF = 4
-_RTA_TABLE = 15
-_IFADDRMSG_SCOPE = 16 + 3  # nlmsghdr, then ifa_family, ifa_prefixlen, ifa_flags, ifa_scope
-_RTMSG_NLA_OFFSET = 16 + 12  # nlmsghdr + struct rtmsg
-
 _IFLA_VLAN_ID = 1
 _IFLA_BR_STP_STATE = 5
 # A create at a chosen ifindex that is taken: EEXIST (the kernel finds the index first, and
@@ -141,11 +132,8 @@ class Backend:
             raise NetlinkError(e.ack.code, e.ack.message or None) from e
 
     def _links(self, msg: ifinfmsg, flags: int) -> list[LinkMsg]:
-        # pyroute2's own decoder costs ~0.5 ms per link (it decodes every attribute).
-        def decode(data: bytes, offset: int, length: int) -> LinkMsg:
-            return parse_link(data, offset, length)
-
-        return self._request(msg, RTM_GETLINK, flags, decode)
+        # linkmsg, not pyroute2's decoder: that costs ~0.5 ms per link (every attribute).
+        return self._request(msg, RTM_GETLINK, flags, parse_link)
 
     def _dump_links(self) -> list[LinkMsg]:
         links = self._links(ifinfmsg(), NLM_F_REQUEST | NLM_F_DUMP)
@@ -163,10 +151,6 @@ class Backend:
     def _links_now(self, names: Sequence[str], by_index: bool) -> list[LinkMsg | None]:
         """One RTM_GETLINK per name, pipelined (by the ifindex of the last read if
         ``by_index`` and known, else by name); None where there is no such device."""
-
-        def decode(data: bytes, offset: int, length: int) -> LinkMsg:
-            return parse_link(data, offset, length)
-
         self._flush()
         requests = [
             netlink.get_request(index=self._index[n]) if by_index and n in self._index
@@ -174,7 +158,7 @@ class Backend:
             for n in names
         ]
         out: list[LinkMsg | None] = []
-        for answer in self._sock.request_each(requests, RTM_GETLINK - 2, decode):
+        for answer in self._sock.request_each(requests, RTM_GETLINK - 2, parse_link):
             if isinstance(answer, netlink.Ack):  # the kernel's refusal instead of a link
                 if answer.code != errno.ENODEV:
                     raise NetlinkError(answer.code, answer.message or None)
@@ -213,7 +197,7 @@ class Backend:
         self._saw_all = False
         names = {link.index: link.name for link in links}
         for link in links:
-            for ref in _references(link):
+            for ref in kernelview.references(link):
                 self._resolve(ref, names)
         addrs: dict[tuple[int, int], set[str]] = {}
         for link in links:
@@ -221,13 +205,13 @@ class Backend:
         devices = [self._device(link, names, addrs) for link in links]
         msgs: list[rtmsg] = []
         for link in links:
-            msgs += self._scoped_routes(socket.AF_UNSPEC, _RTA_OIF, link.index)
+            msgs += self._scoped_routes(socket.AF_UNSPEC, "RTA_OIF", link.index)
         for family, table in sorted(scope.tables):
             af = socket.AF_INET if family == 4 else socket.AF_INET6
-            msgs += self._scoped_routes(af, _RTA_TABLE, table)
+            msgs += self._scoped_routes(af, "RTA_TABLE", table)
         for msg in msgs:
             self._resolve(msg.get_attr("RTA_OIF") or 0, names)
-        routes = self._routes(msgs, names)
+        routes = kernelview.routes(msgs, names)
         return KernelState(MappingProxyType({d.name: d for d in devices}), frozenset(routes))
 
     def _resolve(self, index: int, names: dict[int, str]) -> None:
@@ -246,139 +230,44 @@ class Backend:
         self._kinds[link.name] = link.kind
 
     def _read_addresses(self, index: int = 0) -> dict[tuple[int, int], set[str]]:
-        """(ifindex, 4|6) -> {"addr/prefix"}: global scope, permanent (not SLAAC/DHCP); of
-        one device if ``index`` is given (a dump the kernel filters), else of all."""
-        out: dict[tuple[int, int], set[str]] = {}
-
-        def decode(data: bytes, offset: int, length: int) -> ifaddrmsg | None:
-            # Link-local addresses (one per IPv6 device) are skipped undecoded.
-            if data[offset + _IFADDRMSG_SCOPE] != RT_SCOPE_UNIVERSE:
-                return None
-            msg = ifaddrmsg(data, offset=offset)
-            msg.decode()
-            return msg
-
-        dump = NLM_F_REQUEST | NLM_F_DUMP
+        """Of one device if ``index`` is given (a dump the kernel filters), else of all."""
         req = ifaddrmsg()
         req["index"] = index
-        for msg in self._request(req, RTM_GETADDR, dump, decode):
-            flags = msg.get_attr("IFA_FLAGS")
-            flags = msg["flags"] if flags is None else flags
-            if msg["scope"] != RT_SCOPE_UNIVERSE or not flags & IFA_F_PERMANENT:
-                continue
-            family = 4 if msg["family"] == socket.AF_INET else 6
-            # IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point.
-            addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-            out.setdefault((msg["index"], family), set()).add(f"{addr}/{msg['prefixlen']}")
-        return out
+        dump = NLM_F_REQUEST | NLM_F_DUMP
+        return kernelview.addresses(
+            self._request(req, RTM_GETADDR, dump, kernelview.decode_address)
+        )
 
     def _read_routes(self, names: Mapping[int, str]) -> list[Route]:
-        msgs = [m for family in (socket.AF_INET, socket.AF_INET6)
-                for m in self._default_routes(family)]
-        return self._routes(msgs, names)
+        msgs = [m for family in (socket.AF_INET, socket.AF_INET6) for m in self._routes(family)]
+        return kernelview.routes(msgs, names)
 
-    @staticmethod
-    def _routes(msgs: Sequence[rtmsg], names: Mapping[int, str]) -> list[Route]:
-        routes = []
-        for msg in msgs:
-            if msg["family"] not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            gateway = msg.get_attr("RTA_GATEWAY")
-            if msg["dst_len"] != 0 or msg["type"] != RTN_UNICAST or gateway is None:
-                continue
-            device = names.get(msg.get_attr("RTA_OIF") or 0)
-            if device is None:
-                continue
-            # msg["table"] is a u8 (252 = "compat" for tables > 255); RTA_TABLE is exact.
-            table = msg.get_attr("RTA_TABLE") or msg["table"]
-            version = 4 if msg["family"] == socket.AF_INET else 6
-            routes.append(Route(version, gateway, device, table))
-        return routes
-
-    def _scoped_routes(self, family: int, nla: str | int, value: int) -> list[rtmsg]:
-        """The default routes through one device (``_RTA_OIF``), or of one table
-        (``_RTA_TABLE``): a dump the kernel filters. A table that does not exist is empty."""
-        req = rtmsg()
-        req["family"] = family
-        req["type"] = RTN_UNICAST
-        req["attrs"] = [("RTA_OIF" if nla == _RTA_OIF else "RTA_TABLE", value)]
+    def _scoped_routes(self, family: int, nla: str, value: int) -> list[rtmsg]:
+        """The default routes through one device (``RTA_OIF``), or of one table
+        (``RTA_TABLE``): a dump the kernel filters. A table that does not exist is empty."""
         try:
-            return self._route_dump(req)
+            return self._routes(family, (nla, value))
         except NetlinkError as e:
             if e.code in (errno.ENOENT, errno.ENODEV):  # no such table; device just gone
                 return []
             raise
 
-    def _default_routes(self, family: int) -> list[rtmsg]:
+    def _routes(self, family: int, where: tuple[str, int] | None = None) -> list[rtmsg]:
+        """Only unicast default routes are managed. The kernel filters on the route type
+        (``rtm_type``, with strict checking): every IPv6 device that is up brings local and
+        multicast routes of its own, which never reach us."""
         req = rtmsg()
         req["family"] = family
         req["type"] = RTN_UNICAST
-        return self._route_dump(req)
-
-    def _route_dump(self, req: rtmsg) -> list[rtmsg]:
-        """Only unicast default routes are managed. The kernel filters on the route type
-        (``rtm_type``, with strict checking): every IPv6 device that is up brings local and
-        multicast routes of its own, which never reach us. The other unicast routes (with
-        RTA_DST: the link-local prefix of each device) are skipped undecoded."""
-
-        def decode(data: bytes, offset: int, length: int) -> rtmsg | None:
-            if _has_nla(data, offset + _RTMSG_NLA_OFFSET, offset + length, _RTA_DST):
-                return None
-            msg = rtmsg(data, offset=offset)
-            msg.decode()
-            return msg
-
-        return self._request(req, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, decode)
+        if where is not None:
+            req["attrs"] = [where]
+        dump = NLM_F_REQUEST | NLM_F_DUMP
+        return self._request(req, RTM_GETROUTE, dump, kernelview.decode_route)
 
     def _device(
-        self,
-        link: LinkMsg,
-        names: Mapping[int, str],
-        addrs: Mapping[tuple[int, int], set[str]],
+        self, link: LinkMsg, names: Mapping[int, str], addrs: Mapping[tuple[int, int], set[str]]
     ) -> Device:
-        kind = link.kind
-        master = names.get(link.attrs.get("IFLA_MASTER") or 0)
-        vlan_base = vlan_id = None
-        if kind == VLAN:
-            vlan_base = names.get(link.attrs.get("IFLA_LINK") or 0)
-            vlan_id = link.data.get("IFLA_VLAN_ID")
-        options: Mapping[str, str] = MappingProxyType({})
-        active_slave = None
-        if kind == BOND:
-            options = MappingProxyType(self._bond_options(link, names))
-            active_slave = names.get(link.data.get("IFLA_BOND_ACTIVE_SLAVE") or 0)
-        return Device(
-            name=link.name,
-            kind=kind,
-            mtu=int(link.attrs.get("IFLA_MTU") or 0),
-            up=bool(link.flags & IFF_UP),
-            master=master,
-            owned=link.attrs.get("IFLA_GROUP") in _OWNED_GROUPS,
-            vlan_base=vlan_base,
-            vlan_id=vlan_id,
-            bond_options=options,
-            stp=kind == BRIDGE and bool(link.data.get("IFLA_BR_STP_STATE")),
-            mac=link.attrs.get("IFLA_ADDRESS"),
-            ipv4=frozenset(addrs.get((link.index, 4), ())),
-            ipv6=frozenset(addrs.get((link.index, 6), ())),
-            index=link.index,
-            operstate=str(link.attrs.get("IFLA_OPERSTATE") or "unknown").lower(),
-            speed=self._speed(link),
-            active_slave=active_slave,
-        )
-
-    @staticmethod
-    def _bond_options(link: LinkMsg, names: Mapping[int, str]) -> dict[str, str]:
-        # An option this kernel does not report (e.g. use_carrier, gone from newer kernels)
-        # reads as its default, so that a bond normalised by the renderer compares equal.
-        out = dict(bond_options.DEFAULTS)
-        for name, (nla, _, _) in bond_options.NETLINK_ATTRS.items():
-            value = link.data.get(nla)
-            if name == bond_options.PRIMARY:
-                out[name] = names.get(value or 0, "")
-            elif value is not None:
-                out[name] = bond_options.from_number(name, value)
-        return out
+        return kernelview.device(link, names, addrs, self._speed(link))
 
     def _sysfs(self, link: LinkMsg, leaf: str) -> str | None:
         """A /sys/class/net/<dev>/<leaf> value, only if sysfs shows *this* netns's device.
@@ -638,7 +527,7 @@ class Backend:
             if link is None:
                 continue  # already gone (e.g. a VLAN unregistered with its base)
             group = link.attrs.get("IFLA_GROUP")
-            if group not in _OWNED_GROUPS:
+            if group not in OWNED_GROUPS:
                 raise _Refused(f"{name} is not owned by vdsm-net (group {group}), not deleting")
             doomed.append(link.index)
         if not doomed:
@@ -786,32 +675,9 @@ def _stp_data(stp: bool) -> bytes:
     return netlink.nla_u32(_IFLA_BR_STP_STATE, 1 if stp else 0)
 
 
-def _references(link: LinkMsg) -> list[int]:
-    """Indexes of other devices a link names: its master, a VLAN's base, a bond's primary
-    and active slave."""
-    refs = [link.attrs.get("IFLA_MASTER") or 0]
-    if link.kind == VLAN:
-        refs.append(link.attrs.get("IFLA_LINK") or 0)
-    if link.kind == BOND:
-        refs.append(link.data.get("IFLA_BOND_PRIMARY") or 0)
-        refs.append(link.data.get("IFLA_BOND_ACTIVE_SLAVE") or 0)
-    return [r for r in refs if r]
-
-
 def _step_mtu(mtu: int) -> int:
     """Another MTU than ``mtu``, within the kernel's range for a port-less bridge."""
     return mtu - 1 if mtu > _MIN_MTU else mtu + 1
-
-
-def _has_nla(data: bytes, start: int, end: int, wanted: int) -> bool:
-    while start + 4 <= end:
-        length, kind = struct.unpack_from("HH", data, start)
-        if kind & 0x3FFF == wanted:
-            return True
-        if length < 4:
-            return False
-        start += (length + 3) & ~3
-    return False
 
 
 def _reason(e: NetlinkError) -> str:

@@ -13,8 +13,9 @@ import pytest
 
 from tests.netns import NetNS
 from vdsm_net import bond_options
-from vdsm_net.backend import DOOMED_GROUP, Backend
+from vdsm_net.backend import Backend
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.kernelview import DOOMED_GROUP
 from vdsm_net.ops import (
     AddAddress,
     AddRoute,
