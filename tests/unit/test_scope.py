@@ -170,11 +170,7 @@ def random_network(rng: random.Random, name: str) -> dict[str, Any]:
     if rng.random() < 0.6:
         attrs["vlan"] = rng.randint(1, 4)
     attrs["bridged"] = rng.random() < 0.7
-    if rng.random() < 0.3:
-        attrs.update(ipaddr=f"192.0.{rng.randint(1, 200)}.5", prefix=24)
-        attrs["gateway"] = attrs["ipaddr"][:-1] + "1"
-        attrs["defaultRoute"] = rng.random() < 0.3
-    return attrs
+    return with_random_ip(rng, attrs, 0.3)
 
 
 BONDS = {"bond0": {"nics": ["eth4", "eth5"], "options": "mode=active-backup"},
@@ -208,10 +204,16 @@ def random_vlan_network(rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.85:
         attrs["vlan"] = rng.randint(1, 40)
     attrs["bridged"] = rng.random() < 0.7
-    if rng.random() < 0.2:
+    return with_random_ip(rng, attrs, 0.2)
+
+
+def with_random_ip(rng: random.Random, attrs: dict[str, Any], chance: float) -> dict[str, Any]:
+    """With probability ``chance``, a static IPv4 with a gateway, the default route with the
+    same probability."""
+    if rng.random() < chance:
         attrs.update(ipaddr=f"192.0.{rng.randint(1, 200)}.5", prefix=24)
         attrs["gateway"] = attrs["ipaddr"][:-1] + "1"
-        attrs["defaultRoute"] = rng.random() < 0.2
+        attrs["defaultRoute"] = rng.random() < chance
     return attrs
 
 
