@@ -107,6 +107,12 @@ def leaf_commands(
         yield from leaf_commands(sub, (*path, name))
 
 
+def all_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for sub in _subparsers(parser).values():
+        yield from all_parsers(sub)
+
+
 def option_strings(parser: argparse.ArgumentParser) -> set[str]:
     return {
         opt
@@ -178,8 +184,10 @@ def test_agent_programs_options_are_documented(
 ) -> None:
     section = section_for(DOCS / page, rf"`{program}")
     assert section is not None, f"docs/{page} needs a heading naming `{program}`"
-    missing = sorted(o for o in option_strings(parser) if not _mentions(section.text, o))
-    missing += [p for p in positional_names(parser) if not _mentions(section.text, p)]
+    every = list(all_parsers(parser))  # a command may be a subparser with options of its own
+    options = set().union(*(option_strings(p) for p in every))
+    missing = sorted(o for o in options if not _mentions(section.text, o))
+    missing += [n for p in every for n in positional_names(p) if not _mentions(section.text, n)]
     for action in parser._actions:
         if not action.option_strings and action.choices is not None:
             missing += [f"{program} {c}" for c in action.choices
