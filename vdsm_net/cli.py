@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from vdsm_net import __version__, coexist, logsetup
+from vdsm_net import __version__, logsetup
 from vdsm_net.authz import ClientPolicy
 from vdsm_net.config import (
     LOG_LEVELS,
@@ -178,8 +178,7 @@ async def _daemon(args: argparse.Namespace, cfg: AgentConfig, store: StateStore)
 
 
 async def _warn_about_network_managers(agent: Agent) -> None:
-    owned = await agent.owned_devices()
-    for line in await asyncio.to_thread(coexist.warnings, owned):
+    for line in await agent.manager_warnings():
         log.warning("%s", line)
 
 

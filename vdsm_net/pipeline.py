@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from vdsm_net import API_VERSION, __version__
+from vdsm_net import API_VERSION, __version__, coexist
 from vdsm_net.caps import LinkStats, capabilities, statistics
 from vdsm_net.config import AgentConfig
 from vdsm_net.errors import ErrorKind, NetError
@@ -347,9 +347,9 @@ class Agent:
         doc["netConfigPending"] = self._pending
         return doc
 
-    async def owned_devices(self) -> list[Device]:
-        state = await self._ro.call(lambda b: b.read_state())
-        return state.owned()
+    async def manager_warnings(self) -> list[str]:
+        """What NetworkManager or systemd-networkd may do to the owned devices (coexist)."""
+        return await self._ro.call(lambda b: coexist.warnings(b.read_state().owned()))
 
     async def capabilities(self) -> dict[str, Any]:
         doc = await self.network_capabilities()
