@@ -31,6 +31,7 @@ from engine_client.operations import (
     table,
 )
 from engine_client.store import StoreError, default_db_path
+from vdsm_net import __version__
 from vdsm_net.errors import ErrorKind, NetError
 
 URL_SCHEMES = ("https://", "http://", "unix://")
@@ -462,7 +463,7 @@ def cmd_pki_init(ctx: Ctx, a: argparse.Namespace) -> int:
 def cmd_pki_issue(ctx: Ctx, a: argparse.Namespace) -> int:
     from engine_client import pki
 
-    made = pki.issue(a.dir, a.name, ips=a.ip, dns=a.dns)
+    made = pki.issue(a.dir, a.name, ips=a.ip, dns=a.dns, role=a.role)
     if ctx.json:
         ctx.print_json({"cert": str(made.cert), "key": str(made.key)})
     else:
@@ -518,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common()],
         description="Keep logical networks of data centers and push them to hosts' agents.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.set_defaults(json=False, db=None, parallel=50, timeout=120.0, call_timeout=None)
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
@@ -621,6 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--ip", action="append", default=[], help="IP subjectAltName (repeatable)")
     p.add_argument("--dns", action="append", default=[], help="DNS subjectAltName (repeatable)")
+    p.add_argument("--role", choices=("host", "engine"), default="host",
+                   help="host (default): an agent's TLS server certificate, refused as a "
+                   "client; engine: the engine client's TLS client certificate")
     return parser
 
 

@@ -1,9 +1,11 @@
 """A small certificate authority for agents and the engine client (SPEC §2.2 ``pki``).
 
 ``init DIR`` makes DIR/ca.pem and DIR/ca-key.pem; ``issue DIR NAME`` makes DIR/NAME.pem and
-DIR/NAME-key.pem signed by that CA, with the given IPs and DNS names as subjectAltName and
-both serverAuth and clientAuth usages, so one kind of certificate serves an agent (server)
-and the engine client (client) alike. Keys are ECDSA P-256, written with mode 0600.
+DIR/NAME-key.pem signed by that CA, with the given IPs and DNS names as subjectAltName. A
+certificate has one role: ``host`` (the default) is for a TLS server only (extended key usage
+serverAuth), ``engine`` for a TLS client only (clientAuth). An agent accepts only clientAuth
+certificates (SPEC §1.1), so a host's certificate, stolen from a compromised hypervisor,
+cannot reconfigure any other host. Keys are ECDSA P-256, written with mode 0600.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ CA_DAYS: Final = 3650
 CERT_DAYS: Final = 1825
 CA_CERT: Final = "ca.pem"
 CA_KEY: Final = "ca-key.pem"
+# Role -> extended key usage. Separate roles, not one certificate for both ends (SPEC §2.2).
+ROLES: Final = {
+    "host": ExtendedKeyUsageOID.SERVER_AUTH,
+    "engine": ExtendedKeyUsageOID.CLIENT_AUTH,
+}
+DEFAULT_ROLE: Final = "host"
 # Backdate notBefore a little: hosts whose clocks lag the CA's would otherwise reject a fresh
 # certificate as "not yet valid".
 _SKEW: Final = dt.timedelta(minutes=5)
@@ -150,9 +158,14 @@ def issue(
     ips: Sequence[str] = (),
     dns: Sequence[str] = (),
     days: int = CERT_DAYS,
+    role: str = DEFAULT_ROLE,
 ) -> Issued:
-    """Issue (or re-issue) DIR/NAME.pem and DIR/NAME-key.pem, signed by DIR's CA. Without
-    ``ips`` and ``dns`` the subjectAltName is NAME as a DNS name."""
+    """Issue (or re-issue) DIR/NAME.pem and DIR/NAME-key.pem, signed by DIR's CA, for
+    ``role`` ("host": TLS server only, "engine": TLS client only). Without ``ips`` and
+    ``dns`` the subjectAltName is NAME as a DNS name."""
+    usage = ROLES.get(role)
+    if usage is None:
+        raise _bad("role", " or ".join(sorted(ROLES)), role)
     _check_name(name)
     if name in ("ca", "ca-key"):
         raise _bad("name", "a name other than the CA's files", name)
@@ -185,9 +198,7 @@ def issue(
             critical=True,
         )
         .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
+            x509.ExtendedKeyUsage([usage]),
             critical=False,
         )
         .add_extension(x509.SubjectAlternativeName(san), critical=False)

@@ -146,7 +146,7 @@ def start_cluster(
     cluster = Cluster(engine, [], base / "engine.db", base / "pki")
     try:
         pki.init_ca(cluster.pki_dir)
-        engine_cert = pki.issue(cluster.pki_dir, "engine")
+        engine_cert = pki.issue(cluster.pki_dir, "engine", role="engine")
         ca = cluster.pki_dir / pki.CA_CERT
         for i, name in enumerate(hosts, start=1):
             ns = NetNS(f"mh{name}")

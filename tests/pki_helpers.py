@@ -39,13 +39,13 @@ def make_ca(directory: Path, name: str = "test-ca") -> CA:
 
 
 def issue(ca: CA, name: str, *, server: bool = False, expired: bool = False) -> Issued:
-    """A certificate signed by ``ca`` (both server and client usage, as the product's are), its
-    files ``NAME.pem`` and ``NAME-key.pem`` beside the CA's; server ones carry SAN localhost and
-    127.0.0.1, others SAN ``name``."""
+    """A certificate signed by ``ca``, its files ``NAME.pem`` and ``NAME-key.pem`` beside the
+    CA's: server ones are the product's "host" role with SAN localhost and 127.0.0.1, others
+    its "engine" role (client only) with SAN ``name``."""
     if server:
-        issued = pki.issue(ca.directory, name, ips=["127.0.0.1"], dns=["localhost"])
+        issued = pki.issue(ca.directory, name, ips=["127.0.0.1"], dns=["localhost"], role="host")
     else:
-        issued = pki.issue(ca.directory, name)
+        issued = pki.issue(ca.directory, name, role="engine")
     if expired:
         _expire(ca, issued)
     return issued

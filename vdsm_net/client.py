@@ -1,8 +1,10 @@
 """``vdsm-net-client``: call one agent method from a shell (SPEC §1.9).
 
 Exit status: 0 success (the result is printed as JSON on stdout); 1 the agent answered a
-JSON-RPC error (``error <code>: <message>`` on stderr); 2 bad command line; 3 the agent could
-not be reached or did not answer JSON-RPC (timeout, refused connection, TLS failure).
+JSON-RPC error (``error <code>: <message>`` on stderr, then its ``data`` when it sent one);
+2 bad command line; 3 the agent could not be reached or did not answer JSON-RPC (timeout,
+refused connection, TLS failure); 141 the reader of stdout went away (``| head``), as for
+a program killed by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import ssl
 import sys
 from collections.abc import Sequence
@@ -21,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from vdsm_net import __version__
 from vdsm_net.config import DEFAULT_SOCKET, ConfigError
 from vdsm_net.tls import client_context
 
@@ -28,6 +32,7 @@ EXIT_OK = 0
 EXIT_RPC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a program killed by SIGPIPE
 DEFAULT_TIMEOUT = 300.0  # above the agent's default connectivity timeout (120 s)
 CONFIRM_INTERVAL = 0.25
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -37,8 +42,9 @@ arguments after METHOD are NAME=JSON pairs, e.g.
   vdsm-net-client Host.setupNetworks networks='{"red": {"nic": "eth1", "vlan": 100}}'
 While Host.setupNetworks is pending the client calls Host.confirmConnectivity every 0.25 s
 (as the engine does), unless --no-confirm is given.
-exit status: 0 ok; 1 the agent returned an error ("error CODE: MESSAGE" on stderr);
-2 bad command line; 3 agent unreachable, timed out, or answered something that is not JSON-RPC.
+exit status: 0 ok; 1 the agent returned an error ("error CODE: MESSAGE" on stderr, and
+"data: ..." when the agent sent details); 2 bad command line; 3 agent unreachable, timed out,
+or answered something that is not JSON-RPC; 141 stdout was closed by its reader.
 """
 
 
@@ -51,10 +57,18 @@ class Unreachable(Exception):
 
 
 class RpcError(Exception):
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(f"error {code}: {message}")
         self.code = code
         self.message = message
+        self.data = data  # JSON-RPC's optional details, e.g. which parameter was unexpected
+
+    def describe(self) -> str:
+        text = f"error {self.code}: {self.message}"
+        if self.data is None:
+            return text
+        data = self.data if isinstance(self.data, str) else json.dumps(self.data)
+        return f"{text}\ndata: {data}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +143,7 @@ class Caller:
             raise Unreachable(f"HTTP {status} from {self._where()}: {text[:200]!r}") from None
         if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
             err = doc["error"]
-            raise RpcError(int(err.get("code", 0)), str(err.get("message", "")))
+            raise RpcError(int(err.get("code", 0)), str(err.get("message", "")), err.get("data"))
         if not isinstance(doc, dict) or "result" not in doc:
             raise Unreachable(f"not a JSON-RPC answer from {self._where()}: {text[:200]!r}")
         return doc["result"]
@@ -195,6 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--correlation-id", help="sent as the X-Correlation-Id header")
     p.add_argument("--no-confirm", action="store_true",
                    help="do not call Host.confirmConnectivity while setupNetworks is pending")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("method", metavar="METHOD", help="e.g. Host.getNetworkCapabilities")
     p.add_argument("params", metavar="NAME=JSON", nargs="*")
     return p
@@ -218,12 +233,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 confirm=not args.no_confirm, correlation_id=args.correlation_id)
         )
     except RpcError as exc:
-        print(f"error {exc.code}: {exc.message}", file=sys.stderr)
+        print(exc.describe(), file=sys.stderr)
         return EXIT_RPC_ERROR
     except Unreachable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    print(json.dumps(result, indent=2))
+    try:
+        print(json.dumps(result, indent=2), flush=True)
+    except BrokenPipeError:
+        # The reader (`| head`) has what it wanted. Point stdout at /dev/null so that the
+        # interpreter's own flush at exit does not fail again with a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     return EXIT_OK
 
 

@@ -19,6 +19,9 @@ DEFAULT_STATE_DIR = Path("/var/lib/vdsm-net")
 DEFAULT_SOCKET = Path("/run/vdsm-net/vdsm-net.sock")
 DEFAULT_CONNECTIVITY_TIMEOUT = 120.0
 VDSM_PORT = 54321
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# What SIGHUP applies to the running daemon; any other change waits for a restart.
+RELOADABLE = ("log_level", "connectivity_timeout", "allowed_clients")
 
 
 class ConfigError(Exception):
@@ -35,6 +38,11 @@ class AgentConfig:
     tls_ca: Path | None = None
     insecure: bool = False
     connectivity_timeout: float = DEFAULT_CONNECTIVITY_TIMEOUT
+    # Empty: any client certificate with extended key usage clientAuth.
+    allowed_clients: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    # Group owning the Unix socket (mode 0660), for operators who are not root.
+    socket_group: str | None = None
 
 
 def parse_listen(text: str, where: str) -> tuple[str, int]:
@@ -83,6 +91,26 @@ def _listen(value: object, where: str) -> tuple[str, int]:
     return parse_listen(value, where)
 
 
+def _names(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: expected a list of names (strings), got {value!r}")
+    return tuple(value)
+
+
+def _log_level(value: object, where: str) -> str:
+    level = value.upper() if isinstance(value, str) else value
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{where}: expected one of {', '.join(LOG_LEVELS)} "
+                          f"(any case), got {value!r}")
+    return str(level)
+
+
+def _group(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value or any(c.isspace() or c == ":" for c in value):
+        raise ConfigError(f"{where}: expected a group name, got {value!r}")
+    return value
+
+
 # (section, key) -> (AgentConfig field, converter)
 _Converter = Callable[[object, str], Any]
 _KEYS: Mapping[tuple[str, str], tuple[str, _Converter]] = {
@@ -90,9 +118,12 @@ _KEYS: Mapping[tuple[str, str], tuple[str, _Converter]] = {
     ("rpc", "socket"): ("socket", _path),
     ("rpc", "listen"): ("listen", _listen),
     ("rpc", "insecure"): ("insecure", _bool),
+    ("rpc", "socket_group"): ("socket_group", _group),
     ("tls", "cert"): ("tls_cert", _path),
     ("tls", "key"): ("tls_key", _path),
     ("tls", "ca"): ("tls_ca", _path),
+    ("tls", "allowed_clients"): ("allowed_clients", _names),
+    ("log", "level"): ("log_level", _log_level),
     ("network", "connectivity_timeout"): ("connectivity_timeout", _timeout),
 }
 _SECTIONS = frozenset(section for section, _ in _KEYS)

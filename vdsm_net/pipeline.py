@@ -17,6 +17,7 @@ request), when what was read reaches outside the scope, when an undo journal is 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from vdsm_net import API_VERSION, __version__
+from vdsm_net import API_VERSION, __version__, coexist
 from vdsm_net.caps import LinkStats, capabilities, statistics
 from vdsm_net.config import AgentConfig
 from vdsm_net.errors import ErrorKind, NetError
@@ -37,11 +38,14 @@ from vdsm_net.planner import plan
 from vdsm_net.render import render
 from vdsm_net.request import parse_setup_request
 from vdsm_net.scope import ReadScope, base_floor, covers, in_scope, is_closed, scope_of
-from vdsm_net.state import KernelState
+from vdsm_net.state import Device, KernelState
 
 log = logging.getLogger("vdsm_net.pipeline")
 
 T = TypeVar("T")
+
+# At info, an applied change names this many of its operations (all of them at debug).
+_OPS_SHOWN = 5
 
 # Re-plans after an apply: the kernel acts on its own (a released bond slave gets its old MTU
 # back, a VLAN follows a lowered base MTU), so one pass may leave a residue to converge.
@@ -91,11 +95,19 @@ class _Worker:
         self._pool.shutdown(wait=True)
 
 
+class RestoreRefused(Exception):
+    """restore would take a mistake (a missing state directory, no safe config) for an order
+    to remove the agent's devices (SPEC §1.7); the message names the directory and them."""
+
+
 @dataclass
 class RestoreReport:
     ops: int = 0
     skipped: list[str] = field(default_factory=list)  # "network red: NIC eth9 is missing"
-    removed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # networks
+    devices_removed: list[str] = field(default_factory=list)
+    devices_created: list[str] = field(default_factory=list)
+    devices_changed: list[str] = field(default_factory=list)
     reverted_journal: bool = False
 
 
@@ -157,7 +169,9 @@ class Agent:
         self._tx = _Worker("netlink-tx", backend_factory)
         self._ro = _Worker("netlink-ro", backend_factory)
         self._lock = asyncio.Lock()
-        self._confirmed: asyncio.Event | None = None
+        # Resolved True by Host.confirmConnectivity, False when the daemon stops.
+        self._confirmation: asyncio.Future[bool] | None = None
+        self._stopping = False
         # True from the undo journal's record until commit or rollback: the kernel then shows
         # a change that may still be undone, and capabilities say so (netConfigPending).
         self._pending = False
@@ -165,6 +179,17 @@ class Agent:
     def close(self) -> None:
         self._tx.close()
         self._ro.close()
+
+    def stopping(self) -> None:
+        """The daemon stops (SIGTERM): a change waiting for its confirmation, or reaching that
+        wait from now on, is rolled back at once instead of after its timeout."""
+        self._stopping = True
+        if self._confirmation is not None and not self._confirmation.done():
+            self._confirmation.set_result(False)
+
+    def reconfigure(self, cfg: AgentConfig) -> None:
+        """SIGHUP: later transactions use ``cfg`` (its default connectivity timeout)."""
+        self.cfg = cfg
 
     # ---- setupNetworks -------------------------------------------------------------------
 
@@ -201,6 +226,7 @@ class Agent:
             " (dry run)" if request.options.dry_run else "",
             f" (scope: {len(scope.devices)} devices)" if scope is not None else "",
         )
+        _log_ops(tag, ops)
         if request.options.dry_run:
             return {"plan": [op.to_json() for op in ops]}
 
@@ -222,14 +248,19 @@ class Agent:
 
             if request.options.connectivity_check:
                 timeout = request.options.connectivity_timeout or self.cfg.connectivity_timeout
-                if not await self._wait_for_confirmation(timeout):
+                waited = time.monotonic()
+                outcome = await self._wait_for_confirmation(timeout)
+                if outcome is not True:
+                    why = (f"no Host.confirmConnectivity within {timeout:g} s"
+                           if outcome is None else "the agent is stopping (SIGTERM or SIGINT)")
                     error = NetError(
                         ErrorKind.CONNECTIVITY,
-                        f"connectivity check failed: no Host.confirmConnectivity within "
-                        f"{timeout:g} s; the change was rolled back",
+                        f"connectivity check failed: {why}; the change was rolled back",
                     )
                     await self._roll_back(current, scope, error, tag)
                     raise error
+                log.info("%sconnectivity confirmed after %.1f s", tag,
+                         time.monotonic() - waited)
 
         changed = new_config != self.running
         self.running = new_config  # commit
@@ -254,8 +285,13 @@ class Agent:
         if changed:
             self.store.save_running(config)
         if make_safe:
-            self.store.save_safe(config)
+            self._save_safe(config)
         self.journal.clear()
+
+    def _save_safe(self, config: NetConfig) -> None:
+        self.store.save_safe(config)
+        log.info("saved the safe config: %d networks %s, %d bonds %s", len(config.networks),
+                 _names(config.networks), len(config.bondings), _names(config.bondings))
 
     async def _roll_back(
         self, snapshot: KernelState, scope: ReadScope | None, cause: NetError, tag: str
@@ -273,27 +309,29 @@ class Agent:
         await asyncio.to_thread(self.journal.clear)
         log.info("%srolled back", tag)
 
-    async def _wait_for_confirmation(self, timeout: float) -> bool:
-        self._confirmed = asyncio.Event()
-        try:
-            await asyncio.wait_for(self._confirmed.wait(), timeout)
-            return True
-        except TimeoutError:
+    async def _wait_for_confirmation(self, timeout: float) -> bool | None:
+        """True: confirmed; False: the daemon stops; None: timed out."""
+        if self._stopping:
             return False
+        self._confirmation = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(self._confirmation, timeout)
+        except TimeoutError:
+            return None
         finally:
-            self._confirmed = None
+            self._confirmation = None
 
     async def confirm_connectivity(self) -> dict[str, Any]:
-        # Only a request that arrives after the apply counts: before it, there is no event.
-        if self._confirmed is not None:
-            self._confirmed.set()
+        # Only a request that arrives after the apply counts: before it, there is no future.
+        if self._confirmation is not None and not self._confirmation.done():
+            self._confirmation.set_result(True)
         return {}
 
     # ---- persistence ---------------------------------------------------------------------
 
     async def set_safe_network_config(self) -> dict[str, Any]:
         async with self._lock:
-            await asyncio.to_thread(self.store.save_safe, self.running)
+            await asyncio.to_thread(self._save_safe, self.running)
         return {}
 
     def _dirty(self) -> bool:
@@ -308,6 +346,10 @@ class Agent:
         # Beyond SPEC §1.4: an engine must not take an unconfirmed change for the host's state.
         doc["netConfigPending"] = self._pending
         return doc
+
+    async def manager_warnings(self) -> list[str]:
+        """What NetworkManager or systemd-networkd may do to the owned devices (coexist)."""
+        return await self._ro.call(lambda b: coexist.warnings(b.read_state().owned()))
 
     async def capabilities(self) -> dict[str, Any]:
         doc = await self.network_capabilities()
@@ -337,12 +379,32 @@ class Agent:
         self.journal.clear()
         return True
 
-    def restore(self) -> RestoreReport:
-        """Make the kernel match the safe config (the boot step, and after a crash)."""
-        return self._tx.call_sync(self._restore_sync)
+    def restore(self, *, force: bool = False) -> RestoreReport:
+        """Make the kernel match the safe config (the boot step, and after a crash). Raises
+        RestoreRefused, changing nothing, when the state directory is missing or holds no
+        safe config while the kernel holds owned devices, unless ``force``."""
+        return self._tx.call_sync(lambda b: self._restore_sync(b, force))
 
-    def _restore_sync(self, backend: KernelBackend) -> RestoreReport:
+    def _restore_refusal(self, state: KernelState) -> str | None:
+        directory = self.cfg.state_dir
+        owned = sorted(d.name for d in state.owned())
+        doomed = (f"it would remove the {len(owned)} devices the agent owns: {', '.join(owned)}"
+                  if owned else "no device of the agent exists")
+        if not directory.is_dir():
+            return (f"state directory {str(directory)!r} does not exist (a typo in [state] dir "
+                    f"or --state-dir, a lost disk?); {doomed}; --force restores an empty "
+                    "config")
+        if owned and self.store.load_safe() is None:
+            return (f"state directory {str(directory)!r} holds no safe config "
+                    f"({self.store.safe_path.name}); {doomed}; --force removes them")
+        return None
+
+    def _restore_sync(self, backend: KernelBackend, force: bool) -> RestoreReport:
         report = RestoreReport()
+        before = backend.read_state()
+        refusal = None if force else self._restore_refusal(before)
+        if refusal is not None:
+            raise RestoreRefused(refusal)
         report.reverted_journal = self._revert_journal(backend)
         current = backend.read_state()
         safe = self.store.load_safe() or NetConfig()
@@ -354,12 +416,16 @@ class Agent:
         report.ops = len(ops)
         for line in report.skipped:
             log.warning("restore: %s", line)
-        converge(backend, desired, ops)
+        after = converge(backend, desired, ops)
         self.running = target
         self.store.save_running(target)
         self.journal.clear()
-        log.info("restore: %d operations; removed %s; skipped %d", report.ops,
-                 report.removed or "nothing", len(report.skipped))
+        _report_devices(before, after, report)
+        log.info("restore: %d operations; networks removed: %s; devices removed: %s, "
+                 "created: %s, changed: %s; skipped %d", report.ops,
+                 ", ".join(report.removed) or "none", ", ".join(report.devices_removed) or "none",
+                 ", ".join(report.devices_created) or "none",
+                 ", ".join(report.devices_changed) or "none", len(report.skipped))
         return report
 
     def _revert_journal(self, backend: KernelBackend) -> bool:
@@ -381,6 +447,39 @@ class Agent:
             log.warning("restore: reverting the unfinished change failed (%s); "
                         "converging to the safe config anyway", exc.message)
         return True
+
+
+def _log_ops(tag: str, ops: Sequence[Op]) -> None:
+    if not ops:
+        return
+    shown = "; ".join(str(op) for op in ops[:_OPS_SHOWN])
+    more = f"; ... ({len(ops) - _OPS_SHOWN} more)" if len(ops) > _OPS_SHOWN else ""
+    log.info("%splan of %d operations: %s%s", tag, len(ops), shown, more)
+    for number, op in enumerate(ops, start=1):
+        log.debug("%soperation %d/%d: %s", tag, number, len(ops), op)
+
+
+_COMPARED = [f.name for f in dataclasses.fields(Device) if f.compare and f.name != "name"]
+
+
+def _device_changes(old: Device, new: Device) -> str:
+    return ", ".join(f"{name} {getattr(old, name)!r} -> {getattr(new, name)!r}"
+                     for name in _COMPARED if getattr(old, name) != getattr(new, name))
+
+
+def _report_devices(before: KernelState, after: KernelState, report: RestoreReport) -> None:
+    """Log, by name, each device restore removed, created or changed (as the kernel shows)."""
+    for name in sorted(set(before.devices) - set(after.devices)):
+        report.devices_removed.append(name)
+        log.info("restore: removed device %s", name)
+    for name in sorted(set(after.devices) - set(before.devices)):
+        report.devices_created.append(name)
+        log.info("restore: created device %s (%s)", name, after.devices[name].kind)
+    for name in sorted(set(before.devices) & set(after.devices)):
+        changes = _device_changes(before.devices[name], after.devices[name])
+        if changes:
+            report.devices_changed.append(name)
+            log.info("restore: changed device %s: %s", name, changes)
 
 
 def _revert_change(backend: KernelBackend, change: PendingChange) -> None:

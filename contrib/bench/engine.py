@@ -204,7 +204,7 @@ async def bench(
     if not (pki_dir / pki.CA_CERT).exists():
         pki.init_ca(pki_dir)
         pki.issue(pki_dir, "agent", ips=["127.0.0.1"])
-        pki.issue(pki_dir, "engine")
+        pki.issue(pki_dir, "engine", role="engine")
     ca = pki_dir / pki.CA_CERT
     agent = pki.Issued(pki_dir / "agent.pem", pki_dir / "agent-key.pem")
     engine = pki.Issued(pki_dir / "engine.pem", pki_dir / "engine-key.pem")

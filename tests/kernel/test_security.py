@@ -4,6 +4,9 @@
   CA, or with an expired one is refused in the TLS layer (at the handshake with TLS 1.2; with
   TLS 1.3 the server checks the client certificate after the client's side of the handshake,
   so the refusal arrives on the first read) and never gets an HTTP answer; plain HTTP neither.
+  Each refusal is logged with the peer's address and the reason.
+- Authorization: a host's certificate (``pki issue``'s default role) cannot call another host;
+  an engine one can; ``[tls] allowed_clients`` admits only the names listed (CN or SAN).
 - The Unix socket is mode 0660.
 - Interface names that try path or option injection are refused (error 27 for network names)
   and change nothing; names full of shell metacharacters that the kernel accepts are used
@@ -28,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from engine_client import pki
 from tests.daemon import BIN, AgentError, AgentProcess
 from tests.dump import assert_same_state, dump_state
 from tests.netns import NetNS
@@ -130,6 +134,64 @@ def test_tcp_listener_requires_a_client_certificate_from_its_ca(
     print("tls: " + "; ".join(f"{k}: {v['stage']} {v.get('error', '')[:60]}"
                               for k, v in seen.items()))
     assert agent.call("Host.ping2") == {}  # refused clients did not hurt the agent
+    refusals = [line for line in agent.log.read_text().splitlines()
+                if "TLS handshake with 127.0.0.1:" in line and " refused: " in line]
+    # One line per refused case (4 certificates x 2 TLS versions, plain HTTP), with the reason.
+    assert len(refusals) == 7, refusals
+    assert any("HTTP_REQUEST" in line for line in refusals), refusals
+    assert any("certificate has expired" in line for line in refusals), refusals
+    assert any("PEER_DID_NOT_RETURN_A_CERTIFICATE" in line for line in refusals), refusals
+
+
+def _tls_agent(nics: NetNS, tmp_path: Path, server: Any, ca: Any, extra: str = "") -> AgentProcess:
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[rpc]\nlisten = "127.0.0.1:{PORT}"\n'
+                      f'[tls]\ncert = "{server.cert}"\nkey = "{server.key}"\nca = "{ca.cert}"\n'
+                      + extra)
+    return AgentProcess(nics, tmp_path / "state", "--config", str(config)).start()
+
+
+def _probe(nics: NetNS, ca: Any, clients: dict[str, Any]) -> dict[str, Any]:
+    cases = {name: {"tls": True, "max": "1.3", "cert": str(c.cert), "key": str(c.key)}
+             for name, c in clients.items()}
+    proc = nics.sh(sys.executable, "-c", PROBE, "127.0.0.1", str(PORT), str(ca.cert),
+                   json.dumps(cases))
+    seen: dict[str, Any] = json.loads(proc.stdout)
+    return seen
+
+
+def _answered(result: dict[str, Any]) -> bool:
+    return result["stage"] == "answered" and result["data"].startswith("HTTP/1.1 200")
+
+
+def test_a_host_certificate_cannot_call_another_host(nics: NetNS, tmp_path: Path) -> None:
+    ca = make_ca(tmp_path)
+    server = issue(ca, "agent", server=True)
+    other_host = pki.issue(ca.directory, "host2", ips=["10.0.0.12"])  # `pki issue` default
+    engine = pki.issue(ca.directory, "engine", role="engine")
+    agent = _tls_agent(nics, tmp_path, server, ca)
+    seen = _probe(nics, ca, {"host2": other_host, "engine": engine})
+    assert _answered(seen["engine"]), seen["engine"]
+    assert not seen["host2"].get("data"), seen["host2"]  # not a byte of HTTP
+    log = agent.log.read_text()
+    assert "TLS handshake with 127.0.0.1:" in log
+    # OpenSSL, verifying a client, checks the purpose: the EKU lacks clientAuth.
+    assert "refused: client certificate refused: unsuitable certificate purpose" in log, log
+
+
+def test_allowed_clients_admits_only_the_names_listed(nics: NetNS, tmp_path: Path) -> None:
+    ca = make_ca(tmp_path)
+    server = issue(ca, "agent", server=True)
+    engine = pki.issue(ca.directory, "engine", role="engine")
+    by_san = pki.issue(ca.directory, "engine-b", dns=["engine-b.lab"], role="engine")
+    stranger = pki.issue(ca.directory, "tool", role="engine")
+    agent = _tls_agent(nics, tmp_path, server, ca, 'allowed_clients = ["engine", "engine-b.lab"]\n')
+    seen = _probe(nics, ca, {"engine": engine, "by-san": by_san, "stranger": stranger})
+    assert _answered(seen["engine"]), seen["engine"]
+    assert _answered(seen["by-san"]), seen["by-san"]  # a subject alternative name counts
+    assert not seen["stranger"].get("data"), seen["stranger"]
+    log = agent.log.read_text()
+    assert "certificate 'tool' (names tool, tool) is not in [tls] allowed_clients" in log, log
 
 
 def test_unix_socket_mode_is_0660(agent: AgentProcess) -> None:

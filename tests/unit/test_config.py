@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,27 @@ def test_bad_command_line_value_names_the_option() -> None:
         load_config(None, connectivity_timeout=0)
     with pytest.raises(ConfigError, match=r"unknown configuration override 'colour'"):
         load_config(None, colour="red")
+
+
+def test_operator_keys(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[tls]\nallowed_clients = ["engine", "10.0.0.5"]\n'
+                                      '[log]\nlevel = "debug"\n[rpc]\nsocket_group = "vdsm-net"\n'))
+    assert cfg.allowed_clients == ("engine", "10.0.0.5")
+    assert cfg.log_level == "DEBUG"
+    assert cfg.socket_group == "vdsm-net"
+    assert load_config(None, log_level="warning").log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[tls]\nallowed_clients = "engine"\n',
+         "[tls] allowed_clients: expected a list of names (strings), got 'engine'"),
+        ('[tls]\nallowed_clients = ["", 3]\n', "[tls] allowed_clients: expected a list"),
+        ('[log]\nlevel = "loud"\n', "[log] level: expected one of DEBUG, INFO, WARNING, ERROR"),
+        ('[rpc]\nsocket_group = "a b"\n', "[rpc] socket_group: expected a group name, got 'a b'"),
+    ],
+)
+def test_bad_operator_keys_are_named(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(write(tmp_path, text))

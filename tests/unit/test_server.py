@@ -167,9 +167,25 @@ async def test_access_log_names_request_status_peer_and_correlation_id(
     lines = [r.getMessage() for r in caplog.records if r.name == "vdsm_net.access"]
     assert len(lines) == 2, lines
     unix, tcp = lines
-    assert unix.startswith("POST /jsonrpc 200 (") and unix.endswith(" ms [correlation id corr-9]")
+    assert unix.startswith("POST /jsonrpc echo 200 (")
+    assert unix.endswith(" ms [correlation id corr-9]")
     assert " from " not in unix  # a Unix socket has no peer address
-    assert tcp.startswith("POST /jsonrpc 200 (") and tcp.endswith(" ms from 127.0.0.1"), tcp
+    assert tcp.startswith("POST /jsonrpc echo 200 (") and tcp.endswith(" ms from 127.0.0.1"), tcp
+
+
+async def test_access_log_names_the_methods_of_a_batch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="vdsm_net.access")
+    cfg = local_config(tmp_path)
+    batch = [{"jsonrpc": "2.0", "id": i, "method": f"m{i}"} for i in range(5)]
+    async with running(cfg, EchoAgent().handle):
+        await post(cfg.socket, json.dumps(batch).encode())
+        await post(cfg.socket, b"not json")
+    lines = [r.getMessage() for r in caplog.records if r.name == "vdsm_net.access"]
+    # (the echo handler answers no batch: its 500 is beside the point)
+    assert lines[0].startswith("POST /jsonrpc m0, m1, m2, ... (5 requests) "), lines
+    assert lines[1].split()[2].isdigit(), lines  # no method to name: the status follows
 
 
 async def test_lifecycle_wraps_serving(tmp_path: Path) -> None:

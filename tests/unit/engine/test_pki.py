@@ -54,8 +54,22 @@ def test_issue_with_ip_and_dns(tmp_path: Path) -> None:
     ]
     assert san.get_values_for_type(x509.DNSName) == ["host1.lab"]
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert set(eku) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]  # role host: a TLS server only
     assert cert.issuer == load(tmp_path / "ca.pem").subject
+
+
+def test_engine_role_is_for_tls_clients_only(tmp_path: Path) -> None:
+    pki.init_ca(tmp_path)
+    cert = load(pki.issue(tmp_path, "engine", role="engine").cert)
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+
+
+def test_unknown_role_is_refused(tmp_path: Path) -> None:
+    pki.init_ca(tmp_path)
+    with pytest.raises(NetError, match="role: expected engine or host, got 'admin'"):
+        pki.issue(tmp_path, "x", role="admin")
+    assert not (tmp_path / "x.pem").exists()
 
 
 def test_issue_defaults_san_to_name(tmp_path: Path) -> None:
@@ -89,7 +103,7 @@ def test_issue_without_ca(tmp_path: Path) -> None:
 def test_mutual_tls_handshake(tmp_path: Path) -> None:
     pki.init_ca(tmp_path)
     server = pki.issue(tmp_path, "agent", ips=["127.0.0.1"])
-    client = pki.issue(tmp_path, "engine")
+    client = pki.issue(tmp_path, "engine", role="engine")
     ca = str(tmp_path / "ca.pem")
     sctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca)
     sctx.verify_mode = ssl.CERT_REQUIRED
