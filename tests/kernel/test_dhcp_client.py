@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -209,31 +211,55 @@ async def test_restart_requests_the_saved_lease_without_a_gap(
     lease_file = tmp_path / "dh0.lease"
     first = await bound_client(clients, "dh0", lease_file, Recorder())
     lease = await first.wait_for_lease(15)
-    monitor = subprocess.Popen(["ip", "-o", "-n", here.name, "monitor", "address"],
-                               stdout=subprocess.PIPE, text=True)
+    monitor = AddressMonitor(here)
     try:
-        # Once the monitor reports this marker it is listening.
-        here.ip("addr", "add", "127.0.0.9/8", "dev", "lo")
-        assert monitor.stdout is not None
-        await asyncio.to_thread(lambda: "127.0.0.9" in monitor.stdout.readline()
-                                or pytest.fail("no monitor marker"))
-
         await first.stop()  # agent shutdown: no RELEASE, the address stays
         assert [a["local"] for a in addresses(here, "dh0")] == [lease.address]
         second = await bound_client(clients, "dh0", lease_file, Recorder())
         renewed = await second.wait_for_lease(15)
     finally:
-        monitor.terminate()
-        out, _ = monitor.communicate(timeout=5)
+        events = monitor.close()
 
     assert second.saved_lease_reused
     assert renewed.address == lease.address
     assert [a["local"] for a in addresses(here, "dh0")] == [lease.address]
-    assert not [line for line in out.splitlines() if line.startswith("Deleted")], out
+    assert not [e for e in events if e.startswith("Deleted") and lease.address in e], events
     assert server.count("DHCPRELEASE") == 0
     # INIT-REBOOT: the restarted client REQUESTed the saved address, it did not DISCOVER.
     assert server.count("DHCPDISCOVER") == 1
     assert server.count("DHCPREQUEST") == 2
+
+
+class AddressMonitor:
+    """`ip -4 monitor address` in the namespace: every IPv4 address event the kernel sends
+    from construction to close()."""
+
+    def __init__(self, ns: NetNS) -> None:
+        self._proc = subprocess.Popen(["ip", "-4", "-o", "-n", ns.name, "monitor", "address"],
+                                      stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        # The monitor listens once it reports a marker address; until it has subscribed the
+        # kernel's events go nowhere, so the marker is re-added until one is seen.
+        deadline = time.monotonic() + 10
+        while not any("127.0.0.9" in line for line in self.lines):
+            assert time.monotonic() < deadline, f"ip monitor reported nothing: {self.lines}"
+            ns.ip("addr", "replace", "127.0.0.9/8", "dev", "lo")
+            time.sleep(0.1)
+            if not any("127.0.0.9" in line for line in self.lines):
+                ns.ip("addr", "del", "127.0.0.9/8", "dev", "lo", check=False)
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.lines.append(line.strip())
+
+    def close(self) -> list[str]:
+        self._proc.terminate()
+        self._proc.wait(5)
+        self._reader.join(5)
+        return self.lines
 
 
 async def test_a_silent_server_gives_a_clear_timeout_and_the_client_keeps_trying(
