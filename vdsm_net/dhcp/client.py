@@ -124,6 +124,9 @@ class DhcpClient:
         self._hostname = hostname if hostname is not None else socket.gethostname()
         self._client: Any = None  # pyroute2's AsyncDHCPClient, set by start()
         self._lease: DhcpLease | None = None
+        # The lease read from the file at start, until a server answers for it: the
+        # "previous" lease of the first change (its address may still be installed).
+        self._saved: DhcpLease | None = None
         self._bound = asyncio.Event()
         self._writes: asyncio.Lock = asyncio.Lock()
         self.saved_lease_reused = False
@@ -149,7 +152,7 @@ class DhcpClient:
         if self._client is not None:
             raise RuntimeError(f"dhcp client on {self.interface} is already running")
         stored = await asyncio.to_thread(self._file.read, self.interface)
-        self._lease = stored.lease if stored else None
+        self._saved = stored.lease if stored else None
         config = ClientConfig(
             interface=self.interface,
             lease_type=_lease_type(stored),
@@ -176,7 +179,7 @@ class DhcpClient:
         self._client = client
         self.saved_lease_reused = client.state is fsm.State.INIT_REBOOT
         LOG.info("dhcp %s: starting in %s%s", self.interface, client.state.name,
-                 f" (requesting saved {self._lease.cidr})" if self._lease else "")
+                 f" (requesting saved {self._saved.cidr})" if self._saved else "")
         await client.bootstrap()
 
     async def wait_for_lease(self, timeout: float) -> DhcpLease:
@@ -235,7 +238,8 @@ class DhcpClient:
         return hooks
 
     async def _on_trigger(self, event: LeaseEvent, lease: Any) -> None:
-        previous = self._lease
+        previous = self._lease or self._saved
+        self._saved = None
         current = DhcpLease.from_ack(dict(lease.ack), self.interface, str(lease.server_mac),
                                      float(lease.obtained))
         change = LeaseChange(event, current, previous)
