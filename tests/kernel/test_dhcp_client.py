@@ -61,15 +61,16 @@ def here(netns: NetNS) -> Iterator[NetNS]:
 
 
 class Recorder:
-    """A lease handler that installs through KernelLeaseInstaller and keeps every change."""
+    """A lease handler that installs through KernelLeaseInstaller and keeps every change
+    once installed (the client updates ``lease`` right after its handler returns)."""
 
     def __init__(self, default_route: bool = False) -> None:
         self.installer = KernelLeaseInstaller(default_route=default_route)
         self.changes: list[LeaseChange] = []
 
     async def __call__(self, change: LeaseChange) -> None:
-        self.changes.append(change)
         await self.installer(change)
+        self.changes.append(change)
 
     def events(self) -> list[LeaseEvent]:
         return [c.event for c in self.changes]
