@@ -291,8 +291,10 @@ async def test_a_silent_server_gives_a_clear_timeout_and_the_client_keeps_trying
     assert "SELECTING" in err.value.message
     # Retransmitted with backoff (0.5 s, then up to 1 s): several DISCOVERs in 3 s.
     assert discovers >= 3
-    # The event loop was never blocked: the 50 ms heartbeat ran throughout.
-    assert ticks >= 30
+    # The event loop was not blocked: the 50 ms heartbeat kept running (about 60 ticks in
+    # those 3 s; a loop blocked while waiting would give next to none; the bound leaves room
+    # for a loaded machine).
+    assert ticks >= 10
     assert addresses(here, "dh0") == []
 
     # It kept trying: once a server answers, the lease comes without a restart.
