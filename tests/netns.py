@@ -28,7 +28,9 @@ def run(
 
 
 def kernel_has(kind: str) -> bool:
-    """Whether the running kernel can create a device of this kind (tried in a scratch netns)."""
+    """Whether the running kernel can create a device of this kind (tried in a scratch netns);
+    ``hfsc``: whether it has host QoS's qdiscs and filters (HFSC, fq_codel, ingress, u32,
+    basic with the meta ematch)."""
     ns = f"probe-{os.getpid()}-{kind}"
     run("ip", "netns", "add", ns)
     try:
@@ -36,6 +38,20 @@ def kernel_has(kind: str) -> bool:
             ok = run("ip", "-n", ns, "link", "add", "p0", "type", "veth", "peer", "p1", check=False)
             ok = run("ip", "-n", ns, "link", "add", "link", "p0", "name", "p0.5", "type", "vlan",
                      "id", "5", check=False)
+        elif kind == "hfsc":
+            ok = run("ip", "-n", ns, "link", "add", "p0", "type", "veth", "peer", "p1", check=False)
+            tc = ("ip", "netns", "exec", ns, "tc")
+            for argv in (("qdisc", "add", "dev", "p0", "root", "handle", "1:", "hfsc"),
+                         ("class", "add", "dev", "p0", "parent", "1:", "classid", "1:1", "hfsc",
+                          "ls", "m2", "1kbit"),
+                         ("qdisc", "add", "dev", "p0", "parent", "1:1", "fq_codel"),
+                         ("qdisc", "add", "dev", "p0", "ingress"),
+                         ("filter", "add", "dev", "p0", "parent", "1:", "pref", "1", "basic",
+                          "match", "meta(vlan eq 1)", "flowid", "1:1"),
+                         ("filter", "add", "dev", "p0", "parent", "1:", "pref", "2", "u32",
+                          "match", "u8", "0", "0", "flowid", "1:1")):
+                if ok.returncode == 0:
+                    ok = run(*tc, *argv, check=False)
         else:
             ok = run("ip", "-n", ns, "link", "add", "x0", "type", kind, check=False)
         return ok.returncode == 0

@@ -59,6 +59,12 @@ UML_MODULES = Path("/usr/lib/uml/modules")
 KIND_MODULES = {
     "vlan": "8021q", "bond": "bonding", "dummy": "dummy", "bridge": "bridge", "veth": "veth",
     "macvlan": "macvlan", "ipvlan": "ipvlan", "vrf": "vrf", "vxlan": "vxlan",
+    "hfsc": "sch_hfsc",
+}
+# Kinds that need more than their own module: host QoS's HFSC tree also uses fq_codel leaves,
+# the ingress qdisc and the u32/basic(meta vlan) filters VDSM builds.
+KIND_EXTRA_MODULES = {
+    "hfsc": ("sch_fq_codel", "sch_ingress", "cls_u32", "cls_basic", "em_meta"),
 }
 # Loaded in every guest: tests use bridges and veth NICs without asking for them.
 BASE_MODULES = ("8021q", "bridge", "bonding", "dummy", "veth")
@@ -218,7 +224,8 @@ class UmlRun:
     # never touches the host's /run/netns. Writes to the host go to files under workdir.
     def _init_script(self) -> str:
         kver = _kernel_version()
-        modules = sorted(set(BASE_MODULES) | {KIND_MODULES[k] for k in self.kinds})
+        modules = sorted(set(BASE_MODULES) | {KIND_MODULES[k] for k in self.kinds}
+                         | {m for k in self.kinds for m in KIND_EXTRA_MODULES.get(k, ())})
         work = shlex.quote(str(self.workdir))
         inner = [sys.executable, "-m", "pytest", "-v", "--color=no", "-p", "no:cacheprovider",
                  "--rootdir", str(self.config.rootpath),
