@@ -154,8 +154,8 @@ def revert(backend: KernelBackend, snapshot: KernelState, scope: ReadScope | Non
     the devices still exist (a NIC deleted meanwhile cannot come back); raises NetError if
     that fails."""
     current = backend.read_state(scope)
-    converge(backend, snapshot, plan(current, snapshot), scope, strict=False)
-    _revert_renamed(backend, snapshot, backend.read_state(scope))
+    after = converge(backend, snapshot, plan(current, snapshot), scope, strict=False)
+    _revert_renamed(backend, snapshot, after)
 
 
 def _revert_renamed(backend: KernelBackend, snapshot: KernelState, now: KernelState) -> None:
