@@ -314,5 +314,14 @@ class StateStore:
     def load_safe(self) -> NetConfig | None:
         return self._load(self.safe_path)
 
+    def read_safe_bytes(self) -> bytes | None:
+        """safe.json as it is on disk (None if absent), to be put back after a failed commit."""
+        try:
+            return self.safe_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _failure(self.safe_path, "read", exc) from None
+
     def save_safe(self, cfg: NetConfig) -> None:
         atomic_write(self.safe_path, _encode(cfg))

@@ -32,7 +32,14 @@ from vdsm_net.journal import Journal, PendingChange
 from vdsm_net.merge import merge
 from vdsm_net.model import NetConfig, NetworkConfig
 from vdsm_net.ops import Op
-from vdsm_net.persist import StagedFile, StateFileError, StateStore, install, remove_durably
+from vdsm_net.persist import (
+    StagedFile,
+    StateFileError,
+    StateStore,
+    atomic_write,
+    install,
+    remove_durably,
+)
 from vdsm_net.planner import plan
 from vdsm_net.render import render
 from vdsm_net.request import parse_setup_request
@@ -322,7 +329,8 @@ class Agent:
                 staged.append(self.store.stage_running(config))
             if make_safe:
                 staged.append(self.store.stage_safe(config))
-            old_safe = self.store.load_safe() if make_safe else None
+            # The bytes, not the parsed config: only a failed install needs them.
+            old_safe = self.store.read_safe_bytes() if make_safe else None
         except StateFileError:
             for item in staged:
                 item.discard()
@@ -337,7 +345,7 @@ class Agent:
             raise
 
     def _put_back(
-        self, running: NetConfig | None, safe_changed: bool, safe: NetConfig | None
+        self, running: NetConfig | None, safe_changed: bool, safe: bytes | None
     ) -> None:
         """After a failed install: the previous state files again, as far as the disk lets."""
         try:
@@ -347,7 +355,7 @@ class Agent:
                 if safe is None:
                     remove_durably(self.store.safe_path)
                 else:
-                    self.store.save_safe(safe)
+                    atomic_write(self.store.safe_path, safe)
         except StateFileError as exc:
             log.critical("cannot put the previous state files back: %s", exc.message)
 
