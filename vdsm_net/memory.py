@@ -12,7 +12,6 @@ it once a burst is over (``vdsm_net.guarded_site``).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import time
@@ -22,11 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    # CDLL(None): the symbols already loaded into the process, libc's among them. Not
+    # ctypes.util.find_library, which runs `ldconfig -p`: the agent spawns no process.
     try:
-        trim = ctypes.CDLL(name).malloc_trim  # glibc only; musl has none
+        trim = ctypes.CDLL(None).malloc_trim  # glibc only; musl has none
     except (OSError, AttributeError):
         return None
     trim.argtypes = [ctypes.c_size_t]
