@@ -30,14 +30,25 @@ class RpcError(Exception):
         self.message = message
 
 
-class InjectingBackend:
-    """The real backend, with a hook that runs before the n-th ``apply`` call: tests use it to
-    change the kernel between plan and apply (e.g. create a device with a planned name), so the
-    kernel itself refuses an operation mid-plan."""
+ApplyHook = Callable[[int, Sequence[Op]], None]
 
-    def __init__(self, real: Backend, before_apply: Callable[[int, Sequence[Op]], None]) -> None:
+
+def _no_hook(_calls: int, _ops: Sequence[Op]) -> None:
+    return None
+
+
+class InjectingBackend:
+    """The real backend, with hooks that run before and after the n-th ``apply`` call: tests
+    use them to change the kernel between plan and apply (e.g. create a device with a planned
+    name, so the kernel itself refuses an operation mid-plan), or between apply and the
+    verification's read-back (delete a NIC the change uses, fill the state directory)."""
+
+    def __init__(
+        self, real: Backend, before_apply: ApplyHook = _no_hook, after_apply: ApplyHook = _no_hook
+    ) -> None:
         self.real = real
         self.before_apply = before_apply
+        self.after_apply = after_apply
         self.calls = 0
 
     def read_state(self, scope=None):  # type: ignore[no-untyped-def]
@@ -50,6 +61,7 @@ class InjectingBackend:
         self.calls += 1
         self.before_apply(self.calls, ops)
         self.real.apply(ops)
+        self.after_apply(self.calls, ops)
 
     def close(self) -> None:
         self.real.close()

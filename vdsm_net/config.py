@@ -23,6 +23,15 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # What SIGHUP applies to the running daemon; any other change waits for a restart.
 RELOADABLE = ("log_level", "connectivity_timeout", "allowed_clients")
 
+# Limits of the JSON-RPC listeners (docs/limits.md explains how to choose them).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_IDLE_TIMEOUT = 30.0
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_MAX_BATCH = 100
+DEFAULT_MAX_TCP_CONNECTIONS = 256
+DEFAULT_MAX_UNIX_CONNECTIONS = 64
+
 
 class ConfigError(Exception):
     """A configuration value is missing, unknown or invalid; the message names it."""
@@ -43,6 +52,13 @@ class AgentConfig:
     log_level: str = "INFO"
     # Group owning the Unix socket (mode 0660), for operators who are not root.
     socket_group: str | None = None
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT  # accept -> TLS done, headers read
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT  # keep-alive: no request in progress
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # headers read -> whole body read
+    max_body: int = DEFAULT_MAX_BODY  # bytes
+    max_batch: int = DEFAULT_MAX_BATCH  # requests in one JSON-RPC batch
+    max_tcp_connections: int = DEFAULT_MAX_TCP_CONNECTIONS
+    max_unix_connections: int = DEFAULT_MAX_UNIX_CONNECTIONS
 
 
 def parse_listen(text: str, where: str) -> tuple[str, int]:
@@ -85,6 +101,12 @@ def _timeout(value: object, where: str) -> float:
     return seconds
 
 
+def _count(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
+    return value
+
+
 def _listen(value: object, where: str) -> tuple[str, int]:
     if not isinstance(value, str):
         raise ConfigError(f"{where}: expected a \"HOST:PORT\" string, got {value!r}")
@@ -119,6 +141,13 @@ _KEYS: Mapping[tuple[str, str], tuple[str, _Converter]] = {
     ("rpc", "listen"): ("listen", _listen),
     ("rpc", "insecure"): ("insecure", _bool),
     ("rpc", "socket_group"): ("socket_group", _group),
+    ("rpc", "handshake_timeout"): ("handshake_timeout", _timeout),
+    ("rpc", "idle_timeout"): ("idle_timeout", _timeout),
+    ("rpc", "body_timeout"): ("body_timeout", _timeout),
+    ("rpc", "max_body"): ("max_body", _count),
+    ("rpc", "max_batch"): ("max_batch", _count),
+    ("rpc", "max_tcp_connections"): ("max_tcp_connections", _count),
+    ("rpc", "max_unix_connections"): ("max_unix_connections", _count),
     ("tls", "cert"): ("tls_cert", _path),
     ("tls", "key"): ("tls_key", _path),
     ("tls", "ca"): ("tls_ca", _path),

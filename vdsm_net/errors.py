@@ -7,6 +7,10 @@ from enum import IntEnum
 
 class ErrorKind(IntEnum):
     CONNECTIVITY = 10  # connectivity check failed, change rolled back
+    # The state directory cannot be read or written (full, read-only, failing disk); a change
+    # that could not be saved was rolled back. VDSM answers such failures with its generic
+    # code 16; this agent names the file and the cause (docs/errors.md).
+    STATE = 16
     BAD_PARAMS = 21
     BAD_ADDR = 22
     BAD_NIC = 23
@@ -29,6 +33,11 @@ class NetError(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+    def extend(self, text: str) -> None:
+        """Append what happened after the failure (``; the change was rolled back``)."""
+        self.message += text
+        self.args = (self.message,)
 
     @property
     def code(self) -> int:

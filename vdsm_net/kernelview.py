@@ -29,6 +29,7 @@ DOOMED_GROUP = OWNED_GROUP + 1
 OWNED_GROUPS = (OWNED_GROUP, DOOMED_GROUP)
 
 IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
 IFA_F_PERMANENT = 0x80
 RT_SCOPE_UNIVERSE = 0
 RTN_UNICAST = 1
@@ -75,6 +76,7 @@ def device(
         operstate=str(link.attrs.get("IFLA_OPERSTATE") or "unknown").lower(),
         speed=speed,
         active_slave=active_slave,
+        loopback=bool(link.flags & IFF_LOOPBACK),
     )
 
 

@@ -77,6 +77,8 @@ def _nic_problem(name: str, current: KernelState) -> tuple[ErrorKind, str] | Non
     device = current.get(name)
     if device is None:
         return E.BAD_NIC, f"no such NIC {name}"
+    if device.loopback:
+        return E.BAD_NIC, f"{name} is not a NIC (it is the loopback device)"
     if not device.is_nic:
         what = f"an owned {device.kind}" if device.owned else f"a {device.kind}"
         return E.BAD_NIC, f"{name} is not a NIC (it is {what})"

@@ -5,17 +5,25 @@ shape (``NetConfig.to_json``). Writes go to a temporary file in the same directo
 fsynced, renamed over the target, and then the directory is fsynced: a crash at any instant
 leaves the old file or the new one. A file that exists but does not parse is an error naming
 the file, never an empty config: silently forgetting networks would make ``restore`` delete them.
+
+A commit stages first and installs after (``stage``, ``install``): everything that takes space
+(writing and fsyncing the temporary files) happens before any state file changes, so a full
+state directory fails a commit before it is visible, and the pipeline can still roll back.
+Every failure is a ``StateFileError`` (a ``NetError``, error 16) naming the file and the cause.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.model import BondConfig, NetConfig, NetworkConfig, frozen_map
 
 FORMAT_VERSION = 1
@@ -24,15 +32,44 @@ SAFE = "safe.json"
 _TMP_SUFFIX = ".tmp"
 
 
-class StateFileError(Exception):
-    """A state file exists but cannot be read or does not hold a valid config."""
+class StateFileError(NetError):
+    """A state file cannot be read or written, or does not hold a valid config (error 16)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorKind.STATE, message)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def _failure(path: Path, doing: str, exc: OSError) -> StateFileError:
+    reason = exc.strerror or str(exc)
+    hint = ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = f" (free space in {path.parent})"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = f" (make {path.parent} writable by the agent)"
+    return StateFileError(f"{path}: cannot {doing}: {reason}{hint}")
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A new content for ``target``, written and fsynced to ``tmp``, not yet visible."""
+
+    tmp: Path
+    target: Path
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def stage(path: Path, data: bytes) -> StagedFile:
+    """Write ``data`` to a temporary file beside ``path`` and fsync it; ``path`` is untouched.
+    Raises StateFileError (and leaves no temporary file) when that fails."""
     directory = path.parent
-    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    tmp = directory / f".{path.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        tmp = directory / f".{path.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise _failure(path, "write", exc) from None
     try:
         try:
             view = memoryview(data)
@@ -41,13 +78,40 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _failure(path, "write", exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    # Without this the rename itself may be lost on power failure (ext4 data=ordered keeps
-    # the data, not necessarily the directory entry).
-    _fsync_dir(directory)
+    return StagedFile(tmp, path)
+
+
+def install(staged: Iterable[StagedFile]) -> None:
+    """Rename staged files over their targets, in order, then fsync their directories."""
+    directories: dict[Path, Path] = {}
+    for item in staged:
+        try:
+            os.replace(item.tmp, item.target)
+        except OSError as exc:
+            raise _failure(item.target, "replace", exc) from None
+        directories.setdefault(item.target.parent, item.target)
+    for directory, target in directories.items():
+        # Without this the rename itself may be lost on power failure (ext4 data=ordered
+        # keeps the data, not necessarily the directory entry).
+        try:
+            _fsync_dir(directory)
+        except OSError as exc:
+            raise _failure(target, "sync the directory of", exc) from None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    staged = stage(path, data)
+    try:
+        install([staged])
+    except BaseException:
+        staged.discard()
+        raise
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -64,7 +128,12 @@ def remove_durably(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         return
-    _fsync_dir(path.parent)
+    except OSError as exc:
+        raise _failure(path, "remove", exc) from None
+    try:
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise _failure(path, "sync the directory of", exc) from None
 
 
 # ---- the stored form -------------------------------------------------------------------
@@ -236,8 +305,23 @@ class StateStore:
     def save_running(self, cfg: NetConfig) -> None:
         atomic_write(self.running_path, _encode(cfg))
 
+    def stage_running(self, cfg: NetConfig) -> StagedFile:
+        return stage(self.running_path, _encode(cfg))
+
+    def stage_safe(self, cfg: NetConfig) -> StagedFile:
+        return stage(self.safe_path, _encode(cfg))
+
     def load_safe(self) -> NetConfig | None:
         return self._load(self.safe_path)
+
+    def read_safe_bytes(self) -> bytes | None:
+        """safe.json as it is on disk (None if absent), to be put back after a failed commit."""
+        try:
+            return self.safe_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _failure(self.safe_path, "read", exc) from None
 
     def save_safe(self, cfg: NetConfig) -> None:
         atomic_write(self.safe_path, _encode(cfg))

@@ -33,12 +33,19 @@ from vdsm_net.journal import Journal, PendingChange
 from vdsm_net.merge import merge
 from vdsm_net.model import NetConfig, NetworkConfig
 from vdsm_net.ops import Op
-from vdsm_net.persist import StateStore
+from vdsm_net.persist import (
+    StagedFile,
+    StateFileError,
+    StateStore,
+    atomic_write,
+    install,
+    remove_durably,
+)
 from vdsm_net.planner import plan
 from vdsm_net.render import render
 from vdsm_net.request import parse_setup_request
 from vdsm_net.scope import ReadScope, base_floor, covers, in_scope, is_closed, scope_of
-from vdsm_net.state import Device, KernelState
+from vdsm_net.state import Device, KernelState, make_state
 
 log = logging.getLogger("vdsm_net.pipeline")
 
@@ -116,17 +123,23 @@ def converge(
     desired: KernelState,
     first: Sequence[Op],
     scope: ReadScope | None = None,
+    *,
+    strict: bool = True,
 ) -> KernelState:
     """Apply ``first``, then re-plan against what the kernel reports until nothing is left.
     ``scope``: the state was read (and ``desired`` rendered) for those devices only.
+    ``strict``: a device of ``desired`` that is gone after an apply, or replaced by another of
+    its name, fails the change (a revert passes False: it restores what can be restored).
 
-    Raises NetError(KERNEL) when the kernel refuses an op, or when the state still differs
-    after the last pass (verification failed)."""
+    Raises NetError(KERNEL) when the kernel refuses an op, when a device the change needs
+    vanished, or when the state still differs after the last pass (verification failed)."""
     ops = list(first)
     for _ in range(_CONVERGE_PASSES):
         if ops:
             backend.apply(ops)
         after = backend.read_state(scope)
+        if strict:
+            _check_present(desired, after)
         ops = plan(after, desired)
         if not ops:
             return after
@@ -137,11 +150,52 @@ def converge(
     )
 
 
+def _check_present(desired: KernelState, after: KernelState) -> None:
+    """The planner skips a NIC that is missing (it cannot create one), so a NIC deleted or
+    renamed mid-change would verify as "nothing left to do"; a device created by the change
+    and deleted behind its back would be quietly re-created. Both fail the change instead."""
+    problems = []
+    for name, wanted in sorted(desired.devices.items()):
+        found = after.get(name)
+        if found is None:
+            problems.append(f"{name} disappeared")
+        elif wanted.index and found.index != wanted.index:
+            problems.append(f"{name} was replaced by another device of that name "
+                            f"(ifindex {wanted.index} -> {found.index})")
+    if problems:
+        raise NetError(ErrorKind.KERNEL, "verification failed: during the change "
+                       + "; ".join(problems[:5])
+                       + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+
+
 def revert(backend: KernelBackend, snapshot: KernelState, scope: ReadScope | None = None) -> None:
-    """Bring the kernel back to ``snapshot`` (of the devices of ``scope`` if given); raises
-    NetError if that fails too."""
+    """Bring the kernel back to ``snapshot`` (of the devices of ``scope`` if given), as far as
+    the devices still exist (a NIC deleted meanwhile cannot come back); raises NetError if
+    that fails."""
     current = backend.read_state(scope)
-    converge(backend, snapshot, plan(current, snapshot), scope)
+    after = converge(backend, snapshot, plan(current, snapshot), scope, strict=False)
+    _revert_renamed(backend, snapshot, after)
+
+
+def _revert_renamed(backend: KernelBackend, snapshot: KernelState, now: KernelState) -> None:
+    """A NIC of the snapshot renamed meanwhile is found by its ifindex and gets its MTU, up
+    flag and master back under its new name (a deleted one is simply gone)."""
+    missing = {d.index: d for d in snapshot.devices.values()
+               if d.is_nic and d.index and now.get(d.name) is None}
+    if not missing:
+        return
+    everything = backend.read_state()
+    renamed = [(found, missing[found.index]) for found in everything.devices.values()
+               if found.index in missing]
+    if not renamed:
+        return
+    devices = dict(everything.devices)
+    for found, before in renamed:
+        log.warning("rollback: NIC %s was renamed %s during the change; restoring it",
+                    before.name, found.name)
+        devices[found.name] = before.evolve(name=found.name, index=found.index)
+    desired = make_state(list(devices.values()), set(everything.routes))
+    converge(backend, desired, plan(everything, desired), strict=False)
 
 
 def retrieve(
@@ -231,7 +285,11 @@ class Agent:
             return {"plan": [op.to_json() for op in ops]}
 
         if ops:
-            await asyncio.to_thread(self.journal.record, current, cid, scope)
+            try:
+                await asyncio.to_thread(self.journal.record, current, cid, scope)
+            except StateFileError as exc:
+                exc.extend("; nothing was changed")
+                raise
             self._pending = True
             try:
                 await self._tx.call(lambda b: converge(b, desired, ops, scope))  # apply + verify
@@ -262,11 +320,22 @@ class Agent:
                 log.info("%sconnectivity confirmed after %.1f s", tag,
                          time.monotonic() - waited)
 
+        # The commit is part of the transaction: the files first, then memory. A change that
+        # cannot be saved is rolled back, or a restart would find a kernel that no state
+        # file describes.
         changed = new_config != self.running
-        self.running = new_config  # commit
-        await asyncio.to_thread(
-            self._commit, new_config, changed, request.options.commit_on_success
-        )
+        try:
+            await asyncio.to_thread(
+                self._commit, new_config, changed, request.options.commit_on_success
+            )
+        except StateFileError as exc:
+            if not ops:
+                exc.extend("; nothing was changed")
+                raise
+            if await self._roll_back(current, scope, exc, tag):
+                exc.extend("; the change was rolled back")
+            raise
+        self.running = new_config
         self._pending = False
         log.info("%ssetupNetworks done in %.0f ms", tag, (time.monotonic() - started) * 1000)
         return {}
@@ -280,22 +349,62 @@ class Agent:
                       base_floor(config, scope))
 
     def _commit(self, config: NetConfig, changed: bool, make_safe: bool) -> None:
+        """Save ``config`` as the running config (and the safe one), then drop the undo
+        journal; raises StateFileError with the files as they were (best effort once a rename
+        happened: only a failing disk gets there)."""
         # An unchanged config is already on disk (running.json is what self.running was
         # loaded from or last saved as): a re-send skips the write and its two fsyncs.
-        if changed:
-            self.store.save_running(config)
-        if make_safe:
-            self._save_safe(config)
-        self.journal.clear()
+        staged: list[StagedFile] = []
+        try:
+            if changed:
+                staged.append(self.store.stage_running(config))
+            if make_safe:
+                staged.append(self.store.stage_safe(config))
+            # The bytes, not the parsed config: only a failed install needs them.
+            old_safe = self.store.read_safe_bytes() if make_safe else None
+        except StateFileError:
+            for item in staged:
+                item.discard()
+            raise
+        try:
+            install(staged)
+            self.journal.clear()
+            if make_safe:
+                self._log_safe_saved(config)
+        except StateFileError:
+            for item in staged:
+                item.discard()
+            self._put_back(self.running if changed else None, make_safe, old_safe)
+            raise
+
+    def _put_back(
+        self, running: NetConfig | None, safe_changed: bool, safe: bytes | None
+    ) -> None:
+        """After a failed install: the previous state files again, as far as the disk lets."""
+        try:
+            if running is not None:
+                self.store.save_running(running)
+            if safe_changed:
+                if safe is None:
+                    remove_durably(self.store.safe_path)
+                else:
+                    atomic_write(self.store.safe_path, safe)
+        except StateFileError as exc:
+            log.critical("cannot put the previous state files back: %s", exc.message)
 
     def _save_safe(self, config: NetConfig) -> None:
         self.store.save_safe(config)
+        self._log_safe_saved(config)
+
+    @staticmethod
+    def _log_safe_saved(config: NetConfig) -> None:
         log.info("saved the safe config: %d networks %s, %d bonds %s", len(config.networks),
                  _names(config.networks), len(config.bondings), _names(config.bondings))
 
     async def _roll_back(
         self, snapshot: KernelState, scope: ReadScope | None, cause: NetError, tag: str
-    ) -> None:
+    ) -> bool:
+        """Revert the kernel to ``snapshot``; whether that worked (if not, ``cause`` says so)."""
         log.warning("%srolling back: %s", tag, cause.message)
         self._pending = False
         try:
@@ -303,11 +412,16 @@ class Agent:
         except Exception as exc:
             # The journal stays: the next start (or `vdsm-net-agent restore`) converges.
             log.critical("%sROLLBACK FAILED, host state is inconsistent: %s", tag, exc)
-            cause.message += f"; ROLLBACK FAILED: {exc} (run `vdsm-net-agent restore`)"
-            cause.args = (cause.message,)
-            return
-        await asyncio.to_thread(self.journal.clear)
-        log.info("%srolled back", tag)
+            cause.extend(f"; ROLLBACK FAILED: {exc} (run `vdsm-net-agent restore`)")
+            return False
+        try:
+            await asyncio.to_thread(self.journal.clear)
+        except StateFileError as exc:
+            # Harmless: the journal describes the state the kernel is now back in.
+            log.error("%srolled back, but the undo journal stays: %s", tag, exc.message)
+        else:
+            log.info("%srolled back", tag)
+        return True
 
     async def _wait_for_confirmation(self, timeout: float) -> bool | None:
         """True: confirmed; False: the daemon stops; None: timed out."""

@@ -2,13 +2,20 @@
 
 Methods take keyword-only parameters, so positional ``params`` (a list) fail the signature
 check and get -32602, as do unknown parameter names. A ``NetError`` becomes a JSON-RPC error
-whose code is its kind (SPEC §1.5).
+whose code is its kind (SPEC §1.5), from every method.
+
+Every answer is JSON: the body is parsed once, strictly (``NaN``, ``Infinity`` and a number too
+large for a float, such as ``1e309``, are a parse error answered with id null: Python's json
+would take them and write ``Infinity`` back), and a batch longer than ``[rpc] max_batch`` is
+refused whole (-32600) before any of it runs.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +46,22 @@ def _error(exc: NetError) -> Result:
     return Error(exc.code, exc.message)
 
 
+_Method = Callable[..., Awaitable[Result]]
+
+
+def _answers_errors(method: _Method) -> _Method:
+    """A NetError raised by ``method`` (a state file unreadable, ...) is its JSON-RPC error."""
+
+    @functools.wraps(method)
+    async def call(ctx: CallContext, **params: Any) -> Result:
+        try:
+            return await method(ctx, **params)
+        except NetError as exc:
+            return _error(exc)
+
+    return call
+
+
 def _object_or_empty(name: str, value: Any) -> Any:
     return {} if value is None else value
 
@@ -63,25 +86,27 @@ async def setup_networks(
         return _error(exc)
 
 
+@_answers_errors
 async def confirm_connectivity(ctx: CallContext) -> Result:
     return _ok(await ctx.agent.confirm_connectivity())
 
 
+@_answers_errors
 async def set_safe_network_config(ctx: CallContext) -> Result:
-    try:
-        return _ok(await ctx.agent.set_safe_network_config())
-    except NetError as exc:
-        return _error(exc)
+    return _ok(await ctx.agent.set_safe_network_config())
 
 
+@_answers_errors
 async def get_network_capabilities(ctx: CallContext) -> Result:
     return _ok(await ctx.agent.network_capabilities())
 
 
+@_answers_errors
 async def get_capabilities(ctx: CallContext) -> Result:
     return _ok(await ctx.agent.capabilities())
 
 
+@_answers_errors
 async def get_network_statistics(ctx: CallContext) -> Result:
     return _ok(await ctx.agent.network_statistics())
 
@@ -90,7 +115,7 @@ async def ping2(ctx: CallContext) -> Result:
     return _ok({})
 
 
-METHODS: dict[str, Callable[..., Awaitable[Result]]] = {
+METHODS: dict[str, _Method] = {
     "Host.setupNetworks": setup_networks,
     "Host.confirmConnectivity": confirm_connectivity,
     "Host.setSafeNetworkConfig": set_safe_network_config,
@@ -101,43 +126,85 @@ METHODS: dict[str, Callable[..., Awaitable[Result]]] = {
 }
 
 
-def _params_not_object(body: str) -> str | None:
-    """JSON-RPC allows positional params; VDSM's API does not. Answer -32602 for a request
-    whose params is present but not an object (jsonrpcserver would bind a list positionally)."""
+class _NotJson(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJson(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not JSON")
+
+
+def parse_body(body: str) -> Any:
+    """The request document; raises ValueError (with a reason) when the body is not JSON a
+    response could echo: malformed, NaN/Infinity, a non-finite number, too deeply nested."""
     try:
-        doc = json.loads(body)
-    except ValueError:
-        return None  # jsonrpcserver answers -32700
+        return json.loads(body, parse_float=_finite, parse_constant=_no_constant)
     except RecursionError:
         # Nesting deeper than the interpreter's recursion limit ("[[[[...]]]]" fits in a small
         # body): a parse error, not an internal one.
-        return _parse_error("JSON nested too deeply")
-    requests = doc if isinstance(doc, list) else [doc]
-    bad = [r for r in requests if isinstance(r, dict) and "params" in r
-           and not isinstance(r["params"], dict)]
-    if not bad or isinstance(doc, list):
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _params_not_object(doc: Any) -> str | None:
+    """JSON-RPC allows positional params; VDSM's API does not. Answer -32602 for a request
+    whose params is present but not an object (jsonrpcserver would bind a list positionally)."""
+    if isinstance(doc, list) or not isinstance(doc, dict):
         return None  # in a batch, the signature check rejects list params per request
-    return json.dumps({
+    if "params" not in doc or isinstance(doc["params"], dict):
+        return None
+    return _encode({
         "jsonrpc": "2.0",
         "error": {"code": -32602, "message": "Invalid params: params must be an object"},
-        "id": bad[0].get("id"),
+        "id": doc.get("id"),
+    })
+
+
+def _batch_too_long(doc: Any, limit: int) -> str | None:
+    if not isinstance(doc, list) or len(doc) <= limit:
+        return None
+    return _encode({
+        "jsonrpc": "2.0",
+        "error": {"code": -32600, "message": f"Invalid request: a batch of {len(doc)} requests "
+                  f"exceeds the limit of {limit} ([rpc] max_batch); send it in parts"},
+        "id": None,
     })
 
 
 def _parse_error(reason: str) -> str:
-    return json.dumps({
+    return _encode({
         "jsonrpc": "2.0", "error": {"code": -32700, "message": f"Parse error: {reason}"},
         "id": None,
     })
 
 
+def _encode(doc: Any) -> str:
+    # allow_nan=False: an answer that is not JSON fails here (the server answers -32603)
+    # rather than reaching a client as "Infinity".
+    return json.dumps(doc, allow_nan=False)
+
+
 def make_handler(agent: Agent) -> Handler:
+    max_batch = agent.cfg.max_batch
+
     async def handle(body: str, headers: Mapping[str, str]) -> str | None:
-        early = _params_not_object(body)
+        try:
+            doc = parse_body(body)
+        except ValueError as exc:
+            return _parse_error(str(exc))
+        early = _params_not_object(doc) or _batch_too_long(doc, max_batch)
         if early is not None:
             return early
         ctx = CallContext(agent, headers.get(CORRELATION_HEADER))
-        response = await async_dispatch(body, methods=METHODS, context=ctx)
+        response = await async_dispatch(
+            body, methods=METHODS, context=ctx, deserializer=lambda _: doc, serializer=_encode
+        )
         return response or None
 
     return handle

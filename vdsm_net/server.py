@@ -28,9 +28,9 @@ from aiohttp.abc import AbstractAccessLogger
 
 from vdsm_net import sdnotify
 from vdsm_net.authz import ClientPolicy
-from vdsm_net.config import AgentConfig, ConfigError
+from vdsm_net.config import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, AgentConfig, ConfigError
+from vdsm_net.guarded_site import ConnectionLimits, FirstRequests, GuardedSite
 from vdsm_net.tls import server_context
-from vdsm_net.tlsgate import GatedSite
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class AccessLogger(AbstractAccessLogger):
 Lifecycle = Callable[[web.Application], AsyncIterator[None]]
 OnReady = Callable[[tuple[str, ...]], None]
 
-MAX_BODY = 1024 * 1024
+MAX_BODY = DEFAULT_MAX_BODY
 # In-flight requests get this long after SIGTERM: the whole stop stays within 10 s (SPEC §1.1),
 # the unit's TimeoutStopSec is above it.
 SHUTDOWN_TIMEOUT = 8.0
@@ -94,15 +94,38 @@ def _rpc_error(code: int, message: str) -> str:
     return json.dumps({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": None})
 
 
-def make_app(handler: Handler, lifecycle: Lifecycle | None = None) -> web.Application:
+def _too_large(max_body: int) -> web.Response:
+    return web.Response(
+        status=413,
+        text=_rpc_error(-32600, f"request body exceeds {max_body} bytes ([rpc] max_body)"),
+        content_type=_JSON, headers={"Connection": "close"},
+    )
+
+
+def make_app(
+    handler: Handler,
+    lifecycle: Lifecycle | None = None,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    first_requests: FirstRequests | None = None,
+) -> web.Application:
     async def jsonrpc(request: web.Request) -> web.StreamResponse:
+        # A Content-Length over the cap is refused before reading; a body that does not come
+        # (a 1 GiB Content-Length never sent, a trickle) is cut off after body_timeout.
+        if request.content_length is not None and request.content_length > max_body:
+            return _too_large(max_body)
         try:
-            raw = await request.read()
+            raw = await asyncio.wait_for(request.read(), body_timeout)
         except web.HTTPRequestEntityTooLarge:
+            return _too_large(max_body)
+        except TimeoutError:
+            log.info("request body from %s not received within %g s: closing the connection",
+                     request.remote or "a local client", body_timeout)
             return web.Response(
-                status=413,
-                text=_rpc_error(-32600, f"request body exceeds {MAX_BODY} bytes"),
-                content_type=_JSON,
+                status=408,
+                text=_rpc_error(-32600, f"request body not received within {body_timeout:g} s"),
+                content_type=_JSON, headers={"Connection": "close"},
             )
         try:
             body = raw.decode("utf-8")
@@ -127,7 +150,8 @@ def make_app(handler: Handler, lifecycle: Lifecycle | None = None) -> web.Applic
     async def healthz(_request: web.Request) -> web.StreamResponse:
         return web.Response(text="ok")
 
-    app = web.Application(client_max_size=MAX_BODY)
+    middlewares = [first_requests.middleware()] if first_requests is not None else []
+    app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app.router.add_post("/jsonrpc", jsonrpc)
     app.router.add_get("/healthz", healthz)
     if lifecycle is not None:
@@ -308,9 +332,14 @@ async def serve(
     # Started before the lifecycle's start-up (which may replay an undo journal) so that a
     # slow start is not mistaken for a hang.
     pinger = asyncio.create_task(sdnotify.watchdog(interval)) if interval else None
+    first_requests = FirstRequests()
     runner = web.AppRunner(
-        make_app(handler, lifecycle),
+        make_app(handler, lifecycle, max_body=cfg.max_body, body_timeout=cfg.body_timeout,
+                 first_requests=first_requests),
         handle_signals=False,
+        # aiohttp closes a connection with no request in progress after this long; that
+        # includes one whose request headers are still arriving (docs/limits.md).
+        keepalive_timeout=cfg.idle_timeout,
         access_log=logging.getLogger("vdsm_net.access"),
         access_log_class=AccessLogger,
         shutdown_timeout=shutdown_timeout,
@@ -322,13 +351,16 @@ async def serve(
         listeners = open_listeners(cfg)
         await runner.setup()
         for listener in listeners:
-            site: web.BaseSite
-            if listener.ssl_context is None:
-                site = web.SockSite(runner, listener.sock)
-            else:
-                site = GatedSite(runner, listener.sock, listener.ssl_context, policy)
-            await site.start()
-            log.info("listening on %s", listener.url)
+            local = listener.sock.family == socket.AF_UNIX
+            limits = ConnectionLimits(
+                max_connections=cfg.max_unix_connections if local else cfg.max_tcp_connections,
+                handshake_timeout=cfg.handshake_timeout,
+            )
+            await GuardedSite(runner, listener.sock, url=listener.url, limits=limits,
+                              first_requests=first_requests,
+                              ssl_context=listener.ssl_context, policy=policy).start()
+            log.info("listening on %s (at most %d connections)", listener.url,
+                     limits.max_connections)
         urls = tuple(listener.url for listener in listeners)
         sdnotify.notify("READY=1")
         log.info("ready")

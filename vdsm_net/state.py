@@ -48,11 +48,12 @@ class Device:
     operstate: str = field(default="unknown", compare=False)
     speed: int = field(default=0, compare=False)  # Mbps, 0 = unknown
     active_slave: str | None = field(default=None, compare=False)  # bonds only
+    loopback: bool = field(default=False, compare=False)  # IFF_LOOPBACK: never a NIC
 
     @property
     def is_nic(self) -> bool:
         """A device the agent may build on but never creates nor deletes."""
-        return self.kind not in CREATABLE_KINDS and not self.owned
+        return self.kind not in CREATABLE_KINDS and not self.owned and not self.loopback
 
     def evolve(self, **changes: object) -> Device:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@
     .venv/bin/python -m contrib.bench agent-uml    # VLAN+bridge networks, inside User-Mode Linux
     .venv/bin/python -m contrib.bench agent        # untagged bridges on veth NICs, this kernel
     .venv/bin/python -m contrib.bench rss          # the agent daemon's memory with 1000 networks
+    .venv/bin/python -m contrib.bench flood        # Unix pings during a TCP flood of 2000
     .venv/bin/python -m contrib.bench engine       # engine-client on 1/100/500/1000 mTLS hosts
     .venv/bin/python -m contrib.bench cluster      # engine-client on 20 real namespaced agents
 
@@ -20,7 +21,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from contrib.bench import agent, cluster, engine, rss
+from contrib.bench import agent, cluster, engine, flood, rss
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,7 @@ def run_all(argv: list[str]) -> int:
         ("agent-uml", agent_uml, ["--json", str(tmp / "agent-uml.json")]),
         ("agent", agent.main, ["--native", "--json", str(tmp / "agent.json")]),
         ("rss", rss.main, ["--json", str(tmp / "rss.json")]),
+        ("flood", flood.main, ["--json", str(tmp / "flood.json")]),
         ("engine", engine.main, ["--parallel", "50,500", "--json", str(tmp / "engine.json")]),
         ("cluster", cluster.main, ["--json", str(tmp / "cluster.json")]),
     ]
@@ -72,6 +74,15 @@ def summary(tmp: Path) -> None:
     if isinstance(m, dict):
         print(f"\nagent daemon VmRSS: idle {m['idle_rss']:.0f} MiB, with {m['networks']} "
               f"networks {m['after_caps_rss']:.0f} MiB (VmHWM {m['peak_hwm']:.0f} MiB)")
+    f = _load(tmp / "flood.json")
+    if isinstance(f, dict):
+        base = f["baseline_pings"]
+        print(f"\nUnix-socket Host.ping2 without a flood: median {base['median_ms']} ms, p99 "
+              f"{base['p99_ms']} ms; agent VmRSS before {f['rss_before_mib']} MiB")
+        for r in f["rounds"]:
+            print(f"  with {r['opened']} TCP connections: median {r['pings']['median_ms']} ms, "
+                  f"p99 {r['pings']['p99_ms']} ms, {r['ping_failures']} failed; VmRSS "
+                  f"{r['during']['rss_mib']} -> {r['after']['rss_mib']} MiB")
     rows = _load(tmp / "engine.json")
     print("\n| engine hosts | --parallel | wall s | engine peak RSS MiB | hosts updated |")
     print("|---|---|---|---|---|")
@@ -89,6 +100,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "agent-uml": agent_uml,
     "agent": agent.main,
     "rss": rss.main,
+    "flood": flood.main,
     "engine": engine.main,
     "cluster": cluster.main,
 }

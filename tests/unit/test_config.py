@@ -169,3 +169,27 @@ def test_operator_keys(tmp_path: Path) -> None:
 def test_bad_operator_keys_are_named(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(expected)):
         load_config(write(tmp_path, text))
+def test_rpc_limits(tmp_path: Path) -> None:
+    defaults = load_config(write(tmp_path, ""))
+    assert (defaults.handshake_timeout, defaults.idle_timeout, defaults.body_timeout) == (
+        10.0, 30.0, 30.0)
+    assert (defaults.max_body, defaults.max_batch) == (1024 * 1024, 100)
+    assert (defaults.max_tcp_connections, defaults.max_unix_connections) == (256, 64)
+    cfg = load_config(write(tmp_path, "[rpc]\nhandshake_timeout = 2.5\nidle_timeout = 5\n"
+                            "body_timeout = 7\nmax_body = 4096\nmax_batch = 3\n"
+                            "max_tcp_connections = 10\nmax_unix_connections = 2\n"))
+    assert (cfg.handshake_timeout, cfg.idle_timeout, cfg.body_timeout) == (2.5, 5.0, 7.0)
+    assert (cfg.max_body, cfg.max_batch, cfg.max_tcp_connections, cfg.max_unix_connections) == (
+        4096, 3, 10, 2)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("max_batch = 0", r"\[rpc\] max_batch: expected a positive integer, got 0"),
+    ("max_tcp_connections = true", r"max_tcp_connections: expected a positive integer, got True"),
+    ("max_body = 1.5", r"max_body: expected a positive integer, got 1.5"),
+    ("idle_timeout = -1", r"idle_timeout: expected a positive number of seconds, got -1"),
+    ("handshake_timeout = \"10\"", r"handshake_timeout: expected a number of seconds, got '10'"),
+])
+def test_bad_rpc_limit_names_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, f"[rpc]\n{text}\n"))

@@ -13,6 +13,7 @@ from vdsm_net.persist import (
     atomic_write,
     config_from_json,
     config_to_json,
+    install,
 )
 
 RICH = NetConfig(
@@ -117,3 +118,31 @@ def test_unreadable_file_is_an_error(tmp_path: Path) -> None:
     store.safe_path.mkdir()  # reading a directory fails with EISDIR
     with pytest.raises(StateFileError, match=r"safe\.json: cannot read"):
         store.load_safe()
+
+
+def test_staged_files_are_invisible_until_installed(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.save_running(NetConfig())
+    before = store.running_path.read_bytes()
+    staged = store.stage_running(NetConfig(networks=frozen_map({})))
+    assert store.running_path.read_bytes() == before and staged.tmp.exists()
+    staged.discard()
+    assert not staged.tmp.exists() and store.remove_stale_temporaries() == []
+
+
+def test_a_failed_install_is_a_state_error_naming_the_file(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.safe_path.mkdir()
+    (store.safe_path / "in-the-way").write_text("")  # a non-empty directory cannot be replaced
+    staged = store.stage_safe(NetConfig())
+    with pytest.raises(StateFileError, match=r"safe\.json: cannot replace: ") as info:
+        install([staged])
+    assert info.value.code == 16
+    staged.discard()
+
+
+def test_an_unwritable_directory_is_a_state_error(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "file-not-dir" / "state")
+    (tmp_path / "file-not-dir").write_text("")
+    with pytest.raises(StateFileError, match=r"running\.json: cannot write: Not a directory"):
+        store.save_running(NetConfig())

@@ -73,7 +73,7 @@ async def test_oversized_body_is_refused_with_413(tmp_path: Path) -> None:
         status, text = await post(cfg.socket, b" " * (MAX_BODY + 1))
     assert status == 413
     assert json.loads(text)["error"] == {
-        "code": -32600, "message": f"request body exceeds {MAX_BODY} bytes"}
+        "code": -32600, "message": f"request body exceeds {MAX_BODY} bytes ([rpc] max_body)"}
     assert agent.calls == []
 
 
