@@ -33,6 +33,10 @@ class Outcome:
     def ok(self) -> bool:
         return self.code == EXIT_OK
 
+    def hosts(self) -> list[dict[str, Any]]:
+        """The per-host outcomes of the command's JSON summaries."""
+        return list(_hosts(self.doc))
+
     def failures(self) -> list[str]:
         """``host: why`` for every host that failed, from the command's JSON summary."""
         return [f"{h['host']}: {h['failure']}" for h in _hosts(self.doc) if not h.get("ok")]

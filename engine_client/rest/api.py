@@ -50,7 +50,12 @@ def _search(request: web.Request, keys: Mapping[str, str]) -> dict[str, str]:
         raise bad_request(str(exc)) from None
 
 
-def _ok(outcome: Outcome) -> Outcome:
+async def _done(request: web.Request, outcome: Outcome) -> Outcome:
+    """After a change, the capabilities of the hosts it went to are read again (as oVirt's
+    engine does after setupNetworks): in_sync is judged from what the hosts report now."""
+    hosts = tuple(sorted({h["host"] for h in outcome.hosts()}))
+    if hosts:
+        await server(request).refresh(hosts)
     if not outcome.ok:
         raise command_fault(outcome)
     return outcome
@@ -327,7 +332,9 @@ async def add_attachment(request: web.Request) -> web.Response:
     net = _attachment_network(fleet, h, body)
     where = _where(fleet, h, body)
     srv = server(request)
-    _ok(await srv.commands.attach(net.name, h.name, where, correlation_id(request)))
+    await _done(
+        request, await srv.commands.attach(net.name, h.name, where, correlation_id(request))
+    )
     fleet = await _fleet(request)
     att = next(a for a in fleet.attachments_of(h.name) if a.network == net.name)
     return answer(request, view.network_attachment(fleet, att), 201)
@@ -337,7 +344,9 @@ async def remove_attachment(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     h = _host(fleet, request)
     att = _attachment(fleet, h, request.match_info["attachment"])
-    _ok(await server(request).commands.detach(att.network, h.name, correlation_id(request)))
+    await _done(
+        request, await server(request).commands.detach(att.network, h.name, correlation_id(request))
+    )
     return web.Response(status=200)
 
 
@@ -396,14 +405,14 @@ async def setup_networks(request: web.Request) -> web.Response:
             )
         else:
             outcome = await getattr(commands, name)(*args, cid)
-        _ok(outcome)
+        await _done(request, outcome)
     return answer(request, _action())
 
 
 async def sync_all_networks(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     h = _host(fleet, request)
-    _ok(await server(request).commands.sync(h.name, None, correlation_id(request)))
+    await _done(request, await server(request).commands.sync(h.name, None, correlation_id(request)))
     return answer(request, _action())
 
 
@@ -476,7 +485,7 @@ async def add_network(request: web.Request) -> web.Response:
     outcome = await server(request).commands.network_add(
         name, dc.name, vlan, mtu or None, True if vm is None else vm, correlation_id(request)
     )
-    _ok(outcome)
+    await _done(request, outcome)
     fleet = await _fleet(request)
     net = fleet.net_named(name)
     assert net is not None
@@ -501,7 +510,7 @@ async def update_network(request: web.Request) -> web.Response:
     if vm is not None and vm != net.vm:
         changes.append("--vm" if vm else "--no-vm")
     cmds = server(request).commands
-    _ok(await cmds.network_update(net.name, changes, correlation_id(request)))
+    await _done(request, await cmds.network_update(net.name, changes, correlation_id(request)))
     fleet = await _fleet(request)
     now = fleet.net_named(name or net.name)
     assert now is not None
@@ -511,7 +520,9 @@ async def update_network(request: web.Request) -> web.Response:
 async def remove_network(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     net = _network(fleet, request)
-    _ok(await server(request).commands.network_remove(net.name, correlation_id(request)))
+    await _done(
+        request, await server(request).commands.network_remove(net.name, correlation_id(request))
+    )
     return web.Response(status=200)
 
 
@@ -549,7 +560,9 @@ async def add_network_label(request: web.Request) -> web.Response:
     net = _network(fleet, request)
     label = _label_of(await _body(request, "network_label"))
     cmds = server(request).commands
-    _ok(await cmds.network_update(net.name, ["--label", label], correlation_id(request)))
+    await _done(
+        request, await cmds.network_update(net.name, ["--label", label], correlation_id(request))
+    )
     href = view.network_href(net.name)
     return answer(request, view.network_label(label, view.network_ref(net.name), href), 201)
 
@@ -561,7 +574,9 @@ async def remove_network_label(request: web.Request) -> web.Response:
     if net.label != label:
         raise not_found(f"label {label} of network {net.name}")
     cmds = server(request).commands
-    _ok(await cmds.network_update(net.name, ["--no-label"], correlation_id(request)))
+    await _done(
+        request, await cmds.network_update(net.name, ["--no-label"], correlation_id(request))
+    )
     return web.Response(status=200)
 
 
@@ -607,7 +622,10 @@ async def add_host_label(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     h, nic = _label_owner(fleet, request)
     label = _label_of(await _body(request, "network_label"))
-    _ok(await server(request).commands.label_add(h.name, label, nic, correlation_id(request)))
+    await _done(
+        request,
+        await server(request).commands.label_add(h.name, label, nic, correlation_id(request)),
+    )
     return answer(request, _label_node(h, nic, label), 201)
 
 
@@ -618,7 +636,7 @@ async def remove_host_label(request: web.Request) -> web.Response:
     if label not in _labels(fleet, h, nic):
         raise not_found(f"label {label} of {'host ' + h.name if nic is None else 'nic ' + nic}")
     cmds = server(request).commands
-    _ok(await cmds.label_remove(h.name, label, nic, correlation_id(request)))
+    await _done(request, await cmds.label_remove(h.name, label, nic, correlation_id(request)))
     return web.Response(status=200)
 
 
