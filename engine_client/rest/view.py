@@ -208,7 +208,7 @@ def host(fleet: Fleet, h: Host) -> Node:
 
 
 def _usages(net: LogicalNetwork) -> Node:
-    return many("usages", [leaf("usage", "vm")] if net.vm else [])  # type: ignore[list-item]
+    return many("usages", [Node("usage", {}, "vm")] if net.vm else [])
 
 
 def network(net: LogicalNetwork, *, in_cluster: bool = False) -> Node:
