@@ -35,6 +35,19 @@ class Page:
                     raise AssertionError(f"{method}: {msg['error']}")
                 return msg.get("result")
 
+    async def navigate(self, url: str) -> None:
+        """Loads ``url`` and returns once its load event fired (evaluating during a
+        navigation fails with "Inspected target navigated or closed")."""
+        await self.send("Page.enable")
+        ident = next(self._ids)
+        await self._ws.send_json({"id": ident, "method": "Page.navigate", "params": {"url": url}})
+        while True:
+            msg = json.loads((await self._ws.receive(timeout=60)).data)
+            if msg.get("id") == ident and "error" in msg:
+                raise AssertionError(f"Page.navigate {url}: {msg['error']}")
+            if msg.get("method") == "Page.loadEventFired":
+                return
+
     async def js(self, expression: str) -> Any:
         result = await self.send("Runtime.evaluate", expression=expression, awaitPromise=True,
                                  returnByValue=True)
@@ -60,7 +73,8 @@ async def chromium(netns: str, url: str) -> AsyncIterator[Page]:
     with tempfile.TemporaryDirectory(prefix="vdsm-net-chromium-") as profile:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", netns, CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
-             "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", url],
+             "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+             "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             assert proc.stderr is not None
@@ -74,10 +88,12 @@ async def chromium(netns: str, url: str) -> AsyncIterator[Page]:
             async with aiohttp.ClientSession() as session:
                 async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
                     targets = await resp.json()
-                page = next(t for t in targets if t["type"] == "page")
-                async with session.ws_connect(page["webSocketDebuggerUrl"],
+                target = next(t for t in targets if t["type"] == "page")
+                async with session.ws_connect(target["webSocketDebuggerUrl"],
                                               max_msg_size=0) as ws:
-                    yield Page(ws)
+                    page = Page(ws)
+                    await page.navigate(url)
+                    yield page
         finally:
             proc.terminate()
             try:
