@@ -4,11 +4,15 @@ tests of the web page: what a person's browser shows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import os
 import re
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -75,7 +79,8 @@ async def chromium(netns: str, url: str) -> AsyncIterator[Page]:
             ["ip", "netns", "exec", netns, CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
              "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
              "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
         try:
             assert proc.stderr is not None
             port = None
@@ -95,9 +100,24 @@ async def chromium(netns: str, url: str) -> AsyncIterator[Page]:
                     await page.navigate(url)
                     yield page
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """Ends Chromium and its helper processes (its own process group, started above): its
+    renderers can still write into the profile after the browser process exits."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for _ in range(200):
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
