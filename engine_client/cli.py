@@ -30,6 +30,7 @@ from engine_client.operations import (
     endpoint,
     table,
 )
+from engine_client.rest.commands import add_commands as add_rest_commands
 from engine_client.store import StoreError, default_db_path
 from vdsm_net import __version__
 from vdsm_net.errors import ErrorKind, NetError
@@ -614,6 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(vm, "remove", cmd_vm_remove, "remove a VM or template")
     p.add_argument("name")
     sub(vm, "list", cmd_vm_list, "list VMs and templates")
+
+    add_rest_commands(groups, group, sub)
 
     ca = group("pki", "a CA and certificates for agents and the engine client")
     p = sub(ca, "init", cmd_pki_init, "create DIR/ca.pem and DIR/ca-key.pem")

@@ -118,3 +118,12 @@ class Event:
     host: str | None
     severity: str  # "info", "warning", "error"
     message: str
+
+
+@dataclass(frozen=True)
+class ApiUser:
+    """An account of the REST API (SPEC §2.6); only a hash of the password is kept."""
+
+    name: str
+    password_hash: str = field(repr=False)
+    created: float = 0.0

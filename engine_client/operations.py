@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
@@ -36,6 +37,12 @@ KEEP_AGENTS = 1000
 PROBE_PARALLEL = 250  # capability reads in flight at once (at least --parallel)
 
 T = TypeVar("T")
+
+# A correlation id chosen by the caller (the REST API's Correlation-Id header) for the command
+# run in this context; ``start`` makes a new one when it is unset.
+CORRELATION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "engine_client_correlation_id", default=None
+)
 
 
 def unsupported_dc_event(network: str, dc: str) -> str:
@@ -355,7 +362,7 @@ def report_all(
 
 
 def start(ctx: Ctx) -> str:
-    cid = str(uuid.uuid4())
+    cid = CORRELATION_ID.get() or str(uuid.uuid4())
     if not ctx.json:
         ctx.print(f"correlation id: {cid}")
     return cid

@@ -22,6 +22,7 @@ from typing import Any
 
 from engine_client.events import PendingEvent
 from engine_client.models import (
+    ApiUser,
     Attachment,
     DataCenter,
     Event,
@@ -105,6 +106,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX event_correlation ON event(correlation_id);
     CREATE INDEX attachment_network ON attachment(network);
     CREATE INDEX network_label ON network(label);
+    """,
+    # The REST API's accounts (SPEC §2.6): a password hash only ("scrypt$N$r$p$salt$key").
+    """
+    CREATE TABLE api_user (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created REAL NOT NULL
+    );
     """,
 )
 
@@ -650,3 +659,31 @@ class Store:
             (correlation_id, correlation_id, -1 if limit is None else limit),
         )
         return [_event(r) for r in rows]
+
+    # -- REST API users -----------------------------------------------------------------
+
+    def add_user(self, name: str, password_hash: str) -> ApiUser:
+        user = ApiUser(name=name, password_hash=password_hash, created=time.time())
+        with self.transaction():
+            if self.find_user(name) is not None:
+                raise StoreError(f"user {name!r} already exists")
+            self._conn.execute(
+                "INSERT INTO api_user (name, password_hash, created) VALUES (?, ?, ?)",
+                (user.name, user.password_hash, user.created),
+            )
+        return user
+
+    def find_user(self, name: str) -> ApiUser | None:
+        row = self._one("SELECT * FROM api_user WHERE name = ?", (name,))
+        if row is None:
+            return None
+        return ApiUser(name=row["name"], password_hash=row["password_hash"], created=row["created"])
+
+    def list_users(self) -> list[ApiUser]:
+        rows = self._all("SELECT * FROM api_user ORDER BY name")
+        return [ApiUser(r["name"], r["password_hash"], r["created"]) for r in rows]
+
+    def remove_user(self, name: str) -> None:
+        with self.transaction():
+            if self._conn.execute("DELETE FROM api_user WHERE name = ?", (name,)).rowcount == 0:
+                raise StoreError(f"no user {name!r}")
