@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.netns import NetNS
-from vdsm_net import bond_options
-from vdsm_net.backend import Backend
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.kernelview import DOOMED_GROUP
+from vdsm_net.kernel import bond_options
+from vdsm_net.kernel.backend import Backend
+from vdsm_net.kernel.view import DOOMED_GROUP
 from vdsm_net.ops import (
     AddAddress,
     AddRoute,

@@ -34,16 +34,18 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from vdsm_net import bond_options, kernelview, netlink
 from vdsm_net.caps import LinkStats
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.kernelview import (
+from vdsm_net.kernel import bond_options
+from vdsm_net.kernel import route_socket as netlink
+from vdsm_net.kernel import view as kernelview
+from vdsm_net.kernel.decode import LinkMsg, parse_link
+from vdsm_net.kernel.view import (
     DOOMED_GROUP,
     IFF_UP,
     OWNED_GROUPS,
     RTN_UNICAST,
 )
-from vdsm_net.linkmsg import LinkMsg, parse_link
 from vdsm_net.ops import (
     AddAddress,
     AddRoute,

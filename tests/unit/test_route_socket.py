@@ -8,7 +8,7 @@ import struct
 
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-from vdsm_net import netlink
+from vdsm_net.kernel import route_socket as netlink
 
 
 def decoded(req: netlink.Request) -> ifinfmsg:

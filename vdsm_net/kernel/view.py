@@ -17,8 +17,8 @@ from types import MappingProxyType
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from vdsm_net import bond_options
-from vdsm_net.linkmsg import LinkMsg
+from vdsm_net.kernel import bond_options
+from vdsm_net.kernel.decode import LinkMsg
 from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, Route
 
 # Owned devices about to be deleted are moved to this group, then deleted with one
