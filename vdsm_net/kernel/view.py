@@ -1,10 +1,11 @@
 """From the kernel's netlink answers to the typed view of ``vdsm_net.state``.
 
-Pure: no socket, no I/O. The backend reads links (decoded by ``linkmsg``), addresses and
-routes, and hands them here: which answers are wanted, and what ``Device`` and ``Route`` they
-make. The decoders take ``(data, offset, length)`` of one answer message, as
-``netlink.RouteSocket.request`` hands them over, and skip what the agent never manages
-without decoding it.
+Pure: no socket, no I/O. The backend reads links, addresses and routes (decoded by
+``vdsm_net.kernel.decode``) and hands them here: which answers are wanted, and what
+``Device`` and ``Route`` they make. The ``decode_*`` functions take ``(data, offset, length)``
+of one answer message, as ``RouteSocket.request`` hands them over, and skip what the agent
+never manages without decoding it. Addresses stay ``ipaddress`` objects up to the ``Device``,
+which spells them as the request parser does (``str`` of the ``ipaddress`` value).
 """
 
 from __future__ import annotations
@@ -14,11 +15,25 @@ import struct
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-from pyroute2.netlink.rtnl.rtmsg import rtmsg
-
 from vdsm_net.kernel import bond_options
-from vdsm_net.kernel.decode import LinkMsg
+from vdsm_net.kernel.constants import (
+    IFA_F_PERMANENT,
+    IFF_UP,
+    NLA_TYPE_MASK,
+    RT_SCOPE_UNIVERSE,
+    RTA_DST,
+    RTN_UNICAST,
+)
+from vdsm_net.kernel.decode import (
+    NLMSG_HDR,
+    RTMSG_HDR,
+    AddressMsg,
+    Interface,
+    Link,
+    RouteMsg,
+    parse_address,
+    parse_route,
+)
 from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, Route
 
 # Owned devices about to be deleted are moved to this group, then deleted with one
@@ -28,139 +43,115 @@ from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, Route
 DOOMED_GROUP = OWNED_GROUP + 1
 OWNED_GROUPS = (OWNED_GROUP, DOOMED_GROUP)
 
-IFF_UP = 0x1
-IFA_F_PERMANENT = 0x80
-RT_SCOPE_UNIVERSE = 0
-RTN_UNICAST = 1
-RTA_DST = 1
-RTA_OIF = 4
-RTA_TABLE = 15
-_IFADDRMSG_SCOPE = 16 + 3  # nlmsghdr, then ifa_family, ifa_prefixlen, ifa_flags, ifa_scope
-_RTMSG_NLA_OFFSET = 16 + 12  # nlmsghdr + struct rtmsg
+_IFADDRMSG_SCOPE = NLMSG_HDR + 3  # ifa_family, ifa_prefixlen, ifa_flags, then ifa_scope
+_RTMSG_NLA_OFFSET = NLMSG_HDR + RTMSG_HDR
+
+Addresses = Mapping[tuple[int, int], set[Interface]]
 
 
-def device(
-    link: LinkMsg,
-    names: Mapping[int, str],
-    addrs: Mapping[tuple[int, int], set[str]],
-    speed: int,
-) -> Device:
+def device(link: Link, names: Mapping[int, str], addrs: Addresses, speed: int) -> Device:
     """The Device of one link; ``names``: ifindex -> name of the devices it may refer to,
     ``addrs``: (ifindex, 4|6) -> addresses (``addresses``), ``speed``: Mbps, 0 unknown."""
     kind = link.kind
     vlan_base = vlan_id = None
     if kind == VLAN:
-        vlan_base = names.get(link.attrs.get("IFLA_LINK") or 0)
-        vlan_id = link.data.get("IFLA_VLAN_ID")
+        vlan_base = names.get(link.link)
+        vlan_id = link.vlan_id
     options: Mapping[str, str] = MappingProxyType({})
     active_slave = None
     if kind == BOND:
         options = MappingProxyType(_bond_options(link, names))
-        active_slave = names.get(link.data.get("IFLA_BOND_ACTIVE_SLAVE") or 0)
+        active_slave = names.get(link.active_slave)
     return Device(
         name=link.name,
         kind=kind,
-        mtu=int(link.attrs.get("IFLA_MTU") or 0),
+        mtu=link.mtu,
         up=bool(link.flags & IFF_UP),
-        master=names.get(link.attrs.get("IFLA_MASTER") or 0),
-        owned=link.attrs.get("IFLA_GROUP") in OWNED_GROUPS,
+        master=names.get(link.master),
+        owned=link.group in OWNED_GROUPS,
         vlan_base=vlan_base,
         vlan_id=vlan_id,
         bond_options=options,
-        stp=kind == BRIDGE and bool(link.data.get("IFLA_BR_STP_STATE")),
-        mac=link.attrs.get("IFLA_ADDRESS"),
-        ipv4=frozenset(addrs.get((link.index, 4), ())),
-        ipv6=frozenset(addrs.get((link.index, 6), ())),
+        stp=kind == BRIDGE and bool(link.stp_state),
+        mac=link.address,
+        ipv4=frozenset(str(a) for a in addrs.get((link.index, 4), ())),
+        ipv6=frozenset(str(a) for a in addrs.get((link.index, 6), ())),
         index=link.index,
-        operstate=str(link.attrs.get("IFLA_OPERSTATE") or "unknown").lower(),
+        operstate=link.operstate,
         speed=speed,
         active_slave=active_slave,
     )
 
 
-def _bond_options(link: LinkMsg, names: Mapping[int, str]) -> dict[str, str]:
+def _bond_options(link: Link, names: Mapping[int, str]) -> dict[str, str]:
     # An option this kernel does not report (e.g. use_carrier, gone from newer kernels)
     # reads as its default, so that a bond normalised by the renderer compares equal.
     out = dict(bond_options.DEFAULTS)
-    for name, (nla, _, _) in bond_options.NETLINK_ATTRS.items():
-        value = link.data.get(nla)
+    for name, value in link.bond.items():
         if name == bond_options.PRIMARY:
-            out[name] = names.get(value or 0, "")
-        elif value is not None:
+            out[name] = names.get(value, "")
+        else:
             out[name] = bond_options.from_number(name, value)
     return out
 
 
-def references(link: LinkMsg) -> list[int]:
+def references(link: Link) -> list[int]:
     """Indexes of other devices a link names: its master, a VLAN's base, a bond's primary
     and active slave."""
-    refs = [link.attrs.get("IFLA_MASTER") or 0]
+    refs = [link.master]
     if link.kind == VLAN:
-        refs.append(link.attrs.get("IFLA_LINK") or 0)
+        refs.append(link.link)
     if link.kind == BOND:
-        refs.append(link.data.get("IFLA_BOND_PRIMARY") or 0)
-        refs.append(link.data.get("IFLA_BOND_ACTIVE_SLAVE") or 0)
+        refs.append(link.bond.get(bond_options.PRIMARY, 0))
+        refs.append(link.active_slave)
     return [r for r in refs if r]
 
 
-def decode_address(data: bytes, offset: int, length: int) -> ifaddrmsg | None:
+def decode_address(data: bytes, offset: int, length: int) -> AddressMsg | None:
     """An RTM_NEWADDR of global scope, decoded; link-local ones (one per IPv6 device) are
     skipped undecoded."""
     if data[offset + _IFADDRMSG_SCOPE] != RT_SCOPE_UNIVERSE:
         return None
-    msg = ifaddrmsg(data, offset=offset)
-    msg.decode()
-    return msg
+    return parse_address(data, offset, length)
 
 
-def addresses(msgs: Sequence[ifaddrmsg]) -> dict[tuple[int, int], set[str]]:
-    """(ifindex, 4|6) -> {"addr/prefix"}: global scope, permanent (not SLAAC/DHCP)."""
-    out: dict[tuple[int, int], set[str]] = {}
+def addresses(msgs: Sequence[AddressMsg]) -> dict[tuple[int, int], set[Interface]]:
+    """(ifindex, 4|6) -> {address/prefix}: global scope, permanent (not SLAAC/DHCP)."""
+    out: dict[tuple[int, int], set[Interface]] = {}
     for msg in msgs:
-        flags = msg.get_attr("IFA_FLAGS")
-        flags = msg["flags"] if flags is None else flags
-        if msg["scope"] != RT_SCOPE_UNIVERSE or not flags & IFA_F_PERMANENT:
+        if msg.scope != RT_SCOPE_UNIVERSE or not msg.flags & IFA_F_PERMANENT:
             continue
-        family = 4 if msg["family"] == socket.AF_INET else 6
-        # IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point.
-        addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        out.setdefault((msg["index"], family), set()).add(f"{addr}/{msg['prefixlen']}")
+        out.setdefault((msg.index, msg.interface.version), set()).add(msg.interface)
     return out
 
 
-def decode_route(data: bytes, offset: int, length: int) -> rtmsg | None:
+def decode_route(data: bytes, offset: int, length: int) -> RouteMsg | None:
     """An RTM_NEWROUTE without a destination (a default route), decoded; the others (the
     link-local prefix of each device...) are skipped undecoded."""
     if _has_nla(data, offset + _RTMSG_NLA_OFFSET, offset + length, RTA_DST):
         return None
-    msg = rtmsg(data, offset=offset)
-    msg.decode()
-    return msg
+    return parse_route(data, offset, length)
 
 
-def routes(msgs: Sequence[rtmsg], names: Mapping[int, str]) -> list[Route]:
+def routes(msgs: Sequence[RouteMsg], names: Mapping[int, str]) -> list[Route]:
     """The unicast default routes via a gateway, through a device ``names`` knows."""
     out = []
     for msg in msgs:
-        if msg["family"] not in (socket.AF_INET, socket.AF_INET6):
+        if msg.family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        gateway = msg.get_attr("RTA_GATEWAY")
-        if msg["dst_len"] != 0 or msg["type"] != RTN_UNICAST or gateway is None:
+        if msg.dst_len != 0 or msg.type != RTN_UNICAST or msg.gateway is None:
             continue
-        device_name = names.get(msg.get_attr("RTA_OIF") or 0)
+        device_name = names.get(msg.oif)
         if device_name is None:
             continue
-        # msg["table"] is a u8 (252 = "compat" for tables > 255); RTA_TABLE is exact.
-        table = msg.get_attr("RTA_TABLE") or msg["table"]
-        version = 4 if msg["family"] == socket.AF_INET else 6
-        out.append(Route(version, gateway, device_name, table))
+        out.append(Route(msg.gateway.version, str(msg.gateway), device_name, msg.table))
     return out
 
 
 def _has_nla(data: bytes, start: int, end: int, wanted: int) -> bool:
     while start + 4 <= end:
         length, kind = struct.unpack_from("HH", data, start)
-        if kind & 0x3FFF == wanted:
+        if kind & NLA_TYPE_MASK == wanted:
             return True
         if length < 4:
             return False
