@@ -165,14 +165,16 @@ def parse_link(data: bytes, offset: int, length: int) -> Link:
             info = (s, e)
     if info is None:
         return Link(index, flags, name, mtu, link, master, group, address, operstate, counters)
-    return _with_linkinfo(
-        data, info[0], info[1],
-        Link(index, flags, name, mtu, link, master, group, address, operstate, counters),
-    )
+    return Link(index, flags, name, mtu, link, master, group, address, operstate, counters,
+                *_linkinfo(data, info[0], info[1]))
 
 
-def _with_linkinfo(data: bytes, start: int, end: int, base: Link) -> Link:
-    """``base`` with IFLA_LINKINFO's kind, slave kind and the kind's data (known kinds)."""
+_LinkInfo = tuple[str, str, int | None, int | None, Mapping[str, int], int]
+
+
+def _linkinfo(data: bytes, start: int, end: int) -> _LinkInfo:
+    """IFLA_LINKINFO: the kind, the slave kind and the kind's data (of known kinds), as the
+    last fields of ``Link``."""
     kind = slave_kind = ""
     span: tuple[int, int] | None = None
     for attr, s, e in _nlas(data, start, end):
@@ -196,11 +198,8 @@ def _with_linkinfo(data: bytes, start: int, end: int, base: Link) -> Link:
             option, fmt = _BOND_WIRE[attr]
             if e - s >= struct.calcsize(fmt):
                 bond[option] = struct.unpack_from(fmt, data, s)[0]
-    return Link(
-        base.index, base.flags, base.name, base.mtu, base.link, base.master, base.group,
-        base.address, base.operstate, base.counters, kind, slave_kind, vlan_id, stp_state,
-        MappingProxyType(bond) if bond else _EMPTY, active_slave,
-    )
+    return (kind, slave_kind, vlan_id, stp_state,
+            MappingProxyType(bond) if bond else _EMPTY, active_slave)
 
 
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
