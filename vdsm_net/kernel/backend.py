@@ -143,6 +143,7 @@ class Backend:
     def _links_now(self, names: Sequence[str], by_index: bool) -> list[Link | None]:
         """One RTM_GETLINK per name, pipelined (by the ifindex of the last read if
         ``by_index`` and known, else by name); None where there is no such device."""
+        self._batch.flush()  # first: the creates it holds add to the index
         index = self._batch.index
         requests = [
             rs.get_request(index=index[n]) if by_index and n in index
