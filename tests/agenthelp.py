@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.netns import NetNS
-from vdsm_net.backend import Backend
 from vdsm_net.config import AgentConfig
+from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import Op
 from vdsm_net.persist import StateStore
 from vdsm_net.pipeline import Agent, KernelBackend

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.netns import NetNS
-from vdsm_net.backend import Backend
 from vdsm_net.caps import LinkStats
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import Op
 from vdsm_net.scope import ReadScope
 from vdsm_net.state import KernelState

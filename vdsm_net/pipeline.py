@@ -67,7 +67,7 @@ class KernelBackend(Protocol):
 
 
 def _default_backend() -> KernelBackend:
-    from vdsm_net.backend import Backend  # the only pyroute2 importer
+    from vdsm_net.kernel.backend import Backend  # the only pyroute2 importer
 
     return Backend()
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Mapping
 
-from vdsm_net import bond_options
+from vdsm_net.kernel import bond_options
 from vdsm_net.model import DEFAULT_MTU, NetConfig, NetworkConfig, frozen_map
 from vdsm_net.state import BOND, BRIDGE, MAIN_TABLE, VLAN, Device, KernelState, Route
 

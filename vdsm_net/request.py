@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from vdsm_net import bond_options
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.kernel import bond_options
 from vdsm_net.model import (
     DEFAULT_MTU,
     BondConfig,

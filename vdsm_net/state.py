@@ -1,6 +1,6 @@
 """Typed view of the kernel's network state, as far as the agent manages it.
 
-The same type serves as the *current* state (read by ``vdsm_net.backend``) and as the
+The same type serves as the *current* state (read by ``vdsm_net.kernel.backend``) and as the
 *desired* state (rendered from a ``NetConfig`` by ``vdsm_net.render``), so that one pure
 differ (``vdsm_net.planner``) plans both an apply and its revert.
 """

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from vdsm_net.backend import Backend
+from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import (
     AddAddress,
     CreateBridge,

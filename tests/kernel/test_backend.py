@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.netns import NetNS
-from vdsm_net import bond_options
-from vdsm_net.backend import Backend
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.kernelview import DOOMED_GROUP
+from vdsm_net.kernel import bond_options
+from vdsm_net.kernel.backend import Backend
+from vdsm_net.kernel.view import DOOMED_GROUP
 from vdsm_net.ops import (
     AddAddress,
     AddRoute,
@@ -216,7 +216,7 @@ def test_a_taken_ifindex_is_left_alone_and_the_device_created_elsewhere(
 def test_a_batch_longer_than_one_send_is_applied_in_order(
     netns: NetNS, backend: Backend
 ) -> None:
-    """Over 128 requests go in several sends (vdsm_net.netlink): all of them reach the
+    """Over 128 requests go in several sends (vdsm_net.kernel.route_socket): all of them reach the
     kernel, in order, and a refusal in a later send names its own op."""
     names = [f"br{i}" for i in range(150)]
     ops = [CreateBridge(n, 1500) for n in names]  # 300 requests: create, then the MTU

@@ -24,8 +24,8 @@ from tests.agenthelp import AgentInNs, RpcError
 from tests.dump import Dump, assert_same_state, dump_state
 from tests.faults import INJECTED, FailingBackend, Faults, remove_collisions
 from tests.netns import NetNS
-from vdsm_net.backend import Backend
 from vdsm_net.journal import JOURNAL_FILE
+from vdsm_net.kernel.backend import Backend
 
 pytestmark = pytest.mark.needs("vlan", "bond", "dummy")
 

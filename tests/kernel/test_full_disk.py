@@ -25,8 +25,8 @@ import pytest
 from tests.agenthelp import AgentInNs, InjectingBackend, RpcError
 from tests.dump import assert_same_state, dump_state
 from tests.netns import NetNS
-from vdsm_net.backend import Backend
 from vdsm_net.journal import JOURNAL_FILE
+from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import Op
 from vdsm_net.persist import RUNNING, SAFE
 

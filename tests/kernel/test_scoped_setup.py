@@ -14,8 +14,8 @@ import pytest
 from tests.agenthelp import AgentInNs, RpcError
 from tests.dump import assert_same_state, dump_state
 from tests.netns import NetNS
-from vdsm_net.backend import Backend
 from vdsm_net.errors import ErrorKind
+from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import Op
 from vdsm_net.scope import ReadScope
 from vdsm_net.state import KernelState

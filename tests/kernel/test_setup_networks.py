@@ -12,7 +12,7 @@ import pytest
 from tests.agenthelp import AgentInNs, InjectingBackend, RpcError
 from tests.dump import dump_state
 from tests.netns import NetNS
-from vdsm_net.backend import Backend
+from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import CreateVlan, Op
 
 pytestmark = pytest.mark.needs("vlan", "bond", "dummy")

@@ -20,8 +20,8 @@ import pytest
 from tests.agenthelp import AgentInNs, InjectingBackend, RpcError
 from tests.dump import Dump, assert_same_state, dump_state
 from tests.netns import NetNS
-from vdsm_net.backend import Backend
 from vdsm_net.journal import JOURNAL_FILE
+from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import Op
 
 NICS = ("eth1", "eth2", "eth3", "eth4")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vdsm_net import bond_options as bo
+from vdsm_net.kernel import bond_options as bo
 
 
 def test_canonical_accepts_names_and_numbers() -> None:

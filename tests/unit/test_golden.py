@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from vdsm_net import bond_options
+from vdsm_net.kernel import bond_options
 from vdsm_net.merge import merge
 from vdsm_net.model import frozen_map
 from vdsm_net.ops import Op

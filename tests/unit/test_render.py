@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vdsm_net import bond_options
+from vdsm_net.kernel import bond_options
 from vdsm_net.model import NetConfig
 from vdsm_net.render import network_table, render
 from vdsm_net.request import parse_config

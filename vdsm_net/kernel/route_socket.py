@@ -25,39 +25,35 @@ import socket
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
+
+from vdsm_net.kernel.constants import (
+    IFF_UP,
+    IFLA_IFNAME,
+    IFLA_INFO_DATA,
+    IFLA_INFO_KIND,
+    IFLA_LINKINFO,
+    NETLINK_CAP_ACK,
+    NETLINK_EXT_ACK,
+    NETLINK_GET_STRICT_CHK,
+    NETLINK_ROUTE,
+    NLA_TYPE_MASK,
+    NLM_F_ACK,
+    NLM_F_ACK_TLVS,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSGERR_ATTR_MSG,
+    RTM_DELLINK,
+    RTM_GETLINK,
+    RTM_NEWLINK,
+    SO_RCVBUFFORCE,
+    SOL_NETLINK,
+)
 
 T = TypeVar("T")
-
-SOL_NETLINK = 270
-NETLINK_CAP_ACK = 10
-NETLINK_EXT_ACK = 11
-NETLINK_GET_STRICT_CHK = 12
-NETLINK_ROUTE = 0
-
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
-NLM_F_ACK_TLVS = 0x200  # in an ACK: extended-ack attributes follow
-NLMSGERR_ATTR_MSG = 1
-
-RTM_NEWLINK = 16
-RTM_DELLINK = 17
-RTM_GETLINK = 18
-
-IFF_UP = 0x1
-IFLA_ADDRESS = 1
-IFLA_IFNAME = 3
-IFLA_MTU = 4
-IFLA_LINK = 5
-IFLA_MASTER = 10
-IFLA_LINKINFO = 18
-IFLA_GROUP = 27
-IFLA_INFO_KIND = 1
-IFLA_INFO_DATA = 2
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
@@ -162,16 +158,26 @@ class KernelRefused(OSError):
 Decoder = Callable[[bytes, int, int], T | None]
 
 
+class Socket(Protocol):
+    """The methods of a NETLINK_ROUTE ``socket.socket`` that RouteSocket uses."""
+
+    def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
+    def bind(self, address: tuple[int, int], /) -> None: ...
+    def send(self, data: bytes | bytearray, /) -> int: ...
+    def recv(self, size: int, /) -> bytes: ...
+    def close(self) -> None: ...
+
+
 class RouteSocket:
     """One NETLINK_ROUTE socket; not thread-safe (the backend holds its lock)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: Socket) -> None:
         self._sock = sock
         sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
         sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
         sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
         try:  # root may go past net.core.rmem_max
-            sock.setsockopt(socket.SOL_SOCKET, 33, _RCVBUF)  # SO_RCVBUFFORCE
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, _RCVBUF)
         except OSError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
         sock.bind((0, 0))
@@ -268,7 +274,7 @@ class RouteSocket:
     def _read_acks(self, first: int, count: int) -> list[Ack]:
         got: dict[int, Ack] = {}
         while len(got) < count:
-            data = self._sock.recv(65536)
+            data = self._sock.recv(_RECV)
             offset = 0
             while offset + _NLMSGHDR.size <= len(data):
                 length, kind, flags, seq, _ = _NLMSGHDR.unpack_from(data, offset)
@@ -305,7 +311,7 @@ def _parse_ack(data: bytes, offset: int, length: int, flags: int, echo: bool) ->
             nla_len, nla_type = _NLA.unpack_from(data, pos)
             if nla_len < _NLA.size:
                 break
-            if nla_type & 0x3FFF == NLMSGERR_ATTR_MSG:
+            if nla_type & NLA_TYPE_MASK == NLMSGERR_ATTR_MSG:
                 raw = data[pos + _NLA.size : pos + nla_len]
                 message = raw.split(b"\0", 1)[0].decode(errors="replace")
             pos += (nla_len + 3) & ~3

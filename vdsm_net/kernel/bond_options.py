@@ -1,6 +1,6 @@
 """Linux bonding options the agent reads and writes, spelled as sysfs spells them.
 
-Pure (no pyroute2): the request parser validates with ``canonical``, the renderer fills a
+Pure (no pyroute2, no I/O): the request parser validates with ``canonical``, the renderer fills a
 bond's desired options with ``normalize``, and the backend maps them to ``IFLA_BOND_*``
 numbers. The backend reports exactly ``OPTION_NAMES`` for every bond, so a desired bond
 must carry the same keys: ``normalize`` adds the kernel defaults for the missing ones.
@@ -9,6 +9,8 @@ must carry the same keys: ``normalize`` adds the kernel defaults for the missing
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from vdsm_net.kernel import constants as c
 
 # Enumerated options: the kernel's number for each name is its position in the tuple
 # (drivers/net/bonding/bond_options.c).
@@ -136,26 +138,26 @@ def from_number(name: str, number: int) -> str:
     return str(number)
 
 
-# Option name -> IFLA_BOND_* attribute: its name (as linkmsg reads it), number and struct
-# format (include/uapi/linux/if_link.h, the policy in drivers/net/bonding/bond_netlink.c). The
-# kernel applies the attributes of one request in its own fixed order (mode first, then
-# miimon, then the delays, ...), whatever their order in the message.
-NETLINK_ATTRS: Mapping[str, tuple[str, int, str]] = {
-    "mode": ("IFLA_BOND_MODE", 1, "=B"),
-    "miimon": ("IFLA_BOND_MIIMON", 3, "=I"),
-    "updelay": ("IFLA_BOND_UPDELAY", 4, "=I"),
-    "downdelay": ("IFLA_BOND_DOWNDELAY", 5, "=I"),
-    "use_carrier": ("IFLA_BOND_USE_CARRIER", 6, "=B"),
-    "arp_interval": ("IFLA_BOND_ARP_INTERVAL", 7, "=I"),
-    "arp_validate": ("IFLA_BOND_ARP_VALIDATE", 9, "=I"),
-    "primary": ("IFLA_BOND_PRIMARY", 11, "=I"),
-    "primary_reselect": ("IFLA_BOND_PRIMARY_RESELECT", 12, "=B"),
-    "fail_over_mac": ("IFLA_BOND_FAIL_OVER_MAC", 13, "=B"),
-    "xmit_hash_policy": ("IFLA_BOND_XMIT_HASH_POLICY", 14, "=B"),
-    "all_slaves_active": ("IFLA_BOND_ALL_SLAVES_ACTIVE", 17, "=B"),
-    "min_links": ("IFLA_BOND_MIN_LINKS", 18, "=I"),
-    "lacp_rate": ("IFLA_BOND_AD_LACP_RATE", 21, "=B"),
-    "ad_select": ("IFLA_BOND_AD_SELECT", 22, "=B"),
+# Option name -> IFLA_BOND_* attribute number and struct format (include/uapi/linux/if_link.h,
+# the policy in drivers/net/bonding/bond_netlink.c). The kernel applies the attributes of one
+# request in its own fixed order (mode first, then miimon, then the delays, ...), whatever
+# their order in the message.
+NETLINK_ATTRS: Mapping[str, tuple[int, str]] = {
+    "mode": (c.IFLA_BOND_MODE, "=B"),
+    "miimon": (c.IFLA_BOND_MIIMON, "=I"),
+    "updelay": (c.IFLA_BOND_UPDELAY, "=I"),
+    "downdelay": (c.IFLA_BOND_DOWNDELAY, "=I"),
+    "use_carrier": (c.IFLA_BOND_USE_CARRIER, "=B"),
+    "arp_interval": (c.IFLA_BOND_ARP_INTERVAL, "=I"),
+    "arp_validate": (c.IFLA_BOND_ARP_VALIDATE, "=I"),
+    "primary": (c.IFLA_BOND_PRIMARY, "=I"),
+    "primary_reselect": (c.IFLA_BOND_PRIMARY_RESELECT, "=B"),
+    "fail_over_mac": (c.IFLA_BOND_FAIL_OVER_MAC, "=B"),
+    "xmit_hash_policy": (c.IFLA_BOND_XMIT_HASH_POLICY, "=B"),
+    "all_slaves_active": (c.IFLA_BOND_ALL_SLAVES_ACTIVE, "=B"),
+    "min_links": (c.IFLA_BOND_MIN_LINKS, "=I"),
+    "lacp_rate": (c.IFLA_BOND_AD_LACP_RATE, "=B"),
+    "ad_select": (c.IFLA_BOND_AD_SELECT, "=B"),
 }
 # Options the kernel changes only while the bond is down (BOND_OPTFLAG_IFDOWN).
 CHANGED_WHILE_DOWN = frozenset({"mode", "lacp_rate", "ad_select"})

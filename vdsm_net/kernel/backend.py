@@ -1,17 +1,18 @@
-"""The kernel backend: the only module that talks netlink.
+"""The kernel backend: applies plan ops (an ``ops.OpVisitor``) and reads the kernel's state.
 
 Synchronous: the daemon calls it from a worker thread, never on the event loop. Reads and
-link changes go through ``vdsm_net.netlink`` (a raw NETLINK_ROUTE socket: lean dumps, and link
-changes pipelined in batches); address and route changes, built with pyroute2's encoders,
-through pyroute2's ``IPRoute``. Requests address devices by ifindex, from a name->index map
-refreshed by every ``read_state`` and kept up to date as devices are created and deleted; a
-name missing from the map is resolved with one ``RTM_GETLINK`` by name.
+link changes go through ``vdsm_net.kernel.route_socket`` (a raw NETLINK_ROUTE socket: lean
+dumps) and ``vdsm_net.kernel.batch`` (link changes pipelined in batches, in plan order);
+address and route changes, built with pyroute2's encoders, through pyroute2's ``IPRoute``.
+Requests address devices by ifindex, from a name->index map refreshed by every
+``read_state`` and kept up to date as devices are created and deleted; a name missing from
+the map is resolved with one ``RTM_GETLINK`` by name.
 
 What the answers mean (which are wanted, the ``Device`` and ``Route`` they make) is
-``vdsm_net.kernelview``, pure. ``read_state(scope)`` reads only the devices a scoped
+``vdsm_net.kernel.view``, pure. ``read_state(scope)`` reads only the devices a scoped
 transaction names (``vdsm_net.scope``): one ``RTM_GETLINK`` per name, and address and route
 dumps that the kernel filters by ifindex, output device or table (``NETLINK_GET_STRICT_CHK``,
-see ``vdsm_net.netlink``).
+see ``vdsm_net.kernel.route_socket``).
 """
 
 from __future__ import annotations
@@ -21,29 +22,41 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any
 
 from pyroute2 import IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from vdsm_net import bond_options, kernelview, netlink
 from vdsm_net.caps import LinkStats
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.kernelview import (
-    DOOMED_GROUP,
+from vdsm_net.kernel import bond_options, view
+from vdsm_net.kernel import route_socket as rs
+from vdsm_net.kernel.batch import LinkBatch, Refused
+from vdsm_net.kernel.constants import (
+    ETH_MIN_MTU,
+    IFA_F_NODAD,
     IFF_UP,
-    OWNED_GROUPS,
+    IFLA_ADDRESS,
+    IFLA_BR_STP_STATE,
+    IFLA_GROUP,
+    IFLA_LINK,
+    IFLA_MASTER,
+    IFLA_MTU,
+    IFLA_VLAN_ID,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETROUTE,
     RTN_UNICAST,
 )
-from vdsm_net.linkmsg import LinkMsg, parse_link
+from vdsm_net.kernel.decode import AddressMsg, Interface, Link, LinkCounters, RouteMsg, parse_link
+from vdsm_net.kernel.view import DOOMED_GROUP, OWNED_GROUPS
 from vdsm_net.ops import (
     AddAddress,
     AddRoute,
@@ -63,18 +76,6 @@ from vdsm_net.ops import (
 from vdsm_net.scope import ReadScope
 from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, KernelState, Route
 
-IFA_F_NODAD = 0x02
-_MIN_MTU = 68  # ETH_MIN_MTU
-_IFLA_VLAN_ID = 1
-_IFLA_BR_STP_STATE = 5
-# A create at a chosen ifindex that is taken: EEXIST (the kernel finds the index first, and
-# NLM_F_EXCL refuses it) or EBUSY (register_netdevice).
-_INDEX_TAKEN = (errno.EEXIST, errno.EBUSY)
-
-
-class _Refused(Exception):
-    """A request the backend refuses itself; apply() names the op in front of the reason."""
-
 
 class Backend:
     """Reads the kernel's state and applies plan ops (implements ``ops.OpVisitor``)."""
@@ -86,15 +87,11 @@ class Backend:
         # groups=0: no multicast subscription, nothing would read the notifications.
         self._ipr = IPRoute(netns=netns, groups=0, ext_ack=True)
         self._lock = threading.Lock()
-        self._index: dict[str, int] = {}
         self._kinds: dict[str, str] = {}  # IFLA_INFO_KIND by name, as of the last read
         self._stray_doomed: tuple[int, ...] = ()
-        self._sock = netlink.RouteSocket.open(netns)
-        self._queue: list[_Queued] = []
+        self._sock = rs.RouteSocket.open(netns)
+        self._batch = LinkBatch(self._sock)
         self._op: Op | None = None  # the op being applied: named if its requests fail
-        self._unconfirmed: dict[str, int] = {}  # created in the batch: name -> chosen ifindex
-        self._deferred: dict[str, list[_Deferred]] = {}  # their changes, in order
-        self._next_index: int | None = None
         # Whether the last read saw every device: only then are the devices stranded in
         # DOOMED_GROUP by a crash known, and a delete by group safe (see delete_devices).
         self._saw_all = False
@@ -117,49 +114,45 @@ class Backend:
     # -- reading -------------------------------------------------------------------------
 
     def _request(
-        self, msg: Any, msg_type: int, flags: int, decode: Callable[[bytes, int, int], Any]
-    ) -> list[Any]:
-        """Send one read request (a pyroute2 message, encoded here) on the raw socket;
-        ``decode(data, offset, length)`` turns each answer message into a value (None: not
-        wanted). A refusal raises NetlinkError, as pyroute2 would."""
+        self, msg: Any, msg_type: int, flags: int, decode: rs.Decoder[rs.T]
+    ) -> list[rs.T]:
+        """Send one read request (a pyroute2 message, encoded here) on the raw socket, after
+        the batch; ``decode(data, offset, length)`` turns each answer message into a value
+        (None: not wanted). A refusal raises NetlinkError, as pyroute2 would."""
         msg.encode()
         payload = bytes(msg.data[16 : msg["header"]["length"]])  # without its nlmsghdr
-        self._flush()  # a read sees the batch's changes
         try:
-            return self._sock.request(netlink.Request(msg_type, flags, payload), msg_type - 2,
-                                      decode)  # RTM_GETxxx - 2 == RTM_NEWxxx (the answer)
-        except netlink.KernelRefused as e:
+            return self._batch.request(rs.Request(msg_type, flags, payload), msg_type - 2,
+                                       decode)  # RTM_GETxxx - 2 == RTM_NEWxxx (the answer)
+        except rs.KernelRefused as e:
             raise NetlinkError(e.ack.code, e.ack.message or None) from e
 
-    def _links(self, msg: ifinfmsg, flags: int) -> list[LinkMsg]:
-        # linkmsg, not pyroute2's decoder: that costs ~0.5 ms per link (every attribute).
-        return self._request(msg, RTM_GETLINK, flags, parse_link)
-
-    def _dump_links(self) -> list[LinkMsg]:
-        links = self._links(ifinfmsg(), NLM_F_REQUEST | NLM_F_DUMP)
-        self._index = {link.name: link.index for link in links}
+    def _dump_links(self) -> list[Link]:
+        # decode.parse_link, not pyroute2's decoder: that costs ~0.5 ms per link.
+        links = self._request(ifinfmsg(), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, parse_link)
+        self._batch.index = {link.name: link.index for link in links}
         self._kinds = {link.name: link.kind for link in links}
         return links
 
-    def _get_link(self, *, index: int = 0, ifname: str | None = None) -> LinkMsg:
-        msg = ifinfmsg()
-        msg["index"] = index
-        if ifname is not None:
-            msg["attrs"] = [("IFLA_IFNAME", ifname)]
-        return self._links(msg, NLM_F_REQUEST | NLM_F_ACK)[0]
+    def _get_link(self, *, index: int = 0, ifname: str | None = None) -> Link:
+        try:
+            return self._batch.get_link(index=index, name=ifname)
+        except rs.KernelRefused as e:
+            raise NetlinkError(e.ack.code, e.ack.message or None) from e
 
-    def _links_now(self, names: Sequence[str], by_index: bool) -> list[LinkMsg | None]:
+    def _links_now(self, names: Sequence[str], by_index: bool) -> list[Link | None]:
         """One RTM_GETLINK per name, pipelined (by the ifindex of the last read if
         ``by_index`` and known, else by name); None where there is no such device."""
-        self._flush()
+        self._batch.flush()  # first: the creates it holds add to the index
+        index = self._batch.index
         requests = [
-            netlink.get_request(index=self._index[n]) if by_index and n in self._index
-            else netlink.get_request(name=n)
+            rs.get_request(index=index[n]) if by_index and n in index
+            else rs.get_request(name=n)
             for n in names
         ]
-        out: list[LinkMsg | None] = []
-        for answer in self._sock.request_each(requests, RTM_GETLINK - 2, parse_link):
-            if isinstance(answer, netlink.Ack):  # the kernel's refusal instead of a link
+        out: list[Link | None] = []
+        for answer in self._batch.request_each(requests):
+            if isinstance(answer, rs.Ack):  # the kernel's refusal instead of a link
                 if answer.code != errno.ENODEV:
                     raise NetlinkError(answer.code, answer.message or None)
                 out.append(None)
@@ -170,7 +163,7 @@ class Backend:
     def read_state(self, scope: ReadScope | None = None) -> KernelState:
         """The kernel's state: every device, or only the devices ``scope`` names."""
         with self._lock:
-            self._next_index = None  # devices may have come since: choose from the new read
+            self._batch.restart_indexes()  # devices may have come since the last read
             if scope is not None:
                 return self._read_scoped(scope)
             links = self._dump_links()
@@ -178,40 +171,40 @@ class Backend:
             addrs = self._read_addresses()
             devices = [self._device(link, names, addrs) for link in links]
             self._stray_doomed = tuple(
-                link.index for link in links if link.attrs.get("IFLA_GROUP") == DOOMED_GROUP
+                link.index for link in links if link.group == DOOMED_GROUP
             )
             self._saw_all = True
             routes = self._read_routes(names)
         return KernelState(MappingProxyType({d.name: d for d in devices}), frozenset(routes))
 
     def _read_scoped(self, scope: ReadScope) -> KernelState:
-        links: list[LinkMsg] = []
+        links: list[Link] = []
         wanted = sorted(scope.devices)
         for name, link in zip(wanted, self._links_now(wanted, False), strict=True):
-            self._index.pop(name, None)
+            self._batch.index.pop(name, None)
             self._kinds.pop(name, None)
             if link is not None:
                 links.append(link)
-                self._index[name] = link.index
+                self._batch.index[name] = link.index
                 self._kinds[name] = link.kind
         self._saw_all = False
         names = {link.index: link.name for link in links}
         for link in links:
-            for ref in kernelview.references(link):
+            for ref in view.references(link):
                 self._resolve(ref, names)
-        addrs: dict[tuple[int, int], set[str]] = {}
+        addrs: dict[tuple[int, int], set[Interface]] = {}
         for link in links:
             addrs.update(self._read_addresses(link.index))
         devices = [self._device(link, names, addrs) for link in links]
-        msgs: list[rtmsg] = []
+        msgs: list[RouteMsg] = []
         for link in links:
             msgs += self._scoped_routes(socket.AF_UNSPEC, "RTA_OIF", link.index)
         for family, table in sorted(scope.tables):
             af = socket.AF_INET if family == 4 else socket.AF_INET6
             msgs += self._scoped_routes(af, "RTA_TABLE", table)
         for msg in msgs:
-            self._resolve(msg.get_attr("RTA_OIF") or 0, names)
-        routes = kernelview.routes(msgs, names)
+            self._resolve(msg.oif, names)
+        routes = view.routes(msgs, names)
         return KernelState(MappingProxyType({d.name: d for d in devices}), frozenset(routes))
 
     def _resolve(self, index: int, names: dict[int, str]) -> None:
@@ -226,23 +219,22 @@ class Backend:
                 return
             raise
         names[index] = link.name
-        self._index[link.name] = link.index
+        self._batch.index[link.name] = link.index
         self._kinds[link.name] = link.kind
 
-    def _read_addresses(self, index: int = 0) -> dict[tuple[int, int], set[str]]:
+    def _read_addresses(self, index: int = 0) -> dict[tuple[int, int], set[Interface]]:
         """Of one device if ``index`` is given (a dump the kernel filters), else of all."""
         req = ifaddrmsg()
         req["index"] = index
         dump = NLM_F_REQUEST | NLM_F_DUMP
-        return kernelview.addresses(
-            self._request(req, RTM_GETADDR, dump, kernelview.decode_address)
-        )
+        msgs: list[AddressMsg] = self._request(req, RTM_GETADDR, dump, view.decode_address)
+        return view.addresses(msgs)
 
     def _read_routes(self, names: Mapping[int, str]) -> list[Route]:
         msgs = [m for family in (socket.AF_INET, socket.AF_INET6) for m in self._routes(family)]
-        return kernelview.routes(msgs, names)
+        return view.routes(msgs, names)
 
-    def _scoped_routes(self, family: int, nla: str, value: int) -> list[rtmsg]:
+    def _scoped_routes(self, family: int, nla: str, value: int) -> list[RouteMsg]:
         """The default routes through one device (``RTA_OIF``), or of one table
         (``RTA_TABLE``): a dump the kernel filters. A table that does not exist is empty."""
         try:
@@ -252,7 +244,7 @@ class Backend:
                 return []
             raise
 
-    def _routes(self, family: int, where: tuple[str, int] | None = None) -> list[rtmsg]:
+    def _routes(self, family: int, where: tuple[str, int] | None = None) -> list[RouteMsg]:
         """Only unicast default routes are managed. The kernel filters on the route type
         (``rtm_type``, with strict checking): every IPv6 device that is up brings local and
         multicast routes of its own, which never reach us."""
@@ -262,14 +254,12 @@ class Backend:
         if where is not None:
             req["attrs"] = [where]
         dump = NLM_F_REQUEST | NLM_F_DUMP
-        return self._request(req, RTM_GETROUTE, dump, kernelview.decode_route)
+        return self._request(req, RTM_GETROUTE, dump, view.decode_route)
 
-    def _device(
-        self, link: LinkMsg, names: Mapping[int, str], addrs: Mapping[tuple[int, int], set[str]]
-    ) -> Device:
-        return kernelview.device(link, names, addrs, self._speed(link))
+    def _device(self, link: Link, names: Mapping[int, str], addrs: view.Addresses) -> Device:
+        return view.device(link, names, addrs, self._speed(link))
 
-    def _sysfs(self, link: LinkMsg, leaf: str) -> str | None:
+    def _sysfs(self, link: Link, leaf: str) -> str | None:
         """A /sys/class/net/<dev>/<leaf> value, only if sysfs shows *this* netns's device.
 
         sysfs shows the namespace of whoever mounted it (``ip netns exec`` remounts it, a
@@ -283,14 +273,14 @@ class Backend:
                 if int(f.read()) != link.index:
                     return None
             with open(f"{base}/address") as f:
-                if f.read().strip() != (link.attrs.get("IFLA_ADDRESS") or ""):
+                if f.read().strip() != (link.address or ""):
                     return None
             with open(f"{base}/{leaf}") as f:
                 return f.read().strip()
         except (OSError, ValueError):  # e.g. EINVAL reading speed of a link that is down
             return None
 
-    def _speed(self, link: LinkMsg) -> int:
+    def _speed(self, link: Link) -> int:
         if link.kind not in ("", "veth", "dummy", BOND):
             return 0
         value = self._sysfs(link, "speed")
@@ -304,32 +294,23 @@ class Backend:
             links = self._dump_links()
         out = {}
         for link in links:
-            s = link.attrs.get("IFLA_STATS64") or {}
+            s = link.counters or LinkCounters()
             out[link.name] = LinkStats(
-                rx=s.get("rx_bytes", 0),
-                tx=s.get("tx_bytes", 0),
-                rx_dropped=s.get("rx_dropped", 0),
-                tx_dropped=s.get("tx_dropped", 0),
-                rx_errors=s.get("rx_errors", 0),
-                tx_errors=s.get("tx_errors", 0),
+                rx=s.rx_bytes,
+                tx=s.tx_bytes,
+                rx_dropped=s.rx_dropped,
+                tx_dropped=s.tx_dropped,
+                rx_errors=s.rx_errors,
+                tx_errors=s.tx_errors,
                 duplex=self._sysfs(link, "duplex") or "unknown",
             )
         return out
 
     # -- applying ------------------------------------------------------------------------
     #
-    # Link changes are queued as requests (``_queue``) and sent in one pipelined batch
-    # (``vdsm_net.netlink``) when the plan ends or when an op must first know their outcome:
-    # a read (``_get_link``), the ifindex of a device created in the batch (``_idx``), or a
-    # request still sent through pyroute2 (``_sync``: deletes, addresses, routes). The kernel
-    # runs them in plan order and the first refusal is the error; the requests after it in
-    # the same batch have run too (the pipeline's revert reads what the kernel has).
-    #
-    # A batch addresses only devices whose ifindex is known: existing ones, and new ones by
-    # the ifindex chosen at creation. Changes to a device created in the batch wait until its
-    # create has succeeded (``_deferred``): addressed by the chosen ifindex, they would change
-    # whatever device holds it if the create failed on that; addressed by name, they would
-    # change the device that holds the name if the create failed on that.
+    # Link changes go into the batch (``vdsm_net.kernel.batch``), sent when the plan ends or
+    # when an op must first know their outcome; a request still sent through pyroute2
+    # (``_sync``: addresses, routes) flushes it first.
 
     def apply(self, ops: Sequence[Op]) -> None:
         with self._lock:
@@ -340,132 +321,50 @@ class Backend:
                         op.accept(self)
                     except NetlinkError as e:
                         self._fail(op, _reason(e), e)
-                    except _Refused as e:
+                    except Refused as e:
                         self._fail(op, str(e), e)
                     except OSError as e:
                         self._fail(op, e.strerror or str(e), e)
-                self._flush()
+                self._batch.flush()
             finally:
-                self._queue.clear()
-                self._unconfirmed.clear()
-                self._deferred.clear()
+                self._batch.discard()
 
     def _fail(self, op: Op, reason: str, cause: Exception) -> None:
-        self._flush()  # the requests of the ops before this one: a refusal there comes first
+        self._batch.flush()  # the requests of the ops before this one: their refusal first
         raise NetError(ErrorKind.KERNEL, f"{op}: {reason}") from cause
-
-    def _flush(self) -> None:
-        while self._queue:
-            queue, self._queue = self._queue, []
-            created, self._unconfirmed = self._unconfirmed, {}
-            deferred, self._deferred = self._deferred, {}
-            acks = self._sock.exchange([q.request for q in queue])
-            for q, ack in zip(queue, acks, strict=True):
-                if ack.code and q.fallback is not None and ack.code in _INDEX_TAKEN:
-                    ack = self._create_anywhere(q)
-                if ack.code and ack.code not in q.ignore:
-                    raise NetError(ErrorKind.KERNEL, f"{q.op}: {q.explain(ack)}")
-                if q.created is not None and q.created not in self._index:
-                    self._index[q.created] = created[q.created]
-            for name, changes in deferred.items():
-                for change in changes:
-                    self._queue_set(change.op, self._index[name], change.up, change.attrs)
-
-    def _create_anywhere(self, q: _Queued) -> netlink.Ack:
-        """The ifindex chosen for a new device was taken (by a device created since the last
-        read), or its name is: create it again where the kernel chooses. A true name clash
-        fails the same way a second time."""
-        assert q.fallback is not None and q.created is not None
-        ack = self._sock.exchange([q.fallback])[0]
-        if not ack.code:
-            index = self._get_link(ifname=q.created).index
-            self._index[q.created] = index
-            self._next_index = max(self._next_index or 0, index + 1)
-        return ack
 
     def _sync(self) -> IPRoute:
         """pyroute2, for a request that is not batched: the batch goes first."""
-        self._flush()
+        self._batch.flush()
         return self._ipr
 
-    def _choose_index(self) -> int:
-        if self._next_index is None:
-            self._next_index = max(self._index.values(), default=0) + 1
-        index = self._next_index
-        self._next_index += 1
-        return index
-
-    def _idx(self, name: str) -> int:
-        if name in self._unconfirmed:
-            self._flush()
-        index = self._index.get(name)
-        if index is None:
-            try:
-                link = self._get_link(ifname=name)
-            except NetlinkError as e:
-                if e.code == errno.ENODEV:
-                    raise _Refused(f"no device {name!r}") from e
-                raise
-            index = self._index[name] = link.index
-        return int(index)
-
-    def _get(self, name: str) -> LinkMsg:
+    def _get(self, name: str) -> Link:
         """A fresh RTM_GETLINK for one device (its current flags, group, master)."""
-        return self._get_link(index=self._idx(name))
+        return self._get_link(index=self._batch.ifindex(name))
 
     def _set(self, name: str, *, up: bool | None = None, attrs: bytes = b"") -> None:
-        if name in self._unconfirmed:
-            self._deferred.setdefault(name, []).append(_Deferred(self._op, up, attrs))
-        else:
-            self._queue_set(self._op, self._idx(name), up, attrs)
-
-    def _queue_set(
-        self, op: Op | None, index: int, up: bool | None, attrs: bytes, ignore: tuple[int, ...] = ()
-    ) -> None:
-        request = netlink.link_request(index=index, up=up, attrs=attrs)
-        self._queue.append(_Queued(op, request, up=up, ignore=ignore))
+        self._batch.change(self._op, name, up=up, attrs=attrs)
 
     def _create(self, name: str, kind: str, data: bytes, attrs: bytes = b"") -> None:
-        # The new device's ifindex is chosen here (RTM_NEWLINK honours ifi_index), so that no
-        # RTM_GETLINK is needed to learn it. NLM_F_EXCL matters: without it, a request whose
-        # ifindex is taken would change the device that holds it. If a device created since
-        # the last read holds it, the kernel answers EEXIST, and _flush creates the device
-        # again where the kernel chooses.
-        attrs = (
-            netlink.nla_str(netlink.IFLA_IFNAME, name)
-            + netlink.nla_u32(netlink.IFLA_GROUP, OWNED_GROUP)
-            + attrs
-            + netlink.linkinfo(kind, data)
-        )
-        index = self._choose_index()
-        self._index.pop(name, None)
-        self._unconfirmed[name] = index
         self._kinds[name] = kind
-        self._queue.append(
-            _Queued(
-                self._op,
-                netlink.link_request(index=index, create=True, attrs=attrs),
-                created=name,
-                fallback=netlink.link_request(create=True, attrs=attrs),
-            )
-        )
+        self._batch.create(self._op, name, kind, data, attrs)
 
     def create_bridge(self, op: CreateBridge) -> None:
-        extra = netlink.nla(netlink.IFLA_ADDRESS, _mac(op.mac)) if op.mac else b""
+        extra = rs.nla(IFLA_ADDRESS, _mac(op.mac)) if op.mac else b""
         # An MTU given at creation, or set to the value the bridge already has, does not
         # count as "set by user": the bridge would then follow its smallest port (a VM tap
         # joining with 1400 would pull a 1500 bridge down). Only a real change makes it stick:
         # create the bridge one below (IFLA_MTU at creation is assigned, not "changed"), then
         # set the wanted value while it has no ports. Two requests, no RTM_GETLINK.
-        mtu = netlink.nla_u32(netlink.IFLA_MTU, _step_mtu(op.mtu))
+        mtu = rs.nla_u32(IFLA_MTU, _step_mtu(op.mtu))
         self._create(op.name, BRIDGE, _stp_data(op.stp), mtu + extra)
-        self._set(op.name, attrs=netlink.nla_u32(netlink.IFLA_MTU, op.mtu))
+        self._set(op.name, attrs=rs.nla_u32(IFLA_MTU, op.mtu))
 
     def create_vlan(self, op: CreateVlan) -> None:
-        attrs = netlink.nla_u32(netlink.IFLA_LINK, self._idx(op.base)) + netlink.nla_u32(
-            netlink.IFLA_MTU, op.mtu
+        attrs = rs.nla_u32(IFLA_LINK, self._batch.ifindex(op.base)) + rs.nla_u32(
+            IFLA_MTU, op.mtu
         )
-        self._create(op.name, VLAN, netlink.nla_u16(_IFLA_VLAN_ID, op.vlan_id), attrs)
+        self._create(op.name, VLAN, rs.nla_u16(IFLA_VLAN_ID, op.vlan_id), attrs)
 
     def create_bond(self, op: CreateBond) -> None:
         # Send only what differs from the kernel's defaults: options foreign to the mode
@@ -476,9 +375,9 @@ class Backend:
             for k, v in bond_options.normalize(op.options).items()
             if v != bond_options.DEFAULTS[k]
         }
-        attrs = netlink.nla_u32(netlink.IFLA_MTU, op.mtu)
+        attrs = rs.nla_u32(IFLA_MTU, op.mtu)
         if op.mac:
-            attrs += netlink.nla(netlink.IFLA_ADDRESS, _mac(op.mac))
+            attrs += rs.nla(IFLA_ADDRESS, _mac(op.mac))
         self._create(op.name, BOND, self._bond_attrs(wanted), attrs)
 
     def _bond_attrs(self, options: Mapping[str, str]) -> bytes:
@@ -486,16 +385,16 @@ class Backend:
         for name, value in options.items():
             wire = bond_options.NETLINK_ATTRS.get(name)
             if wire is None:
-                raise _Refused(f"unsupported bonding option {name}={value}")
-            _, number, fmt = wire
+                raise Refused(f"unsupported bonding option {name}={value}")
+            number, fmt = wire
             if name == bond_options.PRIMARY:
-                number_value = self._idx(value) if value else 0
+                number_value = self._batch.ifindex(value) if value else 0
             else:
                 try:
                     number_value = bond_options.to_number(name, value)
                 except ValueError as e:
-                    raise _Refused(str(e)) from e
-            out += netlink.nla(number, struct.pack(fmt, number_value))
+                    raise Refused(str(e)) from e
+            out += rs.nla(number, struct.pack(fmt, number_value))
         return out
 
     def set_bond_options(self, op: SetBondOptions) -> None:
@@ -515,7 +414,7 @@ class Backend:
         rest = {k: v for k, v in op.options.items() if k not in resets and k not in monitors_off}
         for part in (resets, rest, monitors_off):
             if part:
-                self._set(op.device, attrs=netlink.linkinfo(BOND, self._bond_attrs(part)))
+                self._set(op.device, attrs=rs.linkinfo(BOND, self._bond_attrs(part)))
         if needs_down:
             self._set(op.device, up=True)
 
@@ -526,9 +425,9 @@ class Backend:
         for name, link in zip(op.names, self._links_now(op.names, True), strict=True):
             if link is None:
                 continue  # already gone (e.g. a VLAN unregistered with its base)
-            group = link.attrs.get("IFLA_GROUP")
+            group = link.group
             if group not in OWNED_GROUPS:
-                raise _Refused(f"{name} is not owned by vdsm-net (group {group}), not deleting")
+                raise Refused(f"{name} is not owned by vdsm-net (group {group}), not deleting")
             doomed.append(link.index)
         if not doomed:
             return
@@ -537,73 +436,73 @@ class Backend:
             # A scoped read does not know which devices a crash left in DOOMED_GROUP: a
             # delete by group could take one of them along. One request per device instead.
             for index in doomed:
-                self._queue.append(_Queued(op, netlink.del_request(index=index), ignore=gone))
-            self._flush()
+                self._batch.delete(op, index=index, ignore=gone)
+            self._batch.flush()
             self._forget(set(doomed))
             return
         for index in self._stray_doomed:
             if index not in doomed:
-                self._queue_set(op, index, None, _group(OWNED_GROUP), ignore=gone)
+                self._batch.change_index(op, index, attrs=_group(OWNED_GROUP), ignore=gone)
         self._stray_doomed = ()
         for index in doomed:
-            self._queue_set(op, index, None, _group(DOOMED_GROUP))
-        self._flush()  # all of them in the group before the group goes
-        self._queue.append(_Queued(op, netlink.del_request(attrs=_group(DOOMED_GROUP))))
+            self._batch.change_index(op, index, attrs=_group(DOOMED_GROUP))
+        self._batch.flush()  # all of them in the group before the group goes
+        self._batch.delete(op, attrs=_group(DOOMED_GROUP))
         try:
-            self._flush()
+            self._batch.flush()
         except NetError:
             for index in doomed:
-                self._queue_set(op, index, None, _group(OWNED_GROUP), ignore=gone)
-            self._flush()
+                self._batch.change_index(op, index, attrs=_group(OWNED_GROUP), ignore=gone)
+            self._batch.flush()
             raise
         self._forget(set(doomed))
 
     def _forget(self, gone: set[int]) -> None:
-        self._index = {n: i for n, i in self._index.items() if i not in gone}
-        self._kinds = {n: k for n, k in self._kinds.items() if n in self._index}
+        self._batch.forget(gone)
+        self._kinds = {n: k for n, k in self._kinds.items() if n in self._batch.index}
 
     def set_master(self, op: SetMaster) -> None:
         if op.master is None:
             link = self._get(op.device)
-            self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MASTER, 0))
-            if link.info.get("IFLA_INFO_SLAVE_KIND") == BOND:
+            self._set(op.device, attrs=rs.nla_u32(IFLA_MASTER, 0))
+            if link.slave_kind == BOND:
                 # The bonding driver closes a slave it releases (bond_release -> dev_close) and
                 # gives it back the MTU it had before it was enslaved. The rest of the plan was
                 # made from the slave's current state: a NIC that moves from a removed bond to a
                 # VLAN network would be down (the VLAN's SetUp fails with ENETDOWN) or have a
                 # smaller MTU than the new VLAN (EINVAL). Keep both as they were.
-                mtu = netlink.nla_u32(netlink.IFLA_MTU, int(link.attrs["IFLA_MTU"]))
+                mtu = rs.nla_u32(IFLA_MTU, link.mtu)
                 self._set(op.device, up=True if link.flags & IFF_UP else None, attrs=mtu)
             return
         kind = self._kinds.get(op.master)
         if kind is not None and kind != BOND:  # known from the last read or our own create
-            self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MASTER, self._idx(op.master)))
+            self._set(op.device, attrs=rs.nla_u32(IFLA_MASTER, self._batch.ifindex(op.master)))
             return
         master = self._get(op.master)
         if master.kind != BOND:
-            self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MASTER, master.index))
+            self._set(op.device, attrs=rs.nla_u32(IFLA_MASTER, master.index))
             return
         # The bonding driver refuses to enslave a device that is up (on older kernels) and
         # brings the slave up itself; restore the slave's own administrative state after.
         was_up = bool(self._get(op.device).flags & IFF_UP)
         if was_up:
             self._set(op.device, up=False)
-        self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MASTER, master.index))
+        self._set(op.device, attrs=rs.nla_u32(IFLA_MASTER, master.index))
         self._set(op.device, up=was_up)
 
     def set_mtu(self, op: SetMtu) -> None:
-        self._set(op.device, attrs=netlink.nla_u32(netlink.IFLA_MTU, op.mtu))
+        self._set(op.device, attrs=rs.nla_u32(IFLA_MTU, op.mtu))
 
     def set_up(self, op: SetUp) -> None:
         self._set(op.device, up=op.up)
 
     def set_stp(self, op: SetStp) -> None:
-        self._set(op.device, attrs=netlink.linkinfo(BRIDGE, _stp_data(op.stp)))
+        self._set(op.device, attrs=rs.linkinfo(BRIDGE, _stp_data(op.stp)))
 
     def _addr(self, command: str, device: str, cidr: str) -> None:
         address, _, prefix = cidr.partition("/")
         six = ":" in address
-        index = self._idx(device)
+        index = self._batch.ifindex(device)
         # IPv6: no duplicate address detection, so the address is usable (not "tentative")
         # when the call returns, as a static address on a bridge should be.
         self._sync().addr(
@@ -621,7 +520,7 @@ class Backend:
         self._addr("del", op.device, op.cidr)
 
     def _route(self, command: str, route: Route) -> None:
-        oif = self._idx(route.device)
+        oif = self._batch.ifindex(route.device)
         self._sync().route(
             command,
             dst="0.0.0.0/0" if route.family == 4 else "::/0",
@@ -637,34 +536,8 @@ class Backend:
         self._route("del", op.route)
 
 
-@dataclass(frozen=True)
-class _Queued:
-    """A request waiting in the batch, and what to say if the kernel refuses it."""
-
-    op: Op | None
-    request: netlink.Request
-    created: str | None = None  # creates this device, at a chosen ifindex
-    fallback: netlink.Request | None = None  # the same create, where the kernel chooses
-    up: bool | None = None
-    ignore: tuple[int, ...] = ()  # errors that are no failure (ENODEV: already gone)
-
-    def explain(self, ack: netlink.Ack) -> str:
-        if ack.code == errno.ENETDOWN and self.up:
-            return f"{ack.reason()} (a VLAN's base device must be up first)"
-        return ack.reason()
-
-
-@dataclass(frozen=True)
-class _Deferred:
-    """A change to a device created in the batch, sent once the create has succeeded."""
-
-    op: Op | None
-    up: bool | None
-    attrs: bytes
-
-
 def _group(group: int) -> bytes:
-    return netlink.nla_u32(netlink.IFLA_GROUP, group)
+    return rs.nla_u32(IFLA_GROUP, group)
 
 
 def _mac(mac: str) -> bytes:
@@ -672,12 +545,12 @@ def _mac(mac: str) -> bytes:
 
 
 def _stp_data(stp: bool) -> bytes:
-    return netlink.nla_u32(_IFLA_BR_STP_STATE, 1 if stp else 0)
+    return rs.nla_u32(IFLA_BR_STP_STATE, 1 if stp else 0)
 
 
 def _step_mtu(mtu: int) -> int:
     """Another MTU than ``mtu``, within the kernel's range for a port-less bridge."""
-    return mtu - 1 if mtu > _MIN_MTU else mtu + 1
+    return mtu - 1 if mtu > ETH_MIN_MTU else mtu + 1
 
 
 def _reason(e: NetlinkError) -> str:

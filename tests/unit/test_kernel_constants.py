@@ -1,0 +1,74 @@
+"""Every number of vdsm_net.kernel.constants equals pyroute2's own (no kernel needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyroute2.netlink as pr_netlink
+import pyroute2.netlink.rtnl as pr_rtnl
+import pyroute2.netlink.rtnl.ifaddrmsg as pr_ifaddr
+import pyroute2.netlink.rtnl.ifinfmsg as pr_ifinf
+from pyroute2.netlink.rtnl.ifinfmsg.plugins.bond import bond
+from pyroute2.netlink.rtnl.ifinfmsg.plugins.vlan import vlan
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+from vdsm_net.kernel import constants
+
+# Attribute numbers are positions in pyroute2's nla maps; the longest prefix wins.
+NLA_MAPS: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (
+    ("IFLA_INFO_", pr_ifinf.ifinfmsg.ifinfo.nla_map),
+    ("IFLA_VLAN_", vlan.nla_map),
+    ("IFLA_BR_", pr_ifinf.ifinfmsg.ifinfo.bridge_data.nla_map),
+    ("IFLA_BOND_", bond.nla_map),
+    ("IFLA_", pr_ifinf.ifinfmsg.nla_map),
+    ("IFA_", pr_ifaddr.ifaddrmsg.nla_map),
+    ("RTA_", rtmsg.nla_map),
+    ("NLMSGERR_ATTR_", pr_netlink.nlmsgerr.nla_map),
+)
+# Numbers pyroute2 has no name for, each checked another way below.
+NOT_IN_PYROUTE2 = {"SO_RCVBUFFORCE", "NLA_TYPE_MASK", "ETH_MIN_MTU", "NETLINK_CAP_ACK"}
+
+
+def _ours() -> dict[str, int]:
+    return {k: v for k, v in vars(constants).items() if k.isupper() and isinstance(v, int)}
+
+
+def _pyroute2(name: str) -> int | None:
+    for prefix, nla_map in NLA_MAPS:
+        if name.startswith(prefix) and not name.startswith("IFA_F_"):
+            names = [entry[0] for entry in nla_map]
+            return names.index(name) if name in names else None
+    if name.startswith("RTN_"):
+        return int(pr_rtnl.rtypes[name])
+    if name.startswith("RT_SCOPE_"):
+        return int(pr_rtnl.rtscopes[name])
+    for module in (pr_netlink, pr_rtnl, pr_ifinf, pr_ifaddr):
+        value = getattr(module, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def test_every_number_is_pyroute2s() -> None:
+    unchecked = []
+    for name, value in _ours().items():
+        theirs = _pyroute2(name)
+        if theirs is None:
+            unchecked.append(name)
+        else:
+            assert value == theirs, f"{name}: ours {value}, pyroute2 {theirs}"
+    assert set(unchecked) == NOT_IN_PYROUTE2
+
+
+def test_the_few_pyroute2_lacks() -> None:
+    # linux/netlink.h numbers the socket options in a row; pyroute2 names its neighbours.
+    assert constants.NETLINK_CAP_ACK == pr_netlink.NETLINK_EXT_ACK - 1
+    flag_bits = pr_netlink.NLA_F_NESTED | pr_netlink.NLA_F_NET_BYTEORDER
+    mask = ~flag_bits & 0xFFFF
+    assert mask == constants.NLA_TYPE_MASK
+    assert (constants.SO_RCVBUFFORCE, constants.ETH_MIN_MTU) == (33, 68)
+
+
+def test_operstates_are_pyroute2s_in_lower_case() -> None:
+    codes = pr_ifinf.state_by_code
+    assert tuple(codes[i].lower() for i in range(len(codes))) == constants.OPERSTATES

@@ -1,0 +1,97 @@
+"""The kernel numbers the agent sends and reads, in one table.
+
+Values are the kernel's uapi: include/uapi/linux/netlink.h, rtnetlink.h, if_link.h,
+if_addr.h, if.h. ``tests/unit/test_kernel_constants.py`` checks every one against pyroute2's
+own tables, so a typo here cannot hide.
+"""
+
+from __future__ import annotations
+
+# -- the socket (linux/netlink.h, linux/socket.h) ------------------------------------------
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10  # an error ACK does not echo the whole request back
+NETLINK_EXT_ACK = 11  # the kernel's explanation of a refusal comes with its code
+NETLINK_GET_STRICT_CHK = 12  # dump requests are filtered as asked (Linux 4.20+)
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h: root may go past net.core.rmem_max
+
+# -- message header ------------------------------------------------------------------------
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_ROOT = 0x100
+NLM_F_MATCH = 0x200
+NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
+NLM_F_EXCL = 0x200  # in a NEW request; same bit as NLM_F_MATCH in a GET
+NLM_F_CREATE = 0x400
+NLM_F_CAPPED = 0x100  # in an ACK: the request is echoed as its header alone
+NLM_F_ACK_TLVS = 0x200  # in an ACK: extended-ack attributes follow
+NLMSGERR_ATTR_MSG = 1
+NLA_TYPE_MASK = 0x3FFF  # strips NLA_F_NESTED / NLA_F_NET_BYTEORDER
+
+# -- rtnetlink message types ---------------------------------------------------------------
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
+RTM_NEWADDR = 20
+RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_GETROUTE = 26
+
+# -- links (linux/if.h, linux/if_link.h) ---------------------------------------------------
+IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
+IFLA_ADDRESS = 1
+IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFLA_LINK = 5
+IFLA_MASTER = 10
+IFLA_OPERSTATE = 16
+IFLA_LINKINFO = 18
+IFLA_STATS64 = 23
+IFLA_GROUP = 27
+
+IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
+IFLA_INFO_SLAVE_KIND = 4
+
+IFLA_VLAN_ID = 1
+IFLA_BR_STP_STATE = 5
+
+IFLA_BOND_MODE = 1
+IFLA_BOND_ACTIVE_SLAVE = 2
+IFLA_BOND_MIIMON = 3
+IFLA_BOND_UPDELAY = 4
+IFLA_BOND_DOWNDELAY = 5
+IFLA_BOND_USE_CARRIER = 6
+IFLA_BOND_ARP_INTERVAL = 7
+IFLA_BOND_ARP_VALIDATE = 9
+IFLA_BOND_PRIMARY = 11
+IFLA_BOND_PRIMARY_RESELECT = 12
+IFLA_BOND_FAIL_OVER_MAC = 13
+IFLA_BOND_XMIT_HASH_POLICY = 14
+IFLA_BOND_ALL_SLAVES_ACTIVE = 17
+IFLA_BOND_MIN_LINKS = 18
+IFLA_BOND_AD_LACP_RATE = 21
+IFLA_BOND_AD_SELECT = 22
+
+# IF_OPER_* (linux/if.h), by number, spelled as ``ip link`` spells them (lower case).
+OPERSTATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up")
+
+ETH_MIN_MTU = 68  # linux/if_ether.h
+
+# -- addresses (linux/if_addr.h) -----------------------------------------------------------
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_FLAGS = 8
+IFA_F_NODAD = 0x02
+IFA_F_PERMANENT = 0x80
+
+# -- routes (linux/rtnetlink.h) ------------------------------------------------------------
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_TABLE = 15
+RTN_UNICAST = 1
+RT_SCOPE_UNIVERSE = 0
