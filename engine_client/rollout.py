@@ -155,12 +155,6 @@ async def _poll_confirm(
     dense_until = wait + interval * DENSE_POLLING
     waited = 0.0
     begun = time.monotonic()
-    # The confirmations' connection is opened while the agent applies (a transport that
-    # pools nothing, a test double, has no ``preconnect``).
-    preconnect = getattr(client.transport, "preconnect", None)
-    if preconnect is not None:
-        with contextlib.suppress(AgentError):
-            await preconnect(client.endpoint, timeouts.confirm)
     first = True
     while True:
         await asyncio.sleep(max(0.0, wait - (time.monotonic() - begun)) if first else wait)
