@@ -103,20 +103,26 @@ class HttpTransport:
         agent = self._agents.pop(endpoint.url, None)
         if agent is None:
             connector: aiohttp.BaseConnector
-            limits = {
-                "limit": self._limit_per_host,
-                "limit_per_host": self._limit_per_host,
-                "keepalive_timeout": KEEPALIVE_SECONDS,
-            }
+            per_host = self._limit_per_host
             if endpoint.scheme == "unix":
-                connector = aiohttp.UnixConnector(path=endpoint.socket_path, **limits)
+                connector = aiohttp.UnixConnector(
+                    path=endpoint.socket_path,
+                    limit=per_host,
+                    limit_per_host=per_host,
+                    keepalive_timeout=KEEPALIVE_SECONDS,
+                )
                 # The host is ignored on a Unix socket, but HTTP/1.1 requires one.
                 url = f"http://localhost{JSONRPC_PATH}"
             else:
                 ssl_ctx: ssl.SSLContext | bool = (
                     self._context(endpoint) if endpoint.scheme == "https" else False
                 )
-                connector = aiohttp.TCPConnector(ssl=ssl_ctx, **limits)
+                connector = aiohttp.TCPConnector(
+                    ssl=ssl_ctx,
+                    limit=per_host,
+                    limit_per_host=per_host,
+                    keepalive_timeout=KEEPALIVE_SECONDS,
+                )
                 parts = urlsplit(endpoint.url)
                 url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}{JSONRPC_PATH}"
             session = aiohttp.ClientSession(
