@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine_client import labels, validation
+from engine_client import labels, tlsfiles, validation
 from engine_client import operations as ops
 from engine_client.agent_client import AgentClient, AgentError, Transport
 from engine_client.cli_labels import add_commands as add_label_commands
@@ -59,14 +59,19 @@ def cmd_host_add(ctx: Ctx, a: argparse.Namespace) -> int:
         raise NetError(
             ErrorKind.BAD_PARAMS, f"url: expected https://, http:// or unix://, got {a.url!r}"
         )
-    if (a.cert is None) != (a.key is None):
-        raise NetError(
-            ErrorKind.BAD_PARAMS,
-            f"cert/key: expected both or neither, got cert={a.cert!r} key={a.key!r}",
-        )
-    host = ctx.store.add_host(Host(a.name, a.url, a.dc, cert=a.cert, key=a.key, ca=a.ca))
+    tls = tlsfiles.checked(a.cert, a.key, a.ca)
+    host = ctx.store.add_host(Host(a.name, a.url, a.dc, cert=tls.cert, key=tls.key, ca=tls.ca))
     if ctx.json:
-        ctx.print_json({"name": host.name, "url": host.url, "dc": host.dc})
+        ctx.print_json(
+            {
+                "name": host.name,
+                "url": host.url,
+                "dc": host.dc,
+                "cert": host.cert,
+                "key": host.key,
+                "ca": host.ca,
+            }
+        )
     else:
         ctx.print(f"host {host.name} added")
     return EXIT_OK
@@ -541,9 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("url", help="https://ADDR:54321, or unix:///run/vdsm-net/vdsm-net.sock")
     p.add_argument("--dc", required=True)
-    p.add_argument("--cert", help="the engine client's certificate (PEM)")
-    p.add_argument("--key", help="its private key (PEM)")
-    p.add_argument("--ca", help="CA that signed the agent's certificate (PEM)")
+    p.add_argument(
+        "--cert", help="the engine client's certificate (PEM; checked, stored as an absolute path)"
+    )
+    p.add_argument("--key", help="its private key (PEM; must match --cert)")
+    p.add_argument(
+        "--ca", help="CA that signed the agent's certificate (PEM; default: the system's CAs)"
+    )
     sub(host, "list", cmd_host_list, "hosts with reachability, agent version, out-of-sync")
     p = sub(host, "remove", cmd_host_remove, "forget a host (its kernel is untouched)")
     p.add_argument("name")
