@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,8 +272,15 @@ def test_update_pushes_to_every_host(attached: Cli) -> None:
     assert setup_calls(attached, H2)[-1] == {
         "red": {"nic": "eth2", "vlan": 200, "mtu": 9000, "bridged": True}
     }
-    assert attached.err == ""  # --json: events are stored, not printed
     events = [e for e in attached.events() if "/2 " in e]
+    # --json: the events are on stderr too, one line each, and in the JSON.
+    assert sorted(attached.err.splitlines()) == sorted(events)
+    assert [e["message"] for e in doc["events"]] == events
+    fields = {(e["host"], e["network"], e["severity"], e["correlation_id"]) for e in doc["events"]}
+    cid = doc["correlation_id"]
+    assert fields == {("h1", "red", "info", cid), ("h2", "red", "info", cid)}
+    zoned = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d")
+    assert all(zoned.fullmatch(e["time"]) for e in doc["events"])
     # i is the order in which hosts got their turn, which concurrency leaves open.
     for host in ("h1", "h2"):
         (applying,) = [e for e in events if e.endswith(f"applying network red on host {host}")]
@@ -286,6 +294,9 @@ def test_partial_failure_exit_1_then_sync(attached: Cli) -> None:
     lost = attached.transport.agents.pop(H2)  # h2 becomes unreachable
     assert attached("network", "update", "red", "--mtu", "9000") == 1
     events = attached.events()
+    # Not a terminal: the event lines as they are, on stderr, the table on stdout.
+    assert attached.err.splitlines() == events[-len(attached.err.splitlines()) :]
+    assert events[-1] in attached.err.splitlines()
     failed = [e for e in events if "failed to update red changes on host h2 due to: " in e]
     assert len(failed) == 1 and "Connection refused" in failed[0]
     assert failed[0].split(" ", 1)[0] in ("1/2", "2/2")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from dataclasses import dataclass
 
 from engine_client.agent_client import Endpoint
-from engine_client.report import RolloutProgress, summary_json, summary_table
+from engine_client.report import summary_json, summary_table
 from engine_client.rollout import HostChange, HostOutcome, rollout
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 
@@ -33,6 +32,7 @@ class Recorder:
         *,
         correlation_id: str,
         host: str | None = None,
+        network: str | None = None,
         severity: str = "info",
     ) -> None:
         self.events.append(Emitted(message, correlation_id, host, severity))
@@ -248,28 +248,6 @@ async def test_no_hosts_is_no_events() -> None:
     rec = Recorder()
     assert await run(FakeTransport({}), [], rec) == []
     assert rec.events == []
-
-
-class Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_only_on_a_terminal() -> None:
-    plain = io.StringIO()
-    with RolloutProgress("network red", 2, stream=plain) as bar:
-        bar.finished(True)
-        bar.finished(False)
-    assert not bar.active and plain.getvalue() == ""
-    tty = Tty()
-    with RolloutProgress("network red", 2, stream=tty) as bar:
-        bar.finished(True)
-        bar.finished(False)
-    assert bar.active and "network red" in tty.getvalue()
-    disabled = Tty()
-    with RolloutProgress("network red", 2, stream=disabled, enabled=False) as bar:
-        pass
-    assert not bar.active and disabled.getvalue() == ""
 
 
 def test_summary_table_and_json() -> None:
