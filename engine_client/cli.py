@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -107,6 +108,8 @@ def _host_rows(ctx: Ctx, hosts: Sequence[Host], probes: dict[str, Probe]) -> lis
 
 
 def _print_hosts(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
+    """A table of short cells (readable at 80 columns), then per host what does not fit in
+    one: why it is unreachable, which networks are out of sync, wrapped at 80 columns."""
     if ctx.json:
         ctx.print_json(rows)
         return
@@ -118,13 +121,24 @@ def _print_hosts(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
                 r["name"],
                 r["dc"],
                 r["url"],
-                "yes" if r["reachable"] else f"no ({r['error']})",
+                "yes" if r["reachable"] else "no",
                 r["agent_version"] or "-",
-                ", ".join(o["network"] for o in r["out_of_sync"]) or "-",
+                len(r["out_of_sync"]) or "-",
             ]
             for r in rows
         ],
     )
+    notes = []
+    for r in rows:
+        if not r["reachable"]:
+            notes.append(f"{r['name']}: unreachable: {r['error']}")
+        if r["out_of_sync"]:
+            names = ", ".join(o["network"] for o in r["out_of_sync"])
+            notes.append(f"{r['name']}: out of sync: {names}")
+    if notes:
+        ctx.print()
+    for note in notes:
+        ctx.print(textwrap.fill(note, width=80, subsequent_indent="    ", break_on_hyphens=False))
 
 
 def cmd_host_list(ctx: Ctx, a: argparse.Namespace) -> int:

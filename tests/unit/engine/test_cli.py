@@ -357,8 +357,17 @@ def test_sync_repairs_drift_seen_on_host(attached: Cli) -> None:
 
 def test_host_list_unreachable(attached: Cli) -> None:
     attached.transport.agents.pop(H2)
+    agent(attached, H1).networks["red"]["mtu"] = 1280  # drift on h1
     assert attached("host", "list") == 0
-    assert "no (cannot connect to" in attached.out
+    lines = attached.out.splitlines()
+    # Readable at 80 columns: the table's cells are short, the reasons below it, wrapped.
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].split() == ["name", "dc", "url", "reachable", "version", "out", "of", "sync"]
+    assert lines[1].split() == ["h1", "dc1", H1, "yes", "0.1.0", "1"]
+    assert lines[2].split() == ["h2", "dc1", H2, "no", "-", "-"]
+    notes = " ".join(line.strip() for line in lines[3:] if line)
+    assert "h1: out of sync: red" in notes
+    assert f"h2: unreachable: cannot connect to {H2}" in notes
     assert attached("host", "refresh", "h2") == 1
 
 
