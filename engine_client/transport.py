@@ -81,6 +81,7 @@ class HttpTransport:
         self._connect_timeout = connect_timeout
         self._agents: dict[str, _Agent] = {}  # least recently used first
         self._contexts: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # evicted agents' sessions
 
     def _context(self, endpoint: Endpoint) -> ssl.SSLContext:
         key = (endpoint.cert, endpoint.key, endpoint.ca)
@@ -146,7 +147,10 @@ class HttpTransport:
                 del self._agents[other_url]
                 evicted.append(other.session)
         for session in evicted:
-            _close_soon(session)
+            # Closed without making the request that evicted it wait.
+            task = asyncio.get_running_loop().create_task(session.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         return agent
 
     async def release(self, endpoint: Endpoint) -> None:
@@ -161,6 +165,7 @@ class HttpTransport:
         self._agents.clear()
         for agent in agents:
             await agent.session.close()
+        await asyncio.gather(*self._closing)
 
     async def __aenter__(self) -> HttpTransport:
         return self
@@ -247,16 +252,6 @@ async def _read_capped(resp: aiohttp.ClientResponse, where: str) -> bytes:
                 BAD_RESPONSE, f"{where}: bad response: answer longer than {MAX_BODY} bytes"
             )
     return bytes(data)
-
-
-def _close_soon(session: aiohttp.ClientSession) -> None:
-    """Close an evicted agent's session without making the request that evicted it wait."""
-    task = asyncio.get_running_loop().create_task(session.close())
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
-
-
-_closing: set[asyncio.Task[None]] = set()
 
 
 async def _rejects_tls(endpoint: Endpoint, ssl_ctx: ssl.SSLContext) -> bool:

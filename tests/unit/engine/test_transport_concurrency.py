@@ -134,3 +134,17 @@ async def test_released_agents_reconnect_under_concurrency(fleet: Fleet) -> None
         port = int(url.rsplit(":", 1)[1])
         # Nothing kept across a release: each round opened its own connections.
         assert len(fleet.server.connections[port]) > ROUNDS, url
+
+
+async def test_agents_past_the_limit_are_closed_and_reconnect(fleet: Fleet) -> None:
+    """Only 10 agents' connections are kept: the least recently used are closed as others
+    are asked, while requests to other agents are in flight, and are made afresh next time."""
+    async with HttpTransport(limit=10, limit_per_host=AT_ONCE, connect_timeout=60) as t:
+        for _ in range(ROUNDS):
+            answers = await _round(t, fleet)
+            assert [a for a in answers if isinstance(a, AgentError)] == []
+    reconnected = [
+        url for url in fleet.urls
+        if len(fleet.server.connections[int(url.rsplit(":", 1)[1])]) > AT_ONCE
+    ]  # fmt: skip
+    assert len(reconnected) >= AGENTS - 10, reconnected
