@@ -50,9 +50,10 @@ PROBE_SECONDS: Final = 1.0
 # An agent's largest answer, capabilities of a host with thousands of networks, is a few MiB;
 # past this the answer is refused rather than buffered without end.
 MAX_BODY: Final = 64 * 1024 * 1024
-# Idle connections are closed after this; the agent (aiohttp's server) keeps them 75 s, so the
+# Idle connections are closed after this (a long rollout reuses a host's capabilities read
+# connection for its setupNetworks); the agent (aiohttp's server) keeps them 75 s, so the
 # engine never sends a request on a connection the agent is closing at that moment.
-KEEPALIVE_SECONDS: Final = 15.0
+KEEPALIVE_SECONDS: Final = 60.0
 READ_CHUNK: Final = 1 << 16
 
 SCHEMES: Final = ("https", "http", "unix")
