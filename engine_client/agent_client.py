@@ -9,11 +9,9 @@ error (its VDSM code and message), or a transport failure with a negative code.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import itertools
 import json
 import ssl
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -77,57 +75,9 @@ def _fmt_seconds(timeout: float) -> str:
     return f"{timeout:g} s"
 
 
-# The agent (URL) a connection is being made to, set around each request: asyncio starts a
-# connection's TLS handshake (``SSLContext.wrap_bio``) from the requesting task, whose context
-# this is. Were that ever not the case, connections would just not resume.
-CURRENT_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("agent", default=None)
-
-
-class ResumingContext(ssl.SSLContext):
-    """A client context that offers an agent the TLS session of an earlier connection to the
-    same agent (URL), so that its second connection (the confirmations' while setupNetworks
-    holds the first) resumes instead of doing a full mutual-TLS handshake: 0.2 instead of
-    1.0 ms of the engine's CPU, 0.5 instead of 1.5 ms of the agent's (OpenSSL 3.0, P-256). A
-    session is only ever offered to the agent it came from: OpenSSL leaves that to the
-    application, and a resumed session is not verified again."""
-
-    def __init__(self, protocol: ssl._SSLMethod) -> None:
-        self._sessions: dict[str, ssl.SSLSession] = {}
-        self._latest: dict[str, weakref.ref[ssl.SSLObject]] = {}
-
-    def wrap_bio(
-        self,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
-        server_side: bool = False,
-        server_hostname: str | bytes | None = None,
-        session: ssl.SSLSession | None = None,
-    ) -> ssl.SSLObject:
-        agent = CURRENT_AGENT.get()
-        if agent is not None and session is None and not server_side:
-            session = self._session(agent)
-        obj = super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
-        if agent is not None:
-            self._latest[agent] = weakref.ref(obj)
-        return obj
-
-    def _session(self, agent: str) -> ssl.SSLSession | None:
-        ref = self._latest.get(agent)
-        obj = ref() if ref is not None else None
-        # TLS 1.3 tickets come after the handshake, read with the first response.
-        fresh = obj.session if obj is not None else None
-        if fresh is not None and fresh.has_ticket:
-            self._sessions[agent] = fresh
-        return self._sessions.get(agent)
-
-    def forget(self, agent: str) -> None:
-        self._sessions.pop(agent, None)
-        self._latest.pop(agent, None)
-
-
-def tls_context(cert: str | None, key: str | None, ca: str | None) -> ResumingContext:
+def tls_context(cert: str | None, key: str | None, ca: str | None) -> ssl.SSLContext:
     # Agents' certificates carry IP SANs, so hostname checking stays on even for bare addresses.
-    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca is None:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     else:

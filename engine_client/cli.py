@@ -8,19 +8,22 @@ JSON document on stdout; events then go to the store only, not to stderr.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import json
 import sys
+import textwrap
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine_client import labels, validation
+from engine_client import labels, tlsfiles, validation
 from engine_client import operations as ops
 from engine_client.agent_client import AgentClient, AgentError, Transport
 from engine_client.cli_labels import add_commands as add_label_commands
+from engine_client.events import event_json, local_time
 from engine_client.insync import attachment_diff, describe_diff
-from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
+from engine_client.models import Attachment, DataCenter, Event, Host, LogicalNetwork, Vm
 from engine_client.operations import (
     EXIT_HOST_FAILED,
     EXIT_OK,
@@ -61,14 +64,19 @@ def cmd_host_add(ctx: Ctx, a: argparse.Namespace) -> int:
         raise NetError(
             ErrorKind.BAD_PARAMS, f"url: expected https://, http:// or unix://, got {a.url!r}"
         )
-    if (a.cert is None) != (a.key is None):
-        raise NetError(
-            ErrorKind.BAD_PARAMS,
-            f"cert/key: expected both or neither, got cert={a.cert!r} key={a.key!r}",
-        )
-    host = ctx.store.add_host(Host(a.name, a.url, a.dc, cert=a.cert, key=a.key, ca=a.ca))
+    tls = tlsfiles.checked(a.cert, a.key, a.ca)
+    host = ctx.store.add_host(Host(a.name, a.url, a.dc, cert=tls.cert, key=tls.key, ca=tls.ca))
     if ctx.json:
-        ctx.print_json({"name": host.name, "url": host.url, "dc": host.dc})
+        ctx.print_json(
+            {
+                "name": host.name,
+                "url": host.url,
+                "dc": host.dc,
+                "cert": host.cert,
+                "key": host.key,
+                "ca": host.ca,
+            }
+        )
     else:
         ctx.print(f"host {host.name} added")
     return EXIT_OK
@@ -102,6 +110,8 @@ def _host_rows(ctx: Ctx, hosts: Sequence[Host], probes: dict[str, Probe]) -> lis
 
 
 def _print_hosts(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
+    """A table of short cells (readable at 80 columns), then per host what does not fit in
+    one: why it is unreachable, which networks are out of sync, wrapped at 80 columns."""
     if ctx.json:
         ctx.print_json(rows)
         return
@@ -113,13 +123,24 @@ def _print_hosts(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
                 r["name"],
                 r["dc"],
                 r["url"],
-                "yes" if r["reachable"] else f"no ({r['error']})",
+                "yes" if r["reachable"] else "no",
                 r["agent_version"] or "-",
-                ", ".join(o["network"] for o in r["out_of_sync"]) or "-",
+                len(r["out_of_sync"]) or "-",
             ]
             for r in rows
         ],
     )
+    notes = []
+    for r in rows:
+        if not r["reachable"]:
+            notes.append(f"{r['name']}: unreachable: {r['error']}")
+        if r["out_of_sync"]:
+            names = ", ".join(o["network"] for o in r["out_of_sync"])
+            notes.append(f"{r['name']}: out of sync: {names}")
+    if notes:
+        ctx.print()
+    for note in notes:
+        ctx.print(textwrap.fill(note, width=80, subsequent_indent="    ", break_on_hyphens=False))
 
 
 def cmd_host_list(ctx: Ctx, a: argparse.Namespace) -> int:
@@ -290,6 +311,8 @@ def cmd_network_update(ctx: Ctx, a: argparse.Namespace) -> int:
     validation.check_network(new)  # before any host is asked for its capabilities
     if new.label is not None:
         labels.check_label(new.label)
+    # The correlation id (and the bar, on a terminal) before the hosts are read.
+    cid = ops.start(ctx)
     use = ops.usage(ctx, old)
     # The label attachments of the network as it is about to be (SPEC §2.5).
     plan = labels.plan_network(ctx.store, new, use.attachments)
@@ -303,7 +326,6 @@ def cmd_network_update(ctx: Ctx, a: argparse.Namespace) -> int:
         labels.record(ctx.store, plan)
         for att in staying:
             ctx.store.mark_attachment(att.host, new.name, in_sync=False, last_error=att.last_error)
-    cid = ops.start(ctx)
     also = {new.name: [ctx.store.get_attachment(att.host, new.name) for att in staying]}
     pushes = labels.apply(ctx, plan, cid, also=also) or [ops.Push(new.name, [])]
     return ops.report(ctx, pushes, cid, "update")
@@ -338,6 +360,7 @@ def cmd_sync(ctx: Ctx, a: argparse.Namespace) -> int:
         ctx.store.get_network(a.network)
     atts = ctx.store.list_attachments(host=a.host, network=a.network)
     hosts = sorted({att.host for att in atts})
+    cid = ops.start(ctx)
     ops.refresh(ctx, [ctx.store.get_host(h) for h in hosts])
     # Label attachments that a failed push left behind (or that are missing) are made right
     # first: what the labels ask for is the definition that sync restores (SPEC §2.5).
@@ -349,7 +372,6 @@ def cmd_sync(ctx: Ctx, a: argparse.Namespace) -> int:
         )
         labels.check(ctx.store, plan)
         labels.record(ctx.store, plan)
-    cid = ops.start(ctx)
     pushes = labels.remove_pushed(ctx, plan.remove, cid)
     gone = {(att.host, att.network) for att in plan.remove}
     stale = [
@@ -366,7 +388,12 @@ def cmd_sync(ctx: Ctx, a: argparse.Namespace) -> int:
         pushes.append(pushed)
     if ctx.json:
         ctx.print_json(
-            {"action": "sync", "correlation_id": cid, "networks": [p.to_json(cid) for p in pushes]}
+            {
+                "action": "sync",
+                "correlation_id": cid,
+                "networks": [p.to_json(cid) for p in pushes],
+                "events": ctx.events_json(),
+            }
         )
         return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
     if not pushes:
@@ -412,14 +439,50 @@ def cmd_stats(ctx: Ctx, a: argparse.Namespace) -> int:
 
 
 def cmd_events(ctx: Ctx, a: argparse.Namespace) -> int:
-    events = ctx.store.list_events(correlation_id=a.correlation_id, limit=a.limit)
-    if ctx.json:
-        ctx.print_json([asdict(e) for e in events])
+    if a.host is not None:
+        ctx.store.get_host(a.host)
+    if a.network is not None:
+        ctx.store.get_network(a.network)
+    filters = {"correlation_id": a.correlation_id, "host": a.host, "network": a.network}
+    events = ctx.store.list_events(**filters, limit=a.limit)
+    if ctx.json and not a.follow:
+        ctx.print_json([_event_doc(e) for e in events])
         return EXIT_OK
+    show_events(ctx, events)
+    if not a.follow:
+        return EXIT_OK
+    last = events[-1].id if events else ctx.store.last_event_id()
+    try:
+        while True:
+            time.sleep(FOLLOW_SECONDS)
+            events = ctx.store.list_events(**filters, after=last)
+            show_events(ctx, events)
+            last = events[-1].id if events else last
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+FOLLOW_SECONDS = 0.5
+
+
+def _event_doc(e: Event) -> dict[str, Any]:
+    return event_json(e) | {"id": e.id}
+
+
+def show_events(ctx: Ctx, events: Sequence[Event]) -> None:
+    """One line per event (with --json and --follow one JSON object per line, so that the
+    output can be read as it comes)."""
     for e in events:
-        when = dt.datetime.fromtimestamp(e.time).isoformat(timespec="seconds")
-        ctx.print(f"{when} {e.severity:<7} {e.correlation_id or '-'} {e.message}")
-    return EXIT_OK
+        if ctx.json:
+            print(json.dumps(_event_doc(e), sort_keys=True), file=ctx.out)
+        else:
+            who = e.host or "-"
+            print(
+                f"{local_time(e.time)} {e.severity:<7} {e.correlation_id or '-'} {who} "
+                f"{e.message}",
+                file=ctx.out,
+            )
+    ctx.out.flush()
 
 
 def cmd_vm_add(ctx: Ctx, a: argparse.Namespace) -> int:
@@ -544,9 +607,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("url", help="https://ADDR:54321, or unix:///run/vdsm-net/vdsm-net.sock")
     p.add_argument("--dc", required=True)
-    p.add_argument("--cert", help="the engine client's certificate (PEM)")
-    p.add_argument("--key", help="its private key (PEM)")
-    p.add_argument("--ca", help="CA that signed the agent's certificate (PEM)")
+    p.add_argument(
+        "--cert", help="the engine client's certificate (PEM; checked, stored as an absolute path)"
+    )
+    p.add_argument("--key", help="its private key (PEM; must match --cert)")
+    p.add_argument(
+        "--ca", help="CA that signed the agent's certificate (PEM; default: the system's CAs)"
+    )
     sub(host, "list", cmd_host_list, "hosts with reachability, agent version, out-of-sync")
     p = sub(host, "remove", cmd_host_remove, "forget a host (its kernel is untouched)")
     p.add_argument("name")
@@ -602,9 +669,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(groups, "stats", cmd_stats, "network statistics from a host's agent")
     p.add_argument("host")
     p.add_argument("network", nargs="?")
-    p = sub(groups, "events", cmd_events, "the event log")
-    p.add_argument("--correlation-id")
-    p.add_argument("--limit", type=int)
+    p = sub(groups, "events", cmd_events, "the event log, oldest first (times with their zone)")
+    p.add_argument("--correlation-id", help="only the events of this command")
+    p.add_argument("--host", help="only the events about this host")
+    p.add_argument("--network", help="only the events about this logical network")
+    p.add_argument("--limit", type=int, help="only the last N events")
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="then print new events as they are stored, until interrupted (Ctrl-C)",
+    )
 
     vm = group("vm", "VMs and templates (what validation reads)")
     p = sub(vm, "add", cmd_vm_add, "add a VM or template")

@@ -13,10 +13,11 @@ seconds of events; the printed lines (stderr) are not delayed.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Protocol
 
 MAX_EVENTS: Final = 500
 MAX_AGE: Final = 0.1
@@ -29,6 +30,39 @@ class PendingEvent:
     host: str | None
     severity: str
     message: str
+    network: str | None = None
+
+
+class EventLike(Protocol):
+    @property
+    def time(self) -> float: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def network(self) -> str | None: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+def local_time(stamp: float) -> str:
+    """ISO 8601 in the local zone, with its offset: ``2026-05-01T10:00:00.123+02:00``."""
+    return dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="milliseconds")
+
+
+def event_json(event: EventLike) -> dict[str, Any]:
+    """An event as JSON output carries it (the command's ``events``, ``events --json``)."""
+    return {
+        "time": local_time(event.time),
+        "correlation_id": event.correlation_id,
+        "host": event.host,
+        "network": event.network,
+        "severity": event.severity,
+        "message": event.message,
+    }
 
 
 class EventBuffer:
@@ -58,12 +92,15 @@ class EventBuffer:
         *,
         correlation_id: str,
         host: str | None = None,
+        network: str | None = None,
         severity: str = "info",
-    ) -> None:
+    ) -> PendingEvent:
         if not self._pending:
             self._oldest = self._clock()
-        self._pending.append(PendingEvent(time.time(), correlation_id, host, severity, message))
+        event = PendingEvent(time.time(), correlation_id, host, severity, message, network)
+        self._pending.append(event)
         self.tick()
+        return event
 
     def tick(self) -> None:
         """Flush if the batch is full or old enough."""

@@ -118,6 +118,7 @@ class Event:
     host: str | None
     severity: str  # "info", "warning", "error"
     message: str
+    network: str | None = None  # the logical network the event is about, if one
 
 
 @dataclass(frozen=True)

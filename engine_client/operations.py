@@ -13,18 +13,19 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TextIO, TypeVar
 
 from engine_client import validation
 from engine_client.agent_client import AgentClient, AgentError, Endpoint, Transport
-from engine_client.events import MAX_AGE, EventBuffer
+from engine_client.events import MAX_AGE, EventBuffer, PendingEvent, event_json
 from engine_client.insync import attachment_diff, desired_attrs
 from engine_client.models import Attachment, Host, LogicalNetwork
 from engine_client.report import print_summary, summary_json
 from engine_client.rollout import HostChange, HostOutcome, rollout
+from engine_client.screen import HostsBar, NoBar, Screen
 from engine_client.store import Store
 from engine_client.transport import HttpTransport
 
@@ -64,6 +65,9 @@ class Ctx:
     err: TextIO
     _store: Store | None = None
     _events: EventBuffer | None = None
+    _screen: Screen | None = None
+    # Every event of this command, in order, for its JSON output (SPEC §2.3).
+    emitted: list[PendingEvent] = field(default_factory=list)
     # One event loop and one connection pool for the whole command: the connection a host's
     # capabilities were read on carries its setupNetworks (one TLS handshake saved per host).
     _runner: asyncio.Runner | None = None
@@ -80,6 +84,16 @@ class Ctx:
         if self._store is None:
             self._store = Store.open(self.db)
         return self._store
+
+    @property
+    def screen(self) -> Screen:
+        """stderr: event lines, and the bar on a terminal (not with --json)."""
+        if self._screen is None:
+            self._screen = Screen(self.err, live=not self.json)
+        return self._screen
+
+    def bar(self, description: str, total: int) -> HostsBar:
+        return self.screen.hosts(description, total) if self.screen.live else NoBar()
 
     @property
     def events(self) -> EventBuffer:
@@ -108,6 +122,8 @@ class Ctx:
         return self._pool
 
     def close(self) -> None:
+        if self._screen is not None:
+            self._screen.end()
         try:
             self.flush_events()
         finally:
@@ -128,19 +144,33 @@ class Ctx:
         *,
         correlation_id: str,
         host: str | None = None,
+        network: str | None = None,
         severity: str = "info",
     ) -> None:
-        """EventSink: printed on stderr at once, one line each unless --json, and stored in
-        batches (``EventBuffer``: stored before the command records outcomes and exits)."""
-        if not self.json:
-            print(message, file=self.err, flush=True)
-        self.events.emit(message, correlation_id=correlation_id, host=host, severity=severity)
+        """EventSink: printed on stderr at once, one line each (above the bar on a terminal),
+        kept for the command's JSON, and stored in batches (``EventBuffer``: stored before
+        the command records outcomes and exits)."""
+        self.screen.line(message, style=_STYLES.get(severity))
+        event = self.events.emit(
+            message, correlation_id=correlation_id, host=host, network=network, severity=severity
+        )
+        self.emitted.append(event)
+
+    def events_json(self) -> list[dict[str, Any]]:
+        """The command's events as its JSON output carries them."""
+        return [event_json(e) for e in self.emitted]
 
     def print(self, text: str = "") -> None:
-        print(text, file=self.out)
+        # stdout and the bar share the terminal: the bar goes first.
+        self.screen.end()
+        print(text, file=self.out, flush=True)
 
     def print_json(self, doc: Any) -> None:
+        self.screen.end()
         print(json.dumps(doc, indent=2, sort_keys=True, default=str), file=self.out)
+
+
+_STYLES = {"error": "red", "warning": "yellow"}
 
 
 def table(ctx: Ctx, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -174,14 +204,18 @@ async def probe(ctx: Ctx, hosts: Sequence[Host]) -> dict[str, Probe]:
     # a refresh are CPU-bound on both ends: more of them in flight keeps both busy (500
     # hosts: refresh 0.95 -> 0.5-0.8 s at --parallel 50), PROBE_PARALLEL keeps it sane.
     gate = asyncio.Semaphore(max(ctx.parallel, PROBE_PARALLEL))
+    bar = ctx.bar(f"reading {len(hosts)} hosts", len(hosts))
 
     async def one(host: Host, transport: Transport) -> Probe:
         async with gate:
+            bar.running()
             client = AgentClient(endpoint(host), transport, timeout=ctx.read_timeout)
             try:
                 caps = await client.call("Host.getCapabilities")
             except AgentError as exc:
+                bar.finished(False)
                 return Probe(host.name, None, None, str(exc))
+        bar.finished(isinstance(caps, dict))
         if not isinstance(caps, dict):
             return Probe(host.name, None, None, "bad response: capabilities not an object")
         version = caps.get("software_version")
@@ -258,7 +292,12 @@ def push(
     if not atts:
         return Push(net.name, [])
     if not dc.supports_network_updates:
-        ctx.emit(unsupported_dc_event(net.name, dc.name), correlation_id=cid, severity="warning")
+        ctx.emit(
+            unsupported_dc_event(net.name, dc.name),
+            correlation_id=cid,
+            network=net.name,
+            severity="warning",
+        )
         return Push(net.name, [], unsupported_dc=dc.name)
     hosts = {h.name: h for h in ctx.store.list_hosts()} if len(atts) > 1 else {}
     changes = [
@@ -269,6 +308,8 @@ def push(
         )
         for att in atts
     ]
+
+    bar = ctx.bar(f"network {net.name}", len(changes))
 
     async def run() -> list[HostOutcome]:
         async with _flushing(ctx):
@@ -281,7 +322,7 @@ def push(
                 events=ctx,
                 connectivity_timeout=ctx.timeout,
                 call_timeout=ctx.call_timeout,
-                progress=not ctx.json,
+                bar=bar,
             )
 
     outcomes = ctx.run(run())
@@ -323,9 +364,12 @@ def report(ctx: Ctx, pushes: Sequence[Push], cid: str, action: str) -> int:
     if ctx.json:
         docs = [p.to_json(cid) for p in pushes]
         ctx.print_json(
-            docs[0] | {"action": action}
-            if len(docs) == 1
-            else {"action": action, "correlation_id": cid, "networks": docs}
+            (
+                docs[0] | {"action": action}
+                if len(docs) == 1
+                else {"action": action, "correlation_id": cid, "networks": docs}
+            )
+            | {"events": ctx.events_json()}
         )
     else:
         for p in pushes:
@@ -352,6 +396,7 @@ def report_all(
                 "action": action,
                 "correlation_id": cid,
                 "networks": [p.to_json(cid or "") for p in pushes],
+                "events": ctx.events_json(),
             }
         )
     else:
@@ -362,9 +407,12 @@ def report_all(
 
 
 def start(ctx: Ctx) -> str:
+    """A new correlation id, printed (unless --json), and the bar shown at once (on a
+    terminal), before any host is asked anything."""
     cid = CORRELATION_ID.get() or str(uuid.uuid4())
     if not ctx.json:
         ctx.print(f"correlation id: {cid}")
+        ctx.screen.begin("starting")
     return cid
 
 

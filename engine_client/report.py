@@ -1,19 +1,17 @@
-"""What the operator sees of a rollout: a progress bar while it runs (on a terminal only) and a
-per-host summary at the end, as a table or as JSON (``--json``).
+"""What the operator sees at the end of a rollout: a per-host summary, as a table or as JSON
+(``--json``). The bar while it runs is ``screen.py``'s.
 
-rich is imported only when a bar or a table is drawn: ~55 ms of the command's start that a
-``--json`` run or a script (no terminal) never needs."""
+rich is imported only when a table is drawn: ~55 ms of the command's start that a ``--json``
+run never needs."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
     from rich.table import Table
 
 
@@ -26,64 +24,6 @@ class OutcomeLike(Protocol):
     def failure(self) -> str | None: ...
     @property
     def seconds(self) -> float: ...
-
-
-class RolloutProgress:
-    """A progress bar on stderr, shown only when stderr is a terminal (and ``enabled``); a
-    no-op otherwise, so scripts and logs get the events and the summary, not bar redraws."""
-
-    def __init__(
-        self, description: str, total: int, *, enabled: bool = True, stream: TextIO | None = None
-    ) -> None:
-        out = stream if stream is not None else sys.stderr
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self._failed = 0
-        if enabled and out.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[failed]} failed"),
-                TimeElapsedColumn(),
-                console=Console(file=out),
-                transient=False,
-            )
-            self._task = self._progress.add_task(description, total=total, failed=0)
-
-    @property
-    def active(self) -> bool:
-        return self._progress is not None
-
-    def finished(self, ok: bool) -> None:
-        if self._progress is None:
-            return
-        if not ok:
-            self._failed += 1
-        self._progress.update(self._task, advance=1, failed=self._failed)
-
-    def __enter__(self) -> RolloutProgress:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 def summary_table(outcomes: Sequence[OutcomeLike], *, title: str | None = None) -> Table:

@@ -115,6 +115,11 @@ MIGRATIONS: tuple[str, ...] = (
         created REAL NOT NULL
     );
     """,
+    # The network an event is about, for ``events --network``.
+    """
+    ALTER TABLE event ADD COLUMN network TEXT;
+    CREATE INDEX event_network ON event(network);
+    """,
 )
 
 
@@ -183,6 +188,7 @@ def _event(row: sqlite3.Row) -> Event:
         host=row["host"],
         severity=row["severity"],
         message=row["message"],
+        network=row["network"],
     )
 
 
@@ -613,14 +619,15 @@ class Store:
         *,
         correlation_id: str | None,
         host: str | None = None,
+        network: str | None = None,
         severity: str = "info",
         when: float | None = None,
     ) -> Event:
         stamp = time.time() if when is None else when
         cur = self._conn.execute(
-            "INSERT INTO event (time, correlation_id, host, severity, message)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (stamp, correlation_id, host, severity, message),
+            "INSERT INTO event (time, correlation_id, host, network, severity, message)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (stamp, correlation_id, host, network, severity, message),
         )
         return Event(
             id=int(cur.lastrowid or 0),
@@ -629,15 +636,19 @@ class Store:
             host=host,
             severity=severity,
             message=message,
+            network=network,
         )
 
     def add_events(self, events: Sequence[PendingEvent]) -> None:
         """Store a batch of events, in order, in one transaction (one fsync)."""
         with self.transaction():
             self._conn.executemany(
-                "INSERT INTO event (time, correlation_id, host, severity, message)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(e.time, e.correlation_id, e.host, e.severity, e.message) for e in events],
+                "INSERT INTO event (time, correlation_id, host, network, severity, message)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (e.time, e.correlation_id, e.host, e.network, e.severity, e.message)
+                    for e in events
+                ],
             )
 
     def emit(
@@ -646,17 +657,43 @@ class Store:
         *,
         correlation_id: str,
         host: str | None = None,
+        network: str | None = None,
         severity: str = "info",
     ) -> None:
-        self.add_event(message, correlation_id=correlation_id, host=host, severity=severity)
+        self.add_event(
+            message, correlation_id=correlation_id, host=host, network=network, severity=severity
+        )
+
+    def last_event_id(self) -> int:
+        row = self._conn.execute("SELECT MAX(id) FROM event").fetchone()
+        return int(row[0] or 0)
 
     def list_events(
-        self, *, correlation_id: str | None = None, limit: int | None = None
+        self,
+        *,
+        correlation_id: str | None = None,
+        host: str | None = None,
+        network: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
     ) -> list[Event]:
+        """Oldest first: the last ``limit`` events (all by default) with an id above
+        ``after`` that match every filter given."""
         rows = self._all(
-            "SELECT * FROM (SELECT * FROM event WHERE (? IS NULL OR correlation_id = ?)"
+            "SELECT * FROM (SELECT * FROM event WHERE id > ?"
+            " AND (? IS NULL OR correlation_id = ?) AND (? IS NULL OR host = ?)"
+            " AND (? IS NULL OR network = ?)"
             " ORDER BY id DESC LIMIT ?) ORDER BY id",
-            (correlation_id, correlation_id, -1 if limit is None else limit),
+            (
+                after,
+                correlation_id,
+                correlation_id,
+                host,
+                host,
+                network,
+                network,
+                -1 if limit is None else limit,
+            ),
         )
         return [_event(r) for r in rows]
 

@@ -1,11 +1,20 @@
-"""The wire to the agents: JSON-RPC POSTs over HTTP/1.1 keep-alive connections, TLS with
-client certificates (``https://``), plain (``http://``) or a Unix socket (``unix://``).
+"""The wire to the agents: JSON-RPC POSTs through aiohttp's HTTP client, over TLS with client
+certificates (``https://``), plain HTTP (``http://``) or a Unix socket (``unix://``).
 
-A small client of its own rather than aiohttp's: the engine client only ever POSTs one small
-JSON body and reads one Content-Length (or chunked) answer, and at hundreds of hosts the
-general client was the largest cost after the TLS handshakes: ~0.2 ms of CPU more per request
-(one ``network update`` makes 2-3 per host) and ~0.16 s of every command's start (importing
-it, and the default certificate store it loads at import).
+Each agent (endpoint URL) gets a ``ClientSession`` of its own whose connector keeps at most
+``limit_per_host`` keep-alive connections to it: the connection a host's capabilities were read
+on carries its setupNetworks, the confirmations get a second one, and ``release(endpoint)``
+closes that agent's connections when its work is done (each idle TLS connection holds ~0.27 MiB
+of asyncio buffers; a rollout to 1000 hosts would otherwise end with 2000 of them). Past
+``limit`` agents the least recently used idle ones are closed.
+
+No TLS session resumption: the standard library offers a session only through
+``SSLObject.session`` of a finished connection, and reading it from one still handshaking (as
+an earlier client of our own did, to resume the confirmations' connection) fails at random
+under load with "i2d() failed (code -1)". A full mutual-TLS handshake is ~1 ms of CPU per end.
+
+aiohttp is imported on first use: it costs ~0.1 s of start (and loads the default certificate
+store) that commands which never talk to an agent (``--help``, ``dc add``) do not pay.
 
 Every failure is an ``AgentError``: -1 unreachable, -2 timeout, -3 bad response, -4 TLS.
 """
@@ -19,206 +28,52 @@ import json
 import os
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from engine_client.agent_client import (
     BAD_RESPONSE,
-    CURRENT_AGENT,
     JSONRPC_PATH,
     TIMEOUT,
     TLS,
     UNREACHABLE,
     AgentError,
     Endpoint,
-    ResumingContext,
     tls_context,
 )
 
+if TYPE_CHECKING:
+    import aiohttp
+
 PROBE_SECONDS: Final = 1.0
-MAX_HEAD: Final = 64 * 1024  # bytes of status line and headers before the answer is refused
 # An agent's largest answer, capabilities of a host with thousands of networks, is a few MiB;
 # past this the answer is refused rather than buffered without end.
 MAX_BODY: Final = 64 * 1024 * 1024
+# Idle connections are closed after this (a long rollout reuses a host's capabilities read
+# connection for its setupNetworks); the agent closes them after its `[rpc] idle_timeout`
+# (30 s by default), so the engine gives up first and never sends a request on a connection
+# the agent is closing at that moment.
+KEEPALIVE_SECONDS: Final = 20.0
+READ_CHUNK: Final = 1 << 16
 
-
-class _Closed(Exception):
-    """The connection ended before the whole answer came."""
-
-
-class _BadHttp(Exception):
-    """The answer is not HTTP/1.x as we speak it."""
-
-
-@dataclass
-class _Response:
-    status: int
-    reason: str
-    body: bytes
-    keep_alive: bool
-
-
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: one request at a time, the answer parsed as it arrives."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self._buf = bytearray()
-        self._waiter: asyncio.Future[_Response] | None = None
-        self._head: tuple[int, str, dict[str, str]] | None = None
-        self._head_len = 0
-
-    # -- asyncio.Protocol -------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        if self._waiter is None or self._waiter.done():
-            # Nothing asked for: a server talking out of turn; the connection is not reusable.
-            self.close()
-            return
-        self._buf += data
-        try:
-            response = self._parse()
-        except _BadHttp as exc:
-            self._waiter.set_exception(exc)
-            self.close()
-            return
-        if response is not None:
-            self._waiter.set_result(response)
-
-    def eof_received(self) -> bool | None:
-        return None  # close the transport; connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self._waiter is not None and not self._waiter.done():
-            if self._head is not None and self._until_close():
-                self._waiter.set_result(self._response(bytes(self._buf[self._head_len :]), False))
-            else:
-                closed = _Closed("connection closed before the end of the answer")
-                closed.__cause__ = exc
-                self._waiter.set_exception(closed)
-
-    # -- requests -----------------------------------------------------------------------
-
-    async def request(self, data: bytes) -> _Response:
-        assert self.transport is not None and self._waiter is None
-        self._waiter = asyncio.get_running_loop().create_future()
-        self._buf.clear()
-        self._head = None
-        try:
-            self.transport.write(data)
-            return await self._waiter
-        finally:
-            self._waiter = None
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    # -- parsing ------------------------------------------------------------------------
-
-    def _parse(self) -> _Response | None:
-        if self._head is None:
-            end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buf) > MAX_HEAD:
-                    raise _BadHttp(f"headers longer than {MAX_HEAD} bytes")
-                return None
-            self._head = _parse_head(bytes(self._buf[:end]))
-            self._head_len = end + 4
-        headers = self._head[2]
-        if len(self._buf) > self._head_len + MAX_BODY + MAX_HEAD:  # chunk framing included
-            raise _BadHttp(f"answer longer than {MAX_BODY} bytes")
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = _dechunk(self._buf, self._head_len)
-            return None if body is None else self._response(body, self._keep_alive())
-        length = headers.get("content-length")
-        if length is None:
-            return None  # until the server closes (connection_lost)
-        if not length.isdigit():
-            raise _BadHttp(f"Content-Length: {length!r}")
-        if int(length) > MAX_BODY:
-            raise _BadHttp(f"Content-Length {length} is over {MAX_BODY} bytes")
-        end = self._head_len + int(length)
-        if len(self._buf) < end:
-            return None
-        return self._response(bytes(self._buf[self._head_len : end]), self._keep_alive())
-
-    def _until_close(self) -> bool:
-        assert self._head is not None
-        headers = self._head[2]
-        return "content-length" not in headers and "transfer-encoding" not in headers
-
-    def _keep_alive(self) -> bool:
-        assert self._head is not None
-        return self._head[2].get("connection", "").lower() != "close"
-
-    def _response(self, body: bytes, keep_alive: bool) -> _Response:
-        assert self._head is not None
-        status, reason, _ = self._head
-        return _Response(status, reason, body, keep_alive)
-
-
-def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or not code.isdigit():
-        raise _BadHttp(f"status line {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise _BadHttp(f"header line {line[:80]!r}")
-        headers[name.strip().lower()] = value.strip()
-    if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
-        headers["connection"] = "close"
-    return int(code), reason, headers
-
-
-def _dechunk(buf: bytearray, start: int) -> bytes | None:
-    """The body of a complete chunked answer in ``buf[start:]``, or None while incomplete."""
-    out = bytearray()
-    pos = start
-    while True:
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        size_text = bytes(buf[pos:eol]).split(b";")[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise _BadHttp(f"chunk size {size_text[:20]!r}") from None
-        if size == 0:
-            # Trailers (none expected) end with an empty line.
-            return bytes(out) if buf.find(b"\r\n\r\n", eol) >= 0 else None
-        if len(buf) < eol + 2 + size + 2:
-            return None
-        out += buf[eol + 2 : eol + 2 + size]
-        pos = eol + 2 + size + 2
+SCHEMES: Final = ("https", "http", "unix")
 
 
 @dataclass
 class _Agent:
-    """One agent's connections: idle ones (most recent last) and how many are in use."""
+    """One agent's session and how many requests are using it."""
 
-    first: str  # the request line and Host header
-    slots: asyncio.Semaphore
-    idle: list[_Connection] = field(default_factory=list)
+    session: aiohttp.ClientSession
+    url: str  # where the JSON-RPC POSTs go
     busy: int = 0
 
 
 class HttpTransport:
-    """The real transport: per agent (URL or Unix socket path) up to ``limit_per_host``
-    keep-alive connections; past ``limit`` agents the least recently used idle ones are
-    closed. ``release(endpoint)`` closes one agent's connections, ``close()`` all."""
+    """The real transport (``agent_client.Transport``). ``limit``: agents whose idle
+    connections are kept; ``limit_per_host``: connections to one agent at once (a rollout
+    needs two: setupNetworks and the confirmations); ``connect_timeout``: seconds to set up a
+    connection, TLS handshake included (bounded by the request's own timeout too)."""
 
     def __init__(
         self, *, limit: int = 100, limit_per_host: int = 4, connect_timeout: float = 10.0
@@ -227,9 +82,10 @@ class HttpTransport:
         self._limit_per_host = limit_per_host
         self._connect_timeout = connect_timeout
         self._agents: dict[str, _Agent] = {}  # least recently used first
-        self._contexts: dict[tuple[str | None, str | None, str | None], ResumingContext] = {}
+        self._contexts: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # evicted agents' sessions
 
-    def _context(self, endpoint: Endpoint) -> ResumingContext:
+    def _context(self, endpoint: Endpoint) -> ssl.SSLContext:
         key = (endpoint.cert, endpoint.key, endpoint.ca)
         ctx = self._contexts.get(key)
         if ctx is None:
@@ -244,58 +100,45 @@ class HttpTransport:
             self._contexts[key] = ctx
         return ctx
 
-    async def release(self, endpoint: Endpoint) -> None:
-        """Close the idle connections to this endpoint (its work is done)."""
-        for ctx in self._contexts.values():
-            ctx.forget(endpoint.url)
-        agent = self._agents.pop(endpoint.url, None)
-        if agent is not None:
-            _close_all(agent.idle)
-
-    async def preconnect(self, endpoint: Endpoint, timeout: float) -> None:
-        """Open one more idle connection to this agent, for a request about to need it (the
-        confirmations, while setupNetworks holds the first one): its TLS handshake then
-        overlaps the agent's apply instead of delaying the first confirmation, and at
-        --parallel 500 the 500 handshakes are not all made at the moment of confirming."""
-        if endpoint.scheme not in ("https", "http"):
-            return
-        ssl_ctx = self._context(endpoint) if endpoint.scheme == "https" else None
-        agent = self._agent(endpoint)
-        if agent.idle or agent.busy >= self._limit_per_host:
-            return
-        agent.busy += 1
-        token = CURRENT_AGENT.set(endpoint.url)
-        try:
-            conn = await self._connect(endpoint, ssl_ctx, min(timeout, self._connect_timeout))
-        finally:
-            CURRENT_AGENT.reset(token)
-            agent.busy -= 1
-        if self._agents.get(endpoint.url) is agent and not conn.closed:
-            agent.idle.append(conn)
-        else:
-            conn.close()
-
-    async def close(self) -> None:
-        agents = list(self._agents.values())
-        self._agents.clear()
-        for agent in agents:
-            _close_all(agent.idle)
-        # Let the transports run their close callbacks (and TLS close_notify) before the
-        # loop goes away.
-        await asyncio.sleep(0)
-
-    async def __aenter__(self) -> HttpTransport:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     def _agent(self, endpoint: Endpoint) -> _Agent:
-        url = endpoint.url
-        agent = self._agents.pop(url, None)
+        import aiohttp
+
+        agent = self._agents.pop(endpoint.url, None)
         if agent is None:
-            agent = _Agent(_request_line(endpoint), asyncio.Semaphore(self._limit_per_host))
-        self._agents[url] = agent  # most recently used last
+            connector: aiohttp.BaseConnector
+            per_host = self._limit_per_host
+            if endpoint.scheme == "unix":
+                connector = aiohttp.UnixConnector(
+                    path=endpoint.socket_path,
+                    limit=per_host,
+                    limit_per_host=per_host,
+                    keepalive_timeout=KEEPALIVE_SECONDS,
+                )
+                # The host is ignored on a Unix socket, but HTTP/1.1 requires one.
+                url = f"http://localhost{JSONRPC_PATH}"
+            else:
+                ssl_ctx: ssl.SSLContext | bool = (
+                    self._context(endpoint) if endpoint.scheme == "https" else False
+                )
+                connector = aiohttp.TCPConnector(
+                    ssl=ssl_ctx,
+                    limit=per_host,
+                    limit_per_host=per_host,
+                    keepalive_timeout=KEEPALIVE_SECONDS,
+                )
+                parts = urlsplit(endpoint.url)
+                url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}{JSONRPC_PATH}"
+            session = aiohttp.ClientSession(
+                connector=connector,
+                # Bounds of our own (asyncio.timeout around each request) say which host and
+                # how long; aiohttp's are only the connection's set-up.
+                timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_timeout),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            )
+            agent = _Agent(session, url)
+        self._agents[endpoint.url] = agent  # most recently used last
+        evicted = []
         excess = len(self._agents) - self._limit
         for other_url in list(self._agents):
             if excess <= 0:
@@ -304,62 +147,81 @@ class HttpTransport:
             if other.busy == 0 and other is not agent:
                 excess -= 1
                 del self._agents[other_url]
-                _close_all(other.idle)
+                evicted.append(other.session)
+        for session in evicted:
+            # Closed without making the request that evicted it wait.
+            task = asyncio.get_running_loop().create_task(session.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         return agent
+
+    async def release(self, endpoint: Endpoint) -> None:
+        """Close this agent's connections (its work is done)."""
+        agent = self._agents.get(endpoint.url)
+        if agent is not None and agent.busy == 0:
+            del self._agents[endpoint.url]
+            await agent.session.close()
+
+    async def close(self) -> None:
+        agents = list(self._agents.values())
+        self._agents.clear()
+        for agent in agents:
+            await agent.session.close()
+        await asyncio.gather(*self._closing)
+
+    async def __aenter__(self) -> HttpTransport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def post(
         self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> bytes:
-        scheme = endpoint.scheme
-        if scheme not in ("https", "http", "unix"):
+        if endpoint.scheme not in SCHEMES:
             raise AgentError(
                 UNREACHABLE,
                 f"endpoint.url: expected https://, http:// or unix://, got {endpoint.url!r}",
             )
-        ssl_ctx = self._context(endpoint) if scheme == "https" else None
+        if endpoint.scheme != "unix" and urlsplit(endpoint.url).hostname is None:
+            raise AgentError(UNREACHABLE, f"{endpoint.url}: no host name in the URL")
         agent = self._agent(endpoint)
-        where = endpoint.url
         agent.busy += 1
-        token = CURRENT_AGENT.set(endpoint.url)
         try:
-            async with asyncio.timeout(timeout), agent.slots:
-                response = await self._exchange(agent, endpoint, ssl_ctx, body, headers, timeout)
+            async with asyncio.timeout(timeout):
+                return await self._exchange(agent, endpoint, body, headers)
         except TimeoutError as exc:
-            raise AgentError(TIMEOUT, f"{where}: timed out after {timeout:g} s") from exc
+            raise AgentError(TIMEOUT, f"{endpoint.url}: timed out after {timeout:g} s") from exc
         finally:
-            CURRENT_AGENT.reset(token)
             agent.busy -= 1
-        if response.status != 200 and not _looks_like_jsonrpc(response.body):
-            raise AgentError(
-                BAD_RESPONSE, f"{where}: bad response: HTTP {response.status} {response.reason}"
-            )
-        return response.body
 
     async def _exchange(
-        self,
-        agent: _Agent,
-        endpoint: Endpoint,
-        ssl_ctx: ResumingContext | None,
-        body: bytes,
-        headers: Mapping[str, str],
-        timeout: float,
-    ) -> _Response:
+        self, agent: _Agent, endpoint: Endpoint, body: bytes, headers: Mapping[str, str]
+    ) -> bytes:
+        import aiohttp
+
         where = endpoint.url
-        while agent.idle and agent.idle[-1].closed:
-            agent.idle.pop()
-        conn = agent.idle.pop() if agent.idle else None
-        if conn is None:
-            conn = await self._connect(endpoint, ssl_ctx, min(timeout, self._connect_timeout))
-        done = False
         try:
-            response = await conn.request(_request_bytes(agent.first, body, headers))
-            done = True
-        except _BadHttp as exc:
-            raise AgentError(BAD_RESPONSE, f"{where}: bad response: {exc}") from exc
-        except _Closed as exc:
+            async with agent.session.post(agent.url, data=body, headers=headers) as resp:
+                data = await _read_capped(resp, where)
+                status, reason = resp.status, resp.reason
+        except AgentError:
+            raise
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise AgentError(TLS, f"{where}: TLS: {_tls_reason(exc.certificate_error)}") from exc
+        except aiohttp.ClientConnectorSSLError as exc:
+            raise AgentError(TLS, f"{where}: TLS: {_tls_reason(exc.os_error)}") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise AgentError(
+                UNREACHABLE, f"cannot connect to {where}: {_os_reason(exc.os_error)}"
+            ) from exc
+        except aiohttp.ClientResponseError as exc:  # not HTTP as aiohttp reads it
+            raise AgentError(BAD_RESPONSE, f"{where}: bad response: {exc.message}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            # Closed or reset after the connection was made: the answer did not come whole.
             err = _closed_or_tls(where, exc)
-            if err.code == BAD_RESPONSE and ssl_ctx is not None and (
-                await self._rejects_tls(endpoint, ssl_ctx)
+            if err.code == BAD_RESPONSE and endpoint.scheme == "https" and (
+                await _rejects_tls(endpoint, self._context(endpoint))
             ):
                 err = AgentError(
                     TLS,
@@ -367,104 +229,62 @@ class HttpTransport:
                     "(client certificate missing or not signed by the agent's CA)",
                 )
             raise err from exc
-        finally:
-            # A request cut short (timeout, cancellation, error) leaves an answer on the way:
-            # that connection cannot carry another request.
-            if not done:
-                conn.close()
-        # Kept unless the agent was released meanwhile (its work is done).
-        if response.keep_alive and not conn.closed and self._agents.get(where) is agent:
-            agent.idle.append(conn)
-        else:
-            conn.close()
-        return response
-
-    async def _connect(
-        self, endpoint: Endpoint, ssl_ctx: ResumingContext | None, timeout: float
-    ) -> _Connection:
-        loop = asyncio.get_running_loop()
-        where = endpoint.url
-        try:
-            async with asyncio.timeout(timeout):
-                if endpoint.scheme == "unix":
-                    _, conn = await loop.create_unix_connection(
-                        _Connection, endpoint.socket_path
-                    )
-                else:
-                    parts = urlsplit(endpoint.url)
-                    if parts.hostname is None:
-                        raise AgentError(UNREACHABLE, f"{where}: no host name in the URL")
-                    port = parts.port or (443 if ssl_ctx is not None else 80)
-                    _, conn = await loop.create_connection(
-                        _Connection,
-                        parts.hostname,
-                        port,
-                        ssl=ssl_ctx,
-                        server_hostname=parts.hostname if ssl_ctx is not None else None,
-                    )
-        except TimeoutError as exc:
-            raise AgentError(TIMEOUT, f"{where}: timed out after {timeout:g} s") from exc
-        except ssl.SSLError as exc:
-            raise AgentError(TLS, f"{where}: TLS: {_tls_reason(exc)}") from exc
-        except (OSError, ValueError) as exc:
-            if _find_ssl_error(exc) is not None:
-                raise AgentError(TLS, f"{where}: TLS: {_tls_reason(exc)}") from exc
-            raise AgentError(UNREACHABLE, f"cannot connect to {where}: {_os_reason(exc)}") from exc
-        return conn
-
-    async def _rejects_tls(self, endpoint: Endpoint, ssl_ctx: ResumingContext) -> bool:
-        """Whether the agent drops a fresh TLS connection on which nothing was sent yet.
-
-        With TLS 1.3 the server verifies the client certificate after the client has finished
-        its handshake, and an asyncio server aborts without an alert: the client only sees a
-        closed or reset connection on its first request. A healthy server instead waits for
-        the request, so a quiet connection that stays open means the failure was not TLS.
-        """
-        parts = urlsplit(endpoint.url)
-        if parts.hostname is None:
-            return False
-        # A full handshake: a resumed one would not ask for the client certificate again.
-        CURRENT_AGENT.set(None)
-        try:
-            async with asyncio.timeout(PROBE_SECONDS):
-                reader, writer = await asyncio.open_connection(
-                    parts.hostname,
-                    parts.port or 443,
-                    ssl=ssl_ctx,
-                    server_hostname=parts.hostname,
-                )
-        except (OSError, TimeoutError):
-            return False
-        try:
-            async with asyncio.timeout(PROBE_SECONDS):
-                return await reader.read(1) == b""
-        except TimeoutError:
-            return False
-        except OSError:  # reset, or an alert surfacing as ssl.SSLError
-            return True
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        if status != 200 and not _looks_like_jsonrpc(data):
+            raise AgentError(BAD_RESPONSE, f"{where}: bad response: HTTP {status} {reason}")
+        return data
 
 
-def _close_all(conns: list[_Connection]) -> None:
-    for conn in conns:
-        conn.close()
-    conns.clear()
+async def _read_capped(resp: aiohttp.ClientResponse, where: str) -> bytes:
+    """The whole body, refused past ``MAX_BODY`` (the connection is then closed: the rest of
+    the answer is still on its way)."""
+    length = resp.content_length
+    if length is not None and length > MAX_BODY:
+        resp.close()
+        raise AgentError(
+            BAD_RESPONSE, f"{where}: bad response: Content-Length {length} is over {MAX_BODY} bytes"
+        )
+    if length is not None:
+        return await resp.read()
+    data = bytearray()
+    async for chunk in resp.content.iter_chunked(READ_CHUNK):
+        data += chunk
+        if len(data) > MAX_BODY:
+            resp.close()
+            raise AgentError(
+                BAD_RESPONSE, f"{where}: bad response: answer longer than {MAX_BODY} bytes"
+            )
+    return bytes(data)
 
 
-def _request_line(endpoint: Endpoint) -> str:
-    if endpoint.scheme == "unix":
-        # The host is ignored on a Unix socket, but HTTP/1.1 requires one.
-        return f"POST {JSONRPC_PATH} HTTP/1.1\r\nHost: localhost\r\n"
+async def _rejects_tls(endpoint: Endpoint, ssl_ctx: ssl.SSLContext) -> bool:
+    """Whether the agent drops a fresh TLS connection on which nothing was sent yet.
+
+    With TLS 1.3 the server verifies the client certificate after the client has finished its
+    handshake, and an asyncio server aborts without an alert: the client only sees a closed or
+    reset connection on its first request. A healthy server instead waits for the request, so
+    a quiet connection that stays open means the failure was not TLS.
+    """
     parts = urlsplit(endpoint.url)
-    return f"POST {parts.path.rstrip('/')}{JSONRPC_PATH} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-
-
-def _request_bytes(first: str, body: bytes, headers: Mapping[str, str]) -> bytes:
-    lines = [f"{first}Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    if parts.hostname is None:
+        return False
+    try:
+        async with asyncio.timeout(PROBE_SECONDS):
+            reader, writer = await asyncio.open_connection(
+                parts.hostname, parts.port or 443, ssl=ssl_ctx, server_hostname=parts.hostname
+            )
+    except (OSError, TimeoutError):
+        return False
+    try:
+        async with asyncio.timeout(PROBE_SECONDS):
+            return await reader.read(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:  # reset, or an alert surfacing as ssl.SSLError
+        return True
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 def _os_reason(exc: BaseException) -> str:

@@ -4,6 +4,9 @@ store contents, agent calls, event texts (SPEC §2.3, verbatim), exit codes, --j
 from __future__ import annotations
 
 import json
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 
 from engine_client.cli import main
 from engine_client.store import Store
+from tests.pki_helpers import CA, Issued, issue, make_ca
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 
 H1, H2 = "https://10.9.0.1:54321", "https://10.9.0.2:54321"
@@ -55,26 +59,25 @@ def cli(tmp_path: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[
     return Cli(tmp_path / "engine.db", transport, capsys)
 
 
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsSet:
+    d = tmp_path_factory.mktemp("pki")
+    ca, other = make_ca(d, "ca"), make_ca(d, "other")
+    return TlsSet(ca, issue(ca, "engine"), issue(other, "stranger"))
+
+
+@dataclass(frozen=True)
+class TlsSet:
+    ca: CA
+    engine: Issued
+    stranger: Issued  # of another CA
+
+
 @pytest.fixture
-def dc(cli: Cli) -> Cli:
+def dc(cli: Cli, tls: TlsSet) -> Cli:
     assert cli("dc", "add", "dc1", "--version", "4.7") == 0
-    assert (
-        cli(
-            "host",
-            "add",
-            "h1",
-            H1,
-            "--dc",
-            "dc1",
-            "--cert",
-            "c.pem",
-            "--key",
-            "k.pem",
-            "--ca",
-            "ca.pem",
-        )
-        == 0
-    )
+    files = ["--cert", str(tls.engine.cert), "--key", str(tls.engine.key), "--ca", str(tls.ca.cert)]
+    assert cli("host", "add", "h1", H1, "--dc", "dc1", *files) == 0
     assert cli("host", "add", "h2", H2, "--dc", "dc1") == 0
     assert cli("network", "add", "red", "--dc", "dc1", "--vlan", "100") == 0
     return cli
@@ -124,6 +127,10 @@ def test_db_from_environment(
             "cert/key: expected both or neither, got cert='c.pem' key=None",
         ),
         (
+            ["host", "add", "h", H1, "--dc", "dc1", "--ca", "nope/ca.pem"],
+            "ca: no such file: /",
+        ),
+        (
             ["network", "add", "n", "--dc", "dc1", "--vlan", "5000"],
             "networks.n.vlan: expected 0-4094, got 5000",
         ),
@@ -151,6 +158,63 @@ def test_usage_errors_exit_2(dc: Cli, argv: list[str], message: str) -> None:
     assert not setup_calls(dc, H1)
 
 
+def test_host_add_stores_absolute_tls_paths(
+    cli: Cli, tls: TlsSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("dc", "add", "dc1", "--version", "4.7") == 0
+    monkeypatch.chdir(tls.ca.directory)
+    code, out = cli.json(
+        "host", "add", "h1", H1, "--dc", "dc1",
+        "--cert", "engine.pem", "--key", "./engine-key.pem", "--ca", "../ca/ca.pem",
+    )  # fmt: skip
+    assert code == 0, cli.err
+    expected = (str(tls.engine.cert), str(tls.engine.key), str(tls.ca.cert))
+    assert (out["cert"], out["key"], out["ca"]) == expected
+    with cli.store() as store:
+        host = store.get_host("h1")
+    assert (host.cert, host.key, host.ca) == expected
+    assert all(os.path.isabs(p) for p in expected)
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            lambda t, d: ["--cert", "none.pem", "--key", str(t.engine.key)],
+            lambda t, d: f"cert: no such file: {d / 'none.pem'}",
+        ),
+        (
+            lambda t, d: ["--cert", str(t.engine.cert), "--key", str(d)],
+            lambda t, d: f"key: not a regular file: {d}",
+        ),
+        (  # a key that is not the certificate's
+            lambda t, d: ["--cert", str(t.engine.cert), "--key", str(t.stranger.key)],
+            lambda t, d: f"cert/key: cannot load the certificate {t.engine.cert} with the key "
+            f"{t.stranger.key}: key values mismatch",
+        ),
+        (  # a key where the CA should be
+            lambda t, d: ["--ca", str(t.engine.key)],
+            lambda t, d: f"ca: cannot load CA certificates from {t.engine.key}",
+        ),
+        (
+            lambda t, d: ["--cert", "junk.pem", "--key", str(t.engine.key)],
+            lambda t, d: f"cert/key: cannot load the certificate {d / 'junk.pem'}",
+        ),
+    ],
+)
+def test_host_add_refuses_tls_files_that_do_not_load(
+    cli: Cli, tls: TlsSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    files: Any, message: Any,
+) -> None:
+    assert cli("dc", "add", "dc1", "--version", "4.7") == 0
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    assert cli("host", "add", "h1", H1, "--dc", "dc1", *files(tls, tmp_path)) == 2
+    assert f"error: {message(tls, tmp_path)}" in cli.err
+    with cli.store() as store:
+        assert store.list_hosts() == []
+
+
 def test_argparse_errors_exit_2(dc: Cli) -> None:
     assert dc("frobnicate") == 2
     assert dc("network", "attach", "red", "h1") == 2  # one of --nic/--bond/--isolated
@@ -159,7 +223,7 @@ def test_argparse_errors_exit_2(dc: Cli) -> None:
 # -- attach, update, events ------------------------------------------------------------
 
 
-def test_attach_configures_host_with_one_correlation_id(dc: Cli) -> None:
+def test_attach_configures_host_with_one_correlation_id(dc: Cli, tls: TlsSet) -> None:
     assert dc("network", "attach", "red", "h1", "--nic", "eth1") == 0
     assert setup_calls(dc, H1) == [
         {"red": {"nic": "eth1", "vlan": 100, "mtu": 1500, "bridged": True}}
@@ -184,7 +248,9 @@ def test_attach_configures_host_with_one_correlation_id(dc: Cli) -> None:
         assert {e.correlation_id for e in s.list_events()} == {cid}
     # the engine's client certificate goes with every call to that host
     endpoint, headers = dc.transport.calls[0].endpoint, dc.transport.calls[0].headers
-    assert (endpoint.cert, endpoint.key, endpoint.ca) == ("c.pem", "k.pem", "ca.pem")
+    assert (endpoint.cert, endpoint.key, endpoint.ca) == (
+        str(tls.engine.cert), str(tls.engine.key), str(tls.ca.cert)
+    )
     assert headers["X-Correlation-Id"] == cid
 
 
@@ -206,8 +272,15 @@ def test_update_pushes_to_every_host(attached: Cli) -> None:
     assert setup_calls(attached, H2)[-1] == {
         "red": {"nic": "eth2", "vlan": 200, "mtu": 9000, "bridged": True}
     }
-    assert attached.err == ""  # --json: events are stored, not printed
     events = [e for e in attached.events() if "/2 " in e]
+    # --json: the events are on stderr too, one line each, and in the JSON.
+    assert sorted(attached.err.splitlines()) == sorted(events)
+    assert [e["message"] for e in doc["events"]] == events
+    fields = {(e["host"], e["network"], e["severity"], e["correlation_id"]) for e in doc["events"]}
+    cid = doc["correlation_id"]
+    assert fields == {("h1", "red", "info", cid), ("h2", "red", "info", cid)}
+    zoned = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d")
+    assert all(zoned.fullmatch(e["time"]) for e in doc["events"])
     # i is the order in which hosts got their turn, which concurrency leaves open.
     for host in ("h1", "h2"):
         (applying,) = [e for e in events if e.endswith(f"applying network red on host {host}")]
@@ -221,6 +294,9 @@ def test_partial_failure_exit_1_then_sync(attached: Cli) -> None:
     lost = attached.transport.agents.pop(H2)  # h2 becomes unreachable
     assert attached("network", "update", "red", "--mtu", "9000") == 1
     events = attached.events()
+    # Not a terminal: the event lines as they are, on stderr, the table on stdout.
+    assert attached.err.splitlines() == events[-len(attached.err.splitlines()) :]
+    assert events[-1] in attached.err.splitlines()
     failed = [e for e in events if "failed to update red changes on host h2 due to: " in e]
     assert len(failed) == 1 and "Connection refused" in failed[0]
     assert failed[0].split(" ", 1)[0] in ("1/2", "2/2")
@@ -281,8 +357,17 @@ def test_sync_repairs_drift_seen_on_host(attached: Cli) -> None:
 
 def test_host_list_unreachable(attached: Cli) -> None:
     attached.transport.agents.pop(H2)
+    agent(attached, H1).networks["red"]["mtu"] = 1280  # drift on h1
     assert attached("host", "list") == 0
-    assert "no (cannot connect to" in attached.out
+    lines = attached.out.splitlines()
+    # Readable at 80 columns: the table's cells are short, the reasons below it, wrapped.
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].split() == ["name", "dc", "url", "reachable", "version", "out", "of", "sync"]
+    assert lines[1].split() == ["h1", "dc1", H1, "yes", "0.1.0", "1"]
+    assert lines[2].split() == ["h2", "dc1", H2, "no", "-", "-"]
+    notes = " ".join(line.strip() for line in lines[3:] if line)
+    assert "h1: out of sync: red" in notes
+    assert f"h2: unreachable: cannot connect to {H2}" in notes
     assert attached("host", "refresh", "h2") == 1
 
 

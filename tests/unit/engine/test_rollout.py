@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from dataclasses import dataclass
 
 from engine_client.agent_client import Endpoint
-from engine_client.report import RolloutProgress, summary_json, summary_table
+from engine_client.report import summary_json, summary_table
 from engine_client.rollout import HostChange, HostOutcome, rollout
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 
@@ -33,6 +32,7 @@ class Recorder:
         *,
         correlation_id: str,
         host: str | None = None,
+        network: str | None = None,
         severity: str = "info",
     ) -> None:
         self.events.append(Emitted(message, correlation_id, host, severity))
@@ -205,7 +205,9 @@ async def test_confirm_connectivity_polled_while_pending() -> None:
     assert len(net.calls_to(url("h1"), "Host.confirmConnectivity")) == len(confirms)
     methods = [c.method for c in net.calls_to(url("h1"))]
     assert methods[0] == "Host.setupNetworks"
-    assert set(methods[1:]) == {"Host.confirmConnectivity"}
+    # Over TLS one Host.ping2 opens the confirmations' connection while the agent applies.
+    assert methods[1] == "Host.ping2"
+    assert set(methods[2:]) == {"Host.confirmConnectivity"}
     assert net.agents[url("h1")].safe == net.agents[url("h1")].networks
 
 
@@ -222,7 +224,9 @@ async def test_no_confirmation_means_connectivity_failure_and_no_safe_config() -
 async def test_setup_params_and_correlation_header_on_every_call() -> None:
     net, changes = make({"h1": FakeAgent(setup_delay=0.6), "h2": FakeAgent()})
     await run(net, changes, Recorder(), connectivity_timeout=42)
-    assert {c.method for c in net.calls} == {"Host.setupNetworks", "Host.confirmConnectivity"}
+    assert {c.method for c in net.calls} == {
+        "Host.setupNetworks", "Host.ping2", "Host.confirmConnectivity"
+    }
     assert all(c.headers.get("X-Correlation-Id") == CID for c in net.calls)
     setup = net.calls_to(url("h1"), "Host.setupNetworks")[0]
     assert setup.params == {
@@ -248,28 +252,6 @@ async def test_no_hosts_is_no_events() -> None:
     rec = Recorder()
     assert await run(FakeTransport({}), [], rec) == []
     assert rec.events == []
-
-
-class Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_only_on_a_terminal() -> None:
-    plain = io.StringIO()
-    with RolloutProgress("network red", 2, stream=plain) as bar:
-        bar.finished(True)
-        bar.finished(False)
-    assert not bar.active and plain.getvalue() == ""
-    tty = Tty()
-    with RolloutProgress("network red", 2, stream=tty) as bar:
-        bar.finished(True)
-        bar.finished(False)
-    assert bar.active and "network red" in tty.getvalue()
-    disabled = Tty()
-    with RolloutProgress("network red", 2, stream=disabled, enabled=False) as bar:
-        pass
-    assert not bar.active and disabled.getvalue() == ""
 
 
 def test_summary_table_and_json() -> None:
