@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.persist import atomic_write
 
 CA_DAYS: Final = 3650
 CERT_DAYS: Final = 1825
@@ -48,19 +49,6 @@ class Issued:
 
 def _bad(field: str, expected: str, value: object) -> NetError:
     return NetError(ErrorKind.BAD_PARAMS, f"{field}: expected {expected}, got {value!r}")
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Atomic write with the final mode from the start (a key is never world-readable)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -112,8 +100,8 @@ def init_ca(directory: str | os.PathLike[str], *, name: str = "engine-client CA"
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write(key_path, _key_pem(key), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    atomic_write(key_path, _key_pem(key), 0o600)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return Issued(cert=cert_path, key=key_path)
 
 
@@ -209,6 +197,6 @@ def issue(
         .sign(ca_key, hashes.SHA256())
     )
     key_path, cert_path = base / f"{name}-key.pem", base / f"{name}.pem"
-    _write(key_path, _key_pem(key), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    atomic_write(key_path, _key_pem(key), 0o600)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return Issued(cert=cert_path, key=key_path)

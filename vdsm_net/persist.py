@@ -60,18 +60,21 @@ class StagedFile:
         self.tmp.unlink(missing_ok=True)
 
 
-def stage(path: Path, data: bytes) -> StagedFile:
+def stage(path: Path, data: bytes, mode: int = 0o644) -> StagedFile:
     """Write ``data`` to a temporary file beside ``path`` and fsync it; ``path`` is untouched.
-    Raises StateFileError (and leaves no temporary file) when that fails."""
+    The file has ``mode`` from its creation on, whatever the umask (a private key is never
+    readable by others, not even for a moment). Raises StateFileError (and leaves no
+    temporary file) when that fails."""
     directory = path.parent
     try:
         directory.mkdir(mode=0o755, parents=True, exist_ok=True)
         tmp = directory / f".{path.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode & 0o600)
     except OSError as exc:
         raise _failure(path, "write", exc) from None
     try:
         try:
+            os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -105,8 +108,8 @@ def install(staged: Iterable[StagedFile]) -> None:
             raise _failure(target, "sync the directory of", exc) from None
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    staged = stage(path, data)
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    staged = stage(path, data, mode)
     try:
         install([staged])
     except BaseException:

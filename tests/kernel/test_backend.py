@@ -25,6 +25,7 @@ from vdsm_net.ops import (
     DelAddress,
     DeleteDevices,
     DelRoute,
+    Op,
     SetBondOptions,
     SetMaster,
     SetMtu,
@@ -219,7 +220,7 @@ def test_a_batch_longer_than_one_send_is_applied_in_order(
     """Over 128 requests go in several sends (vdsm_net.kernel.route_socket): all of them reach the
     kernel, in order, and a refusal in a later send names its own op."""
     names = [f"br{i}" for i in range(150)]
-    ops = [CreateBridge(n, 1500) for n in names]  # 300 requests: create, then the MTU
+    ops: list[Op] = [CreateBridge(n, 1500) for n in names]  # 300 requests: create, MTU
     ops += [SetMtu(n, 1400 + i) for i, n in enumerate(names)]
     ops += [SetUp(n, True) for n in names]
     backend.apply(ops)

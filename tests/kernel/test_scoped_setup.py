@@ -131,7 +131,7 @@ async def test_scoped_mtu_change_reads_only_its_devices(netns: NetNS, tmp_path: 
         before = dump_state(netns.name)
         rec.tx.scopes.clear()
         await agent.setup({"n1": {"nic": "eth1", "mtu": 1400}})
-        assert [s.devices if s else None for s in rec.tx.scopes] == [{"n1", "eth1"}] * 2
+        assert [set(s.devices) if s else None for s in rec.tx.scopes] == [{"n1", "eth1"}] * 2
         assert [netns.link(d)["mtu"] for d in ("n1", "eth1")] == [1400, 1400]
         unrelated = {"n2", "n3", "eth2", "eth3"}
         assert_same_state(devices(before, unrelated), devices(dump_state(netns.name), unrelated))

@@ -11,14 +11,13 @@
 - Interface names that try path or option injection are refused (error 27 for network names)
   and change nothing; names full of shell metacharacters that the kernel accepts are used
   literally.
-- No process is ever spawned: the source of vdsm_net has no shell, subprocess or exec call, and
-  strace of the daemon (and of ``vdsm-net-agent restore``) through setupNetworks, queries and a
-  restore shows threads only, no fork or exec.
+- No process is ever spawned: strace of the daemon (and of ``vdsm-net-agent restore``)
+  through setupNetworks, queries and a restore shows threads only, no fork or exec (the
+  source is checked by ruff's banned-api rule).
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import signal
@@ -161,7 +160,7 @@ def _probe(nics: NetNS, ca: Any, clients: dict[str, Any]) -> dict[str, Any]:
 
 
 def _answered(result: dict[str, Any]) -> bool:
-    return result["stage"] == "answered" and result["data"].startswith("HTTP/1.1 200")
+    return bool(result["stage"] == "answered" and result["data"].startswith("HTTP/1.1 200"))
 
 
 def test_a_host_certificate_cannot_call_another_host(nics: NetNS, tmp_path: Path) -> None:
@@ -246,50 +245,8 @@ def test_shell_metacharacters_in_a_valid_name_are_used_literally(
 
 
 # ---- no process is ever spawned ------------------------------------------------------------
-
-_SPAWNERS = {
-    ("os", "system"), ("os", "popen"), ("os", "fork"), ("os", "forkpty"), ("os", "posix_spawn"),
-    ("os", "posix_spawnp"), ("asyncio", "create_subprocess_shell"),
-    ("asyncio", "create_subprocess_exec"),
-}
-_SPAWN_PREFIXES = ("exec", "spawn")
-_SPAWN_MODULES = {"subprocess", "pty", "multiprocessing", "pexpect", "sh", "commands"}
-
-
-def _spawns(tree: ast.AST) -> list[str]:
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [f"import {a.name}" for a in node.names
-                      if a.name.split(".")[0] in _SPAWN_MODULES]
-        elif isinstance(node, ast.ImportFrom) and node.module is not None:
-            if node.module.split(".")[0] in _SPAWN_MODULES:
-                found.append(f"from {node.module} import ...")
-            found += [f"from {node.module} import {a.name}" for a in node.names
-                      if (node.module, a.name) in _SPAWNERS
-                      or (node.module == "os" and a.name.startswith(_SPAWN_PREFIXES))]
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            pair = (node.value.id, node.attr)
-            if pair in _SPAWNERS or (pair[0] == "os" and node.attr.startswith(_SPAWN_PREFIXES)):
-                found.append(f"{pair[0]}.{pair[1]}")
-        elif isinstance(node, ast.keyword) and node.arg == "shell":
-            found.append("shell=")
-    return found
-
-
-def test_agent_source_never_spawns_a_process() -> None:
-    sources = sorted((ROOT / "vdsm_net").rglob("*.py"))
-    assert len(sources) > 10
-    offenders = {}
-    for path in sources:
-        found = _spawns(ast.parse(path.read_text(), str(path)))
-        if found:
-            offenders[str(path.relative_to(ROOT))] = found
-    assert offenders == {}
-    # The checker itself sees what it looks for.
-    assert sorted(_spawns(ast.parse("import subprocess\nos.system('x')\nf(shell=True)\n"
-                                    "from os import execv\n"))) == [
-        "from os import execv", "import subprocess", "os.system", "shell="]
+# The source is checked by ruff (TID251, banned-api in pyproject.toml; tests/unit/test_lint.py
+# shows the rule fires); here the running daemon is traced.
 
 
 def _process_events(trace: Path) -> list[str]:

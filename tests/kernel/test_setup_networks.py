@@ -35,7 +35,8 @@ def info(link: dict[str, Any]) -> dict[str, Any]:
 
 
 def kind(link: dict[str, Any]) -> str | None:
-    return link.get("linkinfo", {}).get("info_kind")
+    found: str | None = link.get("linkinfo", {}).get("info_kind")
+    return found
 
 
 def add_tap(ns: NetNS, name: str, bridge: str) -> None:

@@ -36,7 +36,7 @@ class Hostile:
     """What the test does to the kernel right after the next apply."""
 
     def __init__(self) -> None:
-        self.action: Callable[[], None] | None = None
+        self.action: Callable[[], object] | None = None
 
     def __call__(self, _calls: int, _ops: Sequence[Op]) -> None:
         action, self.action = self.action, None

@@ -142,8 +142,8 @@ def kernel_of(running: NetConfig) -> KernelState:
     devices = {d.name: d for d in NICS}
     for name, d in want.devices.items():
         devices[name] = d.evolve(mac=d.mac or "02:00:00:00:00:01")
-    some_bridge = sorted(n for n, d in devices.items() if d.kind == BRIDGE)[:1]
-    devices["tap0"] = Device("tap0", "tun", 1500, True, master=(some_bridge or [None])[0])
+    bridges = sorted(n for n, d in devices.items() if d.kind == BRIDGE)
+    devices["tap0"] = Device("tap0", "tun", 1500, True, master=bridges[0] if bridges else None)
     devices["virbr0"] = Device("virbr0", BRIDGE, 1500, True)
     # The kernel refuses a second default route of the same metric in a table.
     taken = {(r.family, r.table) for r in want.routes}

@@ -102,7 +102,12 @@ class Lines:
         self._queue: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None
         stdout = proc.stdout
-        threading.Thread(target=lambda: [self._queue.put(x) for x in stdout], daemon=True).start()
+
+        def pump() -> None:
+            for line in stdout:
+                self._queue.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
 
     def take(self, count: int, timeout: float) -> list[str]:
         deadline = time.monotonic() + timeout

@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 
 from engine_client.store import Store
+from tests.enginecli import cli
 from tests.unit.engine.fakeagent import FakeAgent
-from tests.unit.engine.test_failure_modes import NET, AgentServer, Hosts, cli, populate
+from tests.unit.engine.test_failure_modes import NET, AgentServer, Hosts, populate
 from vdsm_net.tls import server_context
 
 
