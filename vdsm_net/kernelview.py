@@ -77,6 +77,12 @@ def device(
         speed=speed,
         active_slave=active_slave,
         loopback=bool(link.flags & IFF_LOOPBACK),
+        bridge_opts=MappingProxyType(dict(link.data.get("BRIDGE_OPTS") or {})),
+        ipv6_autoconf=bool(link.attrs.get("IPV6_AUTOCONF")),
+        perm_mac=link.info.get("IFLA_BOND_SLAVE_PERM_HWADDR"),
+        ad_aggregator_id=link.data.get("IFLA_BOND_AD_INFO_AGGREGATOR")
+        or link.info.get("IFLA_BOND_SLAVE_AD_AGGREGATOR_ID"),
+        ad_partner_mac=link.data.get("IFLA_BOND_AD_INFO_PARTNER_MAC"),
     )
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from vdsm_net import bridge_options
+
 NLMSG_HDR = 16
 IFINFO_HDR = 16
 
@@ -28,14 +30,26 @@ IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
 IFLA_STATS64 = 23
+IFLA_AF_SPEC = 26
 IFLA_GROUP = 27
 
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 IFLA_INFO_SLAVE_KIND = 4
+IFLA_INFO_SLAVE_DATA = 5
 
 IFLA_VLAN_ID = 1
 IFLA_BR_STP_STATE = 5
+IFLA_BOND_ARP_IP_TARGET = 8  # nested: one be32 IPv4 address per attribute
+IFLA_BOND_AD_INFO = 23  # nested, only while an 802.3ad aggregator is active
+IFLA_BOND_AD_INFO_AGGREGATOR = 1  # u16
+IFLA_BOND_AD_INFO_PARTNER_MAC = 5  # 6 bytes
+IFLA_BOND_SLAVE_PERM_HWADDR = 4  # 6 bytes
+IFLA_BOND_SLAVE_AD_AGGREGATOR_ID = 6  # u16, 802.3ad slaves only
+AF_INET6 = 10
+IFLA_INET6_CONF = 2  # s32 array indexed by DEVCONF_* (include/uapi/linux/ipv6.h)
+DEVCONF_ACCEPT_RA = 3
+DEVCONF_AUTOCONF = 5
 
 NLA_F_MASK = 0x3FFF  # strips NLA_F_NESTED / NLA_F_NET_BYTEORDER
 
@@ -65,6 +79,12 @@ BOND_ATTRS: Mapping[int, tuple[str, str]] = MappingProxyType({
     20: ("IFLA_BOND_PACKETS_PER_SLAVE", "I"),
     21: ("IFLA_BOND_AD_LACP_RATE", "B"),
     22: ("IFLA_BOND_AD_SELECT", "B"),
+    24: ("IFLA_BOND_AD_ACTOR_SYS_PRIO", "H"),
+    25: ("IFLA_BOND_AD_USER_PORT_KEY", "H"),
+    27: ("IFLA_BOND_TLB_DYNAMIC_LB", "B"),
+    28: ("IFLA_BOND_PEER_NOTIF_DELAY", "I"),
+    29: ("IFLA_BOND_AD_LACP_ACTIVE", "B"),
+    30: ("IFLA_BOND_MISSED_MAX", "B"),
 })
 
 # struct rtnl_link_stats64, in order (the fields read_stats reports come first).
@@ -114,6 +134,7 @@ class LinkMsg:
 def _linkinfo(data: bytes, start: int, end: int) -> tuple[dict[str, Any], dict[str, Any]]:
     info: dict[str, Any] = {}
     span: tuple[int, int] | None = None
+    slave_span: tuple[int, int] | None = None
     for kind, s, e in _nlas(data, start, end):
         if kind == IFLA_INFO_KIND:
             info["IFLA_INFO_KIND"] = _str(data, s, e)
@@ -121,18 +142,65 @@ def _linkinfo(data: bytes, start: int, end: int) -> tuple[dict[str, Any], dict[s
             info["IFLA_INFO_SLAVE_KIND"] = _str(data, s, e)
         elif kind == IFLA_INFO_DATA:
             span = (s, e)
+        elif kind == IFLA_INFO_SLAVE_DATA:
+            slave_span = (s, e)
     out: dict[str, Any] = {}
     if span is not None:
         _info_data(info.get("IFLA_INFO_KIND", ""), data, span[0], span[1], out)
+    if slave_span is not None and info.get("IFLA_INFO_SLAVE_KIND") == "bond":
+        _bond_slave_data(data, slave_span[0], slave_span[1], info)
     return info, out
+
+
+def _bond_slave_data(data: bytes, start: int, end: int, info: dict[str, Any]) -> None:
+    for attr, s, e in _nlas(data, start, end):
+        if attr == IFLA_BOND_SLAVE_PERM_HWADDR and e - s >= 6:
+            info["IFLA_BOND_SLAVE_PERM_HWADDR"] = data[s : s + 6].hex(":")
+        elif attr == IFLA_BOND_SLAVE_AD_AGGREGATOR_ID and e - s >= 2:
+            info["IFLA_BOND_SLAVE_AD_AGGREGATOR_ID"] = struct.unpack_from("H", data, s)[0]
+
+
+def _bond_ad_info(data: bytes, start: int, end: int, out: dict[str, Any]) -> None:
+    for attr, s, e in _nlas(data, start, end):
+        if attr == IFLA_BOND_AD_INFO_AGGREGATOR and e - s >= 2:
+            out["IFLA_BOND_AD_INFO_AGGREGATOR"] = struct.unpack_from("H", data, s)[0]
+        elif attr == IFLA_BOND_AD_INFO_PARTNER_MAC and e - s >= 6:
+            out["IFLA_BOND_AD_INFO_PARTNER_MAC"] = data[s : s + 6].hex(":")
+
+
+def _arp_targets(data: bytes, start: int, end: int) -> tuple[str, ...]:
+    return tuple(
+        ".".join(str(b) for b in data[s : s + 4]) for _, s, e in _nlas(data, start, end)
+        if e - s >= 4
+    )
+
+
+def _ipv6_autoconf(data: bytes, start: int, end: int) -> bool | None:
+    """SLAAC on: the device's autoconf and accept_ra devconf; None without IPv6."""
+    for family, s, e in _nlas(data, start, end):
+        if family != AF_INET6:
+            continue
+        for attr, cs, ce in _nlas(data, s, e):
+            if attr == IFLA_INET6_CONF and ce - cs >= 4 * (DEVCONF_AUTOCONF + 1):
+                conf = struct.unpack_from(f"{DEVCONF_AUTOCONF + 1}i", data, cs)
+                return bool(conf[DEVCONF_AUTOCONF] > 0 and conf[DEVCONF_ACCEPT_RA] > 0)
+    return None
 
 
 def _info_data(kind: str, data: bytes, start: int, end: int, out: dict[str, Any]) -> None:
     for attr, s, e in _nlas(data, start, end):
         if kind == "vlan" and attr == IFLA_VLAN_ID and e - s >= 2:
             out["IFLA_VLAN_ID"] = struct.unpack_from("H", data, s)[0]
-        elif kind == "bridge" and attr == IFLA_BR_STP_STATE and e - s >= 4:
-            out["IFLA_BR_STP_STATE"] = _u32(data, s)
+        elif kind == "bridge":
+            if attr == IFLA_BR_STP_STATE and e - s >= 4:
+                out["IFLA_BR_STP_STATE"] = _u32(data, s)
+            spelled = bridge_options.spell(attr, data[s:e])
+            if spelled is not None:
+                out.setdefault("BRIDGE_OPTS", {})[spelled[0]] = spelled[1]
+        elif kind == "bond" and attr == IFLA_BOND_ARP_IP_TARGET:
+            out["IFLA_BOND_ARP_IP_TARGET"] = _arp_targets(data, s, e)
+        elif kind == "bond" and attr == IFLA_BOND_AD_INFO:
+            _bond_ad_info(data, s, e, out)
         elif kind == "bond" and attr in BOND_ATTRS:
             name, fmt = BOND_ATTRS[attr]
             if e - s >= struct.calcsize(fmt):
@@ -184,4 +252,6 @@ def parse_link(data: bytes, offset: int, length: int) -> LinkMsg:
             attrs["IFLA_STATS64"] = dict(zip(STATS64_FIELDS, values, strict=False))
         elif kind == IFLA_LINKINFO:
             info, kind_data = _linkinfo(data, s, e)
+        elif kind == IFLA_AF_SPEC:
+            attrs["IPV6_AUTOCONF"] = _ipv6_autoconf(data, s, e)
     return LinkMsg(index, flags, attrs, info, kind_data)
