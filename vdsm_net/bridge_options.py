@@ -94,3 +94,13 @@ def spell(number: int, payload: bytes) -> tuple[str, str] | None:
         raw = bytes(value)
         return name, f"{raw[:2].hex()}.{raw[2:].hex()}"
     return name, str(value)
+
+
+def as_sysfs(opts: Mapping[str, str]) -> dict[str, str]:
+    """The options sysfs shows: a kernel without CONFIG_BRIDGE_VLAN_FILTERING still sends
+    IFLA_BR_VLAN_FILTERING (always 0) but has no vlan_filtering file; such a kernel sends no
+    IFLA_BR_VLAN_PROTOCOL, which tells the two apart."""
+    out = dict(opts)
+    if "vlan_protocol" not in out:
+        out.pop("vlan_filtering", None)
+    return out

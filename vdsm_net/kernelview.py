@@ -17,7 +17,7 @@ from types import MappingProxyType
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from vdsm_net import bond_options
+from vdsm_net import bond_options, bridge_options
 from vdsm_net.linkmsg import LinkMsg
 from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, Route
 
@@ -77,7 +77,7 @@ def device(
         speed=speed,
         active_slave=active_slave,
         loopback=bool(link.flags & IFF_LOOPBACK),
-        bridge_opts=MappingProxyType(dict(link.data.get("BRIDGE_OPTS") or {})),
+        bridge_opts=MappingProxyType(bridge_options.as_sysfs(link.data.get("BRIDGE_OPTS") or {})),
         ipv6_autoconf=bool(link.attrs.get("IPV6_AUTOCONF")),
         perm_mac=link.info.get("IFLA_BOND_SLAVE_PERM_HWADDR"),
         ad_aggregator_id=link.data.get("IFLA_BOND_AD_INFO_AGGREGATOR")

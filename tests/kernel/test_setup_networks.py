@@ -159,7 +159,7 @@ async def test_isolated_network_is_a_bridge_without_uplink(
     caps = await agent.caps()
     assert caps["networks"]["iso"]["isolated"] is True
     assert caps["networks"]["iso"]["southbound"] is None
-    await expect_error(agent.setup({"iso2": {"vlan": 5}}), 21)
+    await expect_error(agent.setup({"iso2": {"vlan": 5}}), 26)
     await expect_error(agent.setup({"iso2": {"ipaddr": "10.0.0.1", "prefix": 24}}), 21)
 
 
