@@ -75,7 +75,7 @@ async def run_golden(name: str, ns: NetNS, tmp_path: Path) -> None:
     for nic in spec["host"]["nics"]:
         ns.add_nic(nic, dummy=False)
     resolv = tmp_path / "state" / "resolv.conf"
-    resolv.parent.mkdir()
+    resolv.parent.mkdir(parents=True)
     resolv.write_text("".join(f"nameserver {a}\n" for a in spec["host"]["resolver"]))
     agent = AgentInNs(ns, tmp_path / "state")
     try:
