@@ -208,7 +208,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any], int]] = [
     ("remove with attributes", {"red": {"remove": True, "nic": "eth1"}}, {}, 21),
     ("two networks on one nic+vlan",
      {"red": {"nic": "eth1", "vlan": 5}, "blue": {"nic": "eth1", "vlan": 5}}, {}, 21),
-    ("isolated with vlan", {"red": {"vlan": 5}}, {}, 21),
+    ("isolated with vlan", {"red": {"vlan": 5}}, {}, 26),
     ("two default routes",
      {"red": {"nic": "eth1", "ipaddr": "192.0.2.2", "prefix": 24, "gateway": "192.0.2.1",
               "defaultRoute": True},
