@@ -86,6 +86,7 @@ class AgentInNs:
             tls_ca=None,
             insecure=False,
             connectivity_timeout=connectivity_timeout,
+            resolv_conf=state_dir / "resolv.conf",  # never the host's own
         )
         factory = backend_factory or (lambda: Backend(netns=ns.name))
         self.agent = Agent(cfg, StateStore(state_dir), backend_factory=factory)

@@ -1,16 +1,18 @@
 """The capabilities (SPEC §1.4) and statistics (SPEC §1.8) documents. Pure: no I/O.
 
 Every value comes from the kernel's state as the backend read it; the running config only
-says which devices make up which network (and is the fallback for a network whose top
-device is missing, so that the engine sees the network as out of sync rather than gone).
+says which devices make up which network. The document is VDSM's (``vdsm_net.capsdoc``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vdsm_net import capsdoc
+from vdsm_net.kernel import bond_options
 from vdsm_net.model import NetConfig, NetworkConfig
 from vdsm_net.state import BOND, BRIDGE, MAIN_TABLE, VLAN, Device, KernelState, Route
 
@@ -33,7 +35,8 @@ class LinkStats:
 
 
 def _gateway(routes: list[Route], family: int) -> str:
-    """The device's default gateway; the main table's wins over a per-network table's."""
+    """The device's default gateway in any table (as VDSM's netinfo); the main table's wins
+    over a per-network table's."""
     found = sorted(
         (r.table != MAIN_TABLE, r.table, r.gateway) for r in routes if r.family == family
     )
@@ -56,32 +59,90 @@ def _ports(state: KernelState) -> dict[str, list[str]]:
     return out
 
 
+def _primary_ipv4(ipv4: list[str], gateway: str) -> str:
+    """VDSM's ``addr``: the address in the gateway's subnet, else the first one."""
+    if gateway:
+        gw = ipaddress.ip_address(gateway)
+        for cidr in ipv4:
+            if gw in ipaddress.ip_interface(cidr).network:
+                return cidr
+    return ipv4[0] if ipv4 else ""
+
+
+def ip_facts(device: Device, routes: list[Route]) -> capsdoc.IpFacts:
+    """What VDSM reports about a device's IP configuration (netinfo ``_devinfo``)."""
+    ipv4 = sorted(device.ipv4)
+    gateway = _gateway(routes, 4)
+    primary = _primary_ipv4(ipv4, gateway)
+    return {
+        "addr": primary.split("/")[0] if primary else "",
+        "netmask": str(ipaddress.ip_interface(primary).netmask) if primary else "",
+        "gateway": gateway or capsdoc.NO_IPV4_GATEWAY,
+        "ipv4addrs": ipv4,
+        "ipv6addrs": sorted(device.ipv6),
+        "ipv6gateway": _gateway(routes, 6) or capsdoc.NO_IPV6_GATEWAY,
+        "ipv4defaultroute": bool(gateway)
+        and any(r.family == 4 and r.table == MAIN_TABLE and r.gateway == gateway for r in routes),
+        # The agent runs no DHCP client on networks yet (SPEC 1.3: the DHCP issue).
+        "dhcpv4": False,
+        "dhcpv6": False,
+        "ipv6autoconf": device.ipv6_autoconf,
+    }
+
+
+def _device_facts(device: Device, routes: dict[str, list[Route]]) -> capsdoc.DeviceFacts:
+    facts = ip_facts(device, routes.get(device.name, []))
+    return {**facts, "mtu": device.mtu}
+
+
+_SOUTHBOUND_KINDS = NIC_KINDS | {BOND, VLAN}
+
+
+def _southbound(
+    net: NetworkConfig, top: Device, state: KernelState, ports: list[str]
+) -> str | None:
+    """VDSM's southbound: bridgeless, the top itself; bridged, the one port that is a NIC, a
+    bond or a VLAN device (not a VM tap), None when there is not exactly one."""
+    if not net.bridged:
+        return top.name
+    uplinks = [
+        p for p in ports if (d := state.get(p)) is not None and d.kind in _SOUTHBOUND_KINDS
+    ]
+    return uplinks[0] if len(uplinks) == 1 else None
+
+
 def _network(
     net: NetworkConfig,
+    top: Device,
     state: KernelState,
     ports: dict[str, list[str]],
     routes: dict[str, list[Route]],
-) -> dict[str, Any]:
-    top = state.get(net.top)
+) -> capsdoc.NetInfoNetwork:
     own = routes.get(net.top, [])
-    entry: dict[str, Any] = {
+    facts = _device_facts(top, routes)
+    top_ports = list(ports.get(net.top, []))
+    southbound = _southbound(net, top, state, top_ports)
+    south = state.get(southbound) if southbound is not None else None
+    # mypy's extra checks want every NotRequired key of a TypedDict built with ** spelled
+    # out; the optional keys are added below, where they apply (here and in _nic, _bond).
+    common: capsdoc._NetworkFacts = {
+        **facts,  # type: ignore[typeddict-item]
         "iface": net.top,
-        "bridged": net.bridged,
-        "southbound": net.southbound,
-        "mtu": top.mtu if top else net.mtu,
+        "southbound": southbound,
+        "switch": capsdoc.LEGACY_SWITCH,
         "isolated": net.isolated,
-        "ipv4addrs": sorted(top.ipv4) if top else [],
-        "ipv6addrs": sorted(top.ipv6) if top else [],
-        "gateway": _gateway(own, 4),
-        "ipv6gateway": _gateway(own, 6),
         "defaultRoute": any(r.table == MAIN_TABLE for r in own),
     }
-    if net.vlan is not None:
-        entry["vlanid"] = net.vlan
+    if south is not None and south.kind == VLAN and south.vlan_id is not None:
+        common["vlanid"] = south.vlan_id
     if net.bridged:
-        entry["ports"] = list(ports.get(net.top, []))
-        entry["stp"] = top.stp if top else net.stp
-    return entry
+        return {
+            **common,  # type: ignore[typeddict-item]
+            "bridged": True,
+            "ports": top_ports,
+            "stp": capsdoc.stp_state(top.stp),
+        }
+    return {**common, "bridged": False, "interface": net.top}
 
 
 def _of_kind(state: KernelState, kind: str) -> list[Device]:
@@ -92,41 +153,98 @@ def is_host_nic(device: Device) -> bool:
     return device.is_nic and device.kind in NIC_KINDS and device.name != LOOPBACK
 
 
-def capabilities(state: KernelState, running: NetConfig, *, dirty: bool) -> dict[str, Any]:
+def bond_opts(options: Mapping[str, str]) -> dict[str, str]:
+    """A bond's options as VDSM reports them: ``mode`` always, the others only where they
+    differ from the mode's defaults, enumerations as the kernel's numbers ("mode": "4"),
+    empty values left out."""
+    mode = options.get("mode", bond_options.DEFAULTS["mode"])
+    defaults = bond_options.normalize({"mode": mode})
+    out = {}
+    for name, value in sorted(options.items()):
+        if value == "" or (name != "mode" and value == defaults.get(name)):
+            continue
+        enum = name in bond_options.ENUMS
+        out[name] = str(bond_options.to_number(name, value)) if enum else value
+    return out
+
+
+def _nic(d: Device, routes: dict[str, list[Route]]) -> capsdoc.NetInfoNic:
+    entry: capsdoc.NetInfoNic = {
+        **_device_facts(d, routes),  # type: ignore[typeddict-item]
+        "hwaddr": d.mac or "",
+        "speed": d.speed,
+        "operstate": d.operstate,
+    }
+    if d.perm_mac is not None:
+        entry["permhwaddr"] = d.perm_mac
+    if d.ad_aggregator_id is not None:
+        entry["ad_aggregator_id"] = str(d.ad_aggregator_id)
+    return entry
+
+
+def _bond(
+    d: Device, ports: dict[str, list[str]], routes: dict[str, list[Route]]
+) -> capsdoc.NetInfoBond:
+    entry: capsdoc.NetInfoBond = {
+        **_device_facts(d, routes),  # type: ignore[typeddict-item]
+        "hwaddr": d.mac or "",
+        "slaves": list(ports.get(d.name, [])),
+        "active_slave": d.active_slave or "",
+        "opts": bond_opts(d.bond_options),
+        "switch": capsdoc.LEGACY_SWITCH,
+        "speed": d.speed,
+    }
+    # The kernel sends the aggregator only while one is active (802.3ad), which is when
+    # sysfs has ad_partner_mac: VDSM's condition for reporting both.
+    if d.ad_aggregator_id is not None and d.ad_partner_mac is not None:
+        entry["ad_aggregator_id"] = str(d.ad_aggregator_id)
+        entry["ad_partner_mac"] = d.ad_partner_mac
+    return entry
+
+
+def capabilities(
+    state: KernelState,
+    running: NetConfig,
+    *,
+    dirty: bool,
+    pending: bool = False,
+    nameservers: Sequence[str] = (),
+    supports_ipv6: bool = True,
+) -> capsdoc.NetworkCapabilities:
+    """``nameservers``: the host's resolvers (the resolver file); a network whose top device
+    is gone is left out, as VDSM does."""
     nics = sorted((d for d in state.devices.values() if is_host_nic(d)), key=lambda d: d.name)
     ports, routes = _ports(state), _routes(state)
+    networks: dict[str, capsdoc.NetInfoNetwork] = {}
+    for name, net in sorted(running.networks.items()):
+        top = state.get(net.top)
+        if top is not None:
+            networks[name] = _network(net, top, state, ports, routes)
     return {
-        "networks": {
-            name: _network(net, state, ports, routes)
-            for name, net in sorted(running.networks.items())
-        },
+        "networks": networks,
         "bridges": {
-            d.name: {"ports": list(ports.get(d.name, [])), "mtu": d.mtu, "stp": d.stp}
+            d.name: {
+                **_device_facts(d, routes),
+                "ports": list(ports.get(d.name, [])),
+                "stp": capsdoc.stp_state(d.stp),
+                "opts": dict(d.bridge_opts),
+            }
             for d in _of_kind(state, BRIDGE)
         },
-        "nics": {
-            d.name: {
-                "hwaddr": d.mac or "",
-                "mtu": d.mtu,
-                "speed": d.speed,
-                "operstate": d.operstate,
-            }
-            for d in nics
-        },
+        "nics": {d.name: _nic(d, routes) for d in nics},
         "vlans": {
-            d.name: {"iface": d.vlan_base, "vlanid": d.vlan_id, "mtu": d.mtu}
+            d.name: {
+                **_device_facts(d, routes),
+                "iface": d.vlan_base or "",
+                "vlanid": d.vlan_id if d.vlan_id is not None else 0,
+            }
             for d in _of_kind(state, VLAN)
         },
-        "bondings": {
-            d.name: {
-                "slaves": list(ports.get(d.name, [])),
-                "opts": dict(d.bond_options),
-                "mtu": d.mtu,
-                "active_slave": d.active_slave or "",
-            }
-            for d in _of_kind(state, BOND)
-        },
+        "bondings": {d.name: _bond(d, ports, routes) for d in _of_kind(state, BOND)},
+        "nameservers": list(nameservers),
+        "supportsIPv6": supports_ipv6,
         "netConfigDirty": dirty,
+        "netConfigPending": pending,
     }
 
 

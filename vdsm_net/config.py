@@ -17,6 +17,7 @@ from typing import Any
 DEFAULT_CONFIG_PATH = Path("/etc/vdsm-net/vdsm-net.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/vdsm-net")
 DEFAULT_SOCKET = Path("/run/vdsm-net/vdsm-net.sock")
+DEFAULT_RESOLV_CONF = Path("/etc/resolv.conf")
 DEFAULT_CONNECTIVITY_TIMEOUT = 120.0
 VDSM_PORT = 54321
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -59,6 +60,8 @@ class AgentConfig:
     max_batch: int = DEFAULT_MAX_BATCH  # requests in one JSON-RPC batch
     max_tcp_connections: int = DEFAULT_MAX_TCP_CONNECTIONS
     max_unix_connections: int = DEFAULT_MAX_UNIX_CONNECTIONS
+    # The resolver file: read for the capabilities' nameservers, written for a network's.
+    resolv_conf: Path = DEFAULT_RESOLV_CONF
 
 
 def parse_listen(text: str, where: str) -> tuple[str, int]:
@@ -154,6 +157,7 @@ _KEYS: Mapping[tuple[str, str], tuple[str, _Converter]] = {
     ("tls", "allowed_clients"): ("allowed_clients", _names),
     ("log", "level"): ("log_level", _log_level),
     ("network", "connectivity_timeout"): ("connectivity_timeout", _timeout),
+    ("network", "resolv_conf"): ("resolv_conf", _path),
 }
 _SECTIONS = frozenset(section for section, _ in _KEYS)
 _FIELD_CONVERTERS: Mapping[str, _Converter] = {f: conv for f, conv in _KEYS.values()}
@@ -196,7 +200,7 @@ def _from_overrides(overrides: Mapping[str, object]) -> dict[str, Any]:
         where = "--" + name.replace("_", "-")
         if name == "listen" and isinstance(value, tuple):
             values[name] = value
-        elif name in ("state_dir", "socket", "tls_cert", "tls_key", "tls_ca"):
+        elif name in ("state_dir", "socket", "tls_cert", "tls_key", "tls_ca", "resolv_conf"):
             values[name] = _path(str(value), where)
         else:
             values[name] = _FIELD_CONVERTERS[name](value, where)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from vdsm_net import API_VERSION, __version__, coexist
+from vdsm_net import API_VERSION, __version__, coexist, resolver
 from vdsm_net.caps import LinkStats, capabilities, statistics
 from vdsm_net.config import AgentConfig
 from vdsm_net.errors import ErrorKind, NetError
@@ -456,10 +456,19 @@ class Agent:
     async def network_capabilities(self) -> dict[str, Any]:
         state = await self._ro.call(lambda b: b.read_state())
         dirty = await asyncio.to_thread(self._dirty)
-        doc = capabilities(state, self.running, dirty=dirty)
-        # Beyond SPEC §1.4: an engine must not take an unconfirmed change for the host's state.
-        doc["netConfigPending"] = self._pending
-        return doc
+        resolvers = await asyncio.to_thread(resolver.read_nameservers, self.cfg.resolv_conf)
+        ipv6 = await asyncio.to_thread(resolver.supports_ipv6)
+        # netConfigPending, beyond SPEC §1.4: an engine must not take an unconfirmed change
+        # for the host's state.
+        doc = capabilities(
+            state,
+            self.running,
+            dirty=dirty,
+            pending=self._pending,
+            nameservers=resolvers,
+            supports_ipv6=ipv6,
+        )
+        return dict(doc)
 
     async def manager_warnings(self) -> list[str]:
         """What NetworkManager or systemd-networkd may do to the owned devices (coexist)."""

@@ -172,7 +172,7 @@ def _ipv4(path: str, entry: Mapping[str, Any]) -> str | None:
     if "ipaddr" not in entry:
         for attr in ("netmask", "prefix"):
             if attr in entry:
-                raise _fail(E.BAD_PARAMS, f"{path}.{attr}: needs ipaddr")
+                raise _fail(E.BAD_ADDR, f"{path}.{attr}: needs ipaddr")
         return None
     addr = _ipv4_host(f"{path}.ipaddr", entry["ipaddr"], "IPv4 address")
     if "netmask" in entry:
@@ -233,11 +233,11 @@ def _southbound(path: str, entry: Mapping[str, Any]) -> tuple[str | None, str | 
 
 def _check_isolated(path: str, entry: Mapping[str, Any], net: NetworkConfig) -> None:
     """An isolated network is a bare bridge: only mtu and stp make sense on it."""
+    # VDSM checks the VLAN first (26, "vlan device requires southbound device").
+    if net.vlan is not None:
+        raise _fail(E.BAD_VLAN, f"{path}.vlan: a VLAN needs a nic or a bonding to ride on")
     if not net.bridged:
         raise _fail(E.BAD_PARAMS, f"{path}.bridged: a bridgeless network needs a nic or a bonding")
-    if net.vlan is not None:
-        raise _fail(E.BAD_PARAMS, f"{path}.vlan: an isolated network (no nic or bonding) "
-                    "takes no vlan")
     ip_attrs = [a for a in IP_ATTRS if a in entry]
     if net.bootproto != "none":
         ip_attrs.append("bootproto")
@@ -274,7 +274,7 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
     gateway = None
     if "gateway" in entry:
         if ipv4 is None:
-            raise _fail(E.BAD_PARAMS, f"{path}.gateway: needs ipaddr")
+            raise _fail(E.BAD_ADDR, f"{path}.gateway: needs ipaddr")
         gateway = str(_ipv4_host(f"{path}.gateway", entry["gateway"], "IPv4 gateway"))
     ipv6 = _ipv6(f"{path}.ipv6addr", entry["ipv6addr"]) if "ipv6addr" in entry else None
     ipv6gateway = None
@@ -303,9 +303,11 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
 
 
 def _bond_nics(path: str, value: object) -> tuple[str, ...]:
-    if not isinstance(value, list | tuple) or not value:
+    if not isinstance(value, list | tuple):
         raise _fail(E.BAD_BONDING, f"{path}: expected a non-empty list of NIC names, got "
                     f"{show(value)}")
+    if not value:  # VDSM: 21 "Must specify nics for bonding"
+        raise _fail(E.BAD_PARAMS, f"{path}: a bond needs at least one NIC, got []")
     nics: list[str] = []
     for item in value:
         nic = _str(path, item, E.BAD_BONDING)
@@ -355,7 +357,7 @@ def parse_bond(name: str, raw: object) -> BondConfig | Removal:
     if "remove" in entry:
         return _removal(path, name, entry)
     if "nics" not in entry:
-        raise _fail(E.BAD_BONDING, f"{path}.nics: missing (a bond needs at least one NIC)")
+        raise _fail(E.BAD_PARAMS, f"{path}.nics: missing (a bond needs at least one NIC)")
     nics = _bond_nics(f"{path}.nics", entry["nics"])
     options = parse_bond_options(f"{path}.options", entry.get("options", ""))
     return BondConfig(name=name, nics=nics, options=frozen_map(options))

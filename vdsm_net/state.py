@@ -49,6 +49,12 @@ class Device:
     speed: int = field(default=0, compare=False)  # Mbps, 0 = unknown
     active_slave: str | None = field(default=None, compare=False)  # bonds only
     loopback: bool = field(default=False, compare=False)  # IFF_LOOPBACK: never a NIC
+    # Reported in the capabilities only (VDSM's netinfo), never planned:
+    bridge_opts: Mapping[str, str] = field(default_factory=_empty, compare=False)  # sysfs names
+    ipv6_autoconf: bool = field(default=False, compare=False)  # devconf autoconf && accept_ra
+    perm_mac: str | None = field(default=None, compare=False)  # bond slaves: their own MAC
+    ad_aggregator_id: int | None = field(default=None, compare=False)  # 802.3ad bond or slave
+    ad_partner_mac: str | None = field(default=None, compare=False)  # 802.3ad bonds
 
     @property
     def is_nic(self) -> bool:

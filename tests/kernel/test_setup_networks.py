@@ -67,7 +67,8 @@ async def test_bridged_vlan_network_with_mtu(agent: AgentInNs, netns: NetNS) -> 
     caps = await agent.caps()
     net = caps["networks"]["red"]
     assert net["mtu"] == 9000 and net["vlanid"] == 100 and net["bridged"] is True
-    assert net["southbound"] == "eth1" and net["ports"] == ["eth1.100"]
+    # VDSM's southbound of a tagged network is its VLAN device
+    assert net["southbound"] == "eth1.100" and net["ports"] == ["eth1.100"]
 
 
 async def test_vlan_change_keeps_bridge_and_tap(agent: AgentInNs, netns: NetNS) -> None:
@@ -137,7 +138,8 @@ async def test_bond_network_slaves_follow_bond_mtu(agent: AgentInNs, netns: NetN
     assert netns.link("bond0.10")["master"] == "red"
     caps = await agent.caps()
     assert sorted(caps["bondings"]["bond0"]["slaves"]) == ["eth1", "eth2"]
-    assert caps["bondings"]["bond0"]["opts"]["mode"] == "active-backup"
+    # VDSM spells the mode as the kernel's number
+    assert caps["bondings"]["bond0"]["opts"] == {"mode": "1", "miimon": "100"}
     # a network cannot sit on a bond slave
     await expect_error(agent.setup({"blue": {"nic": "eth1"}}), 24)
     # nor can the bond go while a network uses it
@@ -158,7 +160,7 @@ async def test_isolated_network_is_a_bridge_without_uplink(
     caps = await agent.caps()
     assert caps["networks"]["iso"]["isolated"] is True
     assert caps["networks"]["iso"]["southbound"] is None
-    await expect_error(agent.setup({"iso2": {"vlan": 5}}), 21)
+    await expect_error(agent.setup({"iso2": {"vlan": 5}}), 26)
     await expect_error(agent.setup({"iso2": {"ipaddr": "10.0.0.1", "prefix": 24}}), 21)
 
 
@@ -207,7 +209,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any], int]] = [
     ("remove with attributes", {"red": {"remove": True, "nic": "eth1"}}, {}, 21),
     ("two networks on one nic+vlan",
      {"red": {"nic": "eth1", "vlan": 5}, "blue": {"nic": "eth1", "vlan": 5}}, {}, 21),
-    ("isolated with vlan", {"red": {"vlan": 5}}, {}, 21),
+    ("isolated with vlan", {"red": {"vlan": 5}}, {}, 26),
     ("two default routes",
      {"red": {"nic": "eth1", "ipaddr": "192.0.2.2", "prefix": 24, "gateway": "192.0.2.1",
               "defaultRoute": True},

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from types import MappingProxyType
 
-from vdsm_net.caps import LinkStats, capabilities, statistics
+from vdsm_net.caps import LinkStats, bond_opts, capabilities, statistics
+from vdsm_net.capsdoc import check_document
+from vdsm_net.kernel.bond_options import normalize
 from vdsm_net.model import NetConfig, NetworkConfig
 from vdsm_net.state import Device, KernelState, Route, make_state
 
@@ -88,79 +90,189 @@ BLUE = NetworkConfig(
 )
 
 
+NO_IP = {
+    "addr": "",
+    "netmask": "",
+    "gateway": "",
+    "ipv4addrs": [],
+    "ipv6addrs": [],
+    "ipv6gateway": "::",
+    "ipv4defaultroute": False,
+    "dhcpv4": False,
+    "dhcpv6": False,
+    "ipv6autoconf": False,
+}
+
+
 def test_networks_are_read_from_the_kernel() -> None:
     doc = capabilities(host(), config(RED, ISO, BLUE), dirty=False)
+    assert check_document(doc, extra_keys=True) == []
     assert doc["networks"]["red"] == {
         "iface": "red",
         "bridged": True,
-        "southbound": "bond0",
+        # VDSM: the bridge's port that is a NIC, bond or VLAN device (not the VM tap)
+        "southbound": "bond0.100",
         "vlanid": 100,
         "mtu": 9000,
         "isolated": False,
         "ports": ["bond0.100", "vnet0"],
-        "stp": True,
+        "stp": "on",
+        "switch": "legacy",
+        "addr": "192.0.2.5",
+        "netmask": "255.255.255.0",
         "ipv4addrs": ["192.0.2.5/24"],
         "ipv6addrs": ["2001:db8::5/64"],
         "gateway": "192.0.2.1",
         "ipv6gateway": "2001:db8::1",
+        "ipv4defaultroute": True,
+        "dhcpv4": False,
+        "dhcpv6": False,
+        "ipv6autoconf": False,
         "defaultRoute": True,
     }
     assert doc["networks"]["iso"] == {
+        **NO_IP,
         "iface": "iso",
         "bridged": True,
         "southbound": None,
         "mtu": 1500,
         "isolated": True,
         "ports": [],
-        "stp": False,
-        "ipv4addrs": [],
-        "ipv6addrs": [],
-        "gateway": "",
-        "ipv6gateway": "",
+        "stp": "off",
+        "switch": "legacy",
         "defaultRoute": False,
     }
-    blue = doc["networks"]["blue"]
-    assert (blue["iface"], blue["bridged"], blue["vlanid"]) == ("eth0.7", False, 7)
+    blue: dict[str, object] = dict(doc["networks"]["blue"])
+    assert (blue["iface"], blue["bridged"], blue.get("vlanid")) == ("eth0.7", False, 7)
+    assert (blue["southbound"], blue["interface"]) == ("eth0.7", "eth0.7")
     assert "ports" not in blue and "stp" not in blue
     # a gateway in the network's own table, but not the host's default route
-    assert (blue["gateway"], blue["defaultRoute"]) == ("198.51.100.1", False)
+    assert (blue["gateway"], blue["defaultRoute"], blue["ipv4defaultroute"]) == (
+        "198.51.100.1",
+        False,
+        False,
+    )
+    assert (blue["addr"], blue["netmask"]) == ("198.51.100.7", "255.255.255.0")
+
+
+def test_addr_is_the_address_in_the_gateways_subnet() -> None:
+    nic = Device(
+        "eth0",
+        "",
+        1500,
+        True,
+        ipv4=frozenset({"10.0.0.5/8", "192.0.2.5/24"}),
+        mac="52:54:00:00:00:01",
+    )
+    doc = capabilities(make_state([nic], {Route(4, "192.0.2.1", "eth0")}), config(), dirty=False)
+    facts = doc["nics"]["eth0"]
+    assert (facts["addr"], facts["netmask"], facts["ipv4defaultroute"]) == (
+        "192.0.2.5",
+        "255.255.255.0",
+        True,
+    )
 
 
 def test_devices_sections() -> None:
-    doc = capabilities(host(), config(), dirty=True)
-    assert doc["netConfigDirty"] is True
+    doc = capabilities(
+        host(), config(), dirty=True, pending=True, nameservers=["192.0.2.53"], supports_ipv6=False
+    )
+    assert check_document(doc, extra_keys=True) == []
+    assert (doc["netConfigDirty"], doc["netConfigPending"]) == (True, True)
+    assert (doc["nameservers"], doc["supportsIPv6"]) == (["192.0.2.53"], False)
     assert doc["networks"] == {}
-    assert doc["bridges"] == {
-        "iso": {"ports": [], "mtu": 1500, "stp": False},
-        "red": {"ports": ["bond0.100", "vnet0"], "mtu": 9000, "stp": True},
-        "virbr0": {"ports": [], "mtu": 1500, "stp": False},
-    }
+    assert doc["bridges"]["iso"] == {**NO_IP, "ports": [], "mtu": 1500, "stp": "off", "opts": {}}
+    assert doc["bridges"]["red"]["ports"] == ["bond0.100", "vnet0"]
+    assert (doc["bridges"]["red"]["stp"], doc["bridges"]["red"]["addr"]) == ("on", "192.0.2.5")
+    assert sorted(doc["bridges"]) == ["iso", "red", "virbr0"]
     # NICs: physical (and simulated) devices; not lo, not a VM tap, nothing the agent owns
     assert sorted(doc["nics"]) == ["eth0", "eth1", "eth2"]
     assert doc["nics"]["eth0"] == {
+        **NO_IP,
         "hwaddr": "52:54:00:00:00:01",
         "mtu": 1500,
         "speed": 1000,
         "operstate": "up",
     }
     assert doc["vlans"] == {
-        "bond0.100": {"iface": "bond0", "vlanid": 100, "mtu": 9000},
-        "eth0.7": {"iface": "eth0", "vlanid": 7, "mtu": 1500},
+        "bond0.100": {**NO_IP, "iface": "bond0", "vlanid": 100, "mtu": 9000},
+        "eth0.7": {
+            **NO_IP,
+            "addr": "198.51.100.7",
+            "netmask": "255.255.255.0",
+            "ipv4addrs": ["198.51.100.7/24"],
+            "gateway": "198.51.100.1",
+            "iface": "eth0",
+            "vlanid": 7,
+            "mtu": 1500,
+        },
     }
     assert doc["bondings"] == {
         "bond0": {
+            **NO_IP,
+            "hwaddr": "",
             "slaves": ["eth1", "eth2"],
-            "opts": {"mode": "active-backup", "miimon": "100"},
+            # VDSM: the mode as the kernel's number, the others only off their defaults
+            "opts": {"mode": "1", "miimon": "100"},
             "mtu": 9000,
             "active_slave": "eth2",
+            "switch": "legacy",
+            "speed": 0,
         }
     }
 
 
-def test_network_whose_device_is_missing_falls_back_to_its_config() -> None:
+def test_bond_options_as_vdsm_reports_them() -> None:
+    # 802.3ad turns miimon on (100) by itself: a default of that mode, so not reported
+    assert bond_opts(normalize({"mode": "802.3ad"})) == {"mode": "4"}
+    assert bond_opts(normalize({"mode": "802.3ad", "xmit_hash_policy": "layer2+3"})) == {
+        "mode": "4",
+        "xmit_hash_policy": "2",
+    }
+    assert bond_opts(normalize({"mode": "active-backup", "miimon": "100"})) == {
+        "mode": "1",
+        "miimon": "100",
+    }
+    assert bond_opts(normalize({})) == {"mode": "0"}
+
+
+def test_802_3ad_facts_of_bond_and_slaves() -> None:
+    bond = Device(
+        "bond0",
+        "bond",
+        1500,
+        True,
+        mac="02:00:00:00:00:01",
+        bond_options=MappingProxyType(normalize({"mode": "802.3ad"})),
+        ad_aggregator_id=1,
+        ad_partner_mac="00:00:00:00:00:00",
+    )
+    slave = Device(
+        "eth1",
+        "veth",
+        1500,
+        True,
+        master="bond0",
+        mac="02:00:00:00:00:01",
+        perm_mac="02:00:00:00:00:02",
+        ad_aggregator_id=1,
+    )
+    doc = capabilities(make_state([bond, slave]), config(), dirty=False)
+    assert check_document(doc, extra_keys=True) == []
+    b = doc["bondings"]["bond0"]
+    assert (b["hwaddr"], b.get("ad_aggregator_id"), b.get("ad_partner_mac")) == (
+        "02:00:00:00:00:01",
+        "1",
+        "00:00:00:00:00:00",
+    )
+    nic = doc["nics"]["eth1"]
+    assert (nic.get("permhwaddr"), nic.get("ad_aggregator_id")) == ("02:00:00:00:00:02", "1")
+
+
+def test_network_whose_device_is_missing_is_not_reported() -> None:
+    # VDSM's netinfo skips a network whose device is gone (SPEC 1.4)
     doc = capabilities(make_state([]), config(RED), dirty=False)
-    red = doc["networks"]["red"]
-    assert (red["mtu"], red["stp"], red["ports"], red["ipv4addrs"]) == (9000, True, [], [])
+    assert doc["networks"] == {}
 
 
 def test_capabilities_document_is_json_serialisable() -> None:

@@ -19,6 +19,8 @@ NLA_MAPS: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (
     ("IFLA_INFO_", pr_ifinf.ifinfmsg.ifinfo.nla_map),
     ("IFLA_VLAN_", vlan.nla_map),
     ("IFLA_BR_", pr_ifinf.ifinfmsg.ifinfo.bridge_data.nla_map),
+    ("IFLA_BOND_AD_INFO_", bond.ad_info.nla_map),
+    ("IFLA_BOND_SLAVE_", pr_ifinf.ifinfmsg.ifinfo.bond_slave_data.nla_map),
     ("IFLA_BOND_", bond.nla_map),
     ("IFLA_", pr_ifinf.ifinfmsg.nla_map),
     ("IFA_", pr_ifaddr.ifaddrmsg.nla_map),
@@ -26,7 +28,8 @@ NLA_MAPS: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (
     ("NLMSGERR_ATTR_", pr_netlink.nlmsgerr.nla_map),
 )
 # Numbers pyroute2 has no name for, each checked another way below.
-NOT_IN_PYROUTE2 = {"SO_RCVBUFFORCE", "NLA_TYPE_MASK", "ETH_MIN_MTU", "NETLINK_CAP_ACK"}
+NOT_IN_PYROUTE2 = {"SO_RCVBUFFORCE", "NLA_TYPE_MASK", "ETH_MIN_MTU", "NETLINK_CAP_ACK",
+                   "IFLA_INET6_CONF", "DEVCONF_ACCEPT_RA", "DEVCONF_AUTOCONF"}
 
 
 def _ours() -> dict[str, int]:
@@ -67,6 +70,10 @@ def test_the_few_pyroute2_lacks() -> None:
     mask = ~flag_bits & 0xFFFF
     assert mask == constants.NLA_TYPE_MASK
     assert (constants.SO_RCVBUFFORCE, constants.ETH_MIN_MTU) == (33, 68)
+    # linux/if_link.h IFLA_INET6_CONF, linux/ipv6.h DEVCONF_ACCEPT_RA and DEVCONF_AUTOCONF:
+    # pyroute2 decodes the devconf array by field position, not by these names.
+    assert (constants.IFLA_INET6_CONF, constants.DEVCONF_ACCEPT_RA,
+            constants.DEVCONF_AUTOCONF) == (2, 3, 5)
 
 
 def test_operstates_are_pyroute2s_in_lower_case() -> None:

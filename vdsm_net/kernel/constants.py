@@ -50,11 +50,13 @@ IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
 IFLA_STATS64 = 23
+IFLA_AF_SPEC = 26
 IFLA_GROUP = 27
 
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 IFLA_INFO_SLAVE_KIND = 4
+IFLA_INFO_SLAVE_DATA = 5
 
 IFLA_VLAN_ID = 1
 IFLA_BR_STP_STATE = 5
@@ -66,6 +68,7 @@ IFLA_BOND_UPDELAY = 4
 IFLA_BOND_DOWNDELAY = 5
 IFLA_BOND_USE_CARRIER = 6
 IFLA_BOND_ARP_INTERVAL = 7
+IFLA_BOND_ARP_IP_TARGET = 8  # nested: one be32 IPv4 address per attribute
 IFLA_BOND_ARP_VALIDATE = 9
 IFLA_BOND_PRIMARY = 11
 IFLA_BOND_PRIMARY_RESELECT = 12
@@ -75,6 +78,17 @@ IFLA_BOND_ALL_SLAVES_ACTIVE = 17
 IFLA_BOND_MIN_LINKS = 18
 IFLA_BOND_AD_LACP_RATE = 21
 IFLA_BOND_AD_SELECT = 22
+IFLA_BOND_AD_INFO = 23  # nested, only while an 802.3ad aggregator is active
+IFLA_BOND_AD_INFO_AGGREGATOR = 1  # u16
+IFLA_BOND_AD_INFO_PARTNER_MAC = 5  # 6 bytes
+IFLA_BOND_SLAVE_PERM_HWADDR = 4  # in a slave's IFLA_INFO_SLAVE_DATA; 6 bytes
+IFLA_BOND_SLAVE_AD_AGGREGATOR_ID = 6  # u16, 802.3ad slaves only
+
+# IFLA_AF_SPEC's AF_INET6 entry (linux/if_link.h): IFLA_INET6_CONF is the s32 devconf array,
+# indexed by DEVCONF_* (linux/ipv6.h).
+IFLA_INET6_CONF = 2
+DEVCONF_ACCEPT_RA = 3
+DEVCONF_AUTOCONF = 5
 
 # IF_OPER_* (linux/if.h), by number, spelled as ``ip link`` spells them (lower case).
 OPERSTATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up")

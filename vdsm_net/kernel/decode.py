@@ -18,18 +18,29 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from vdsm_net.kernel import bond_options
+from vdsm_net.kernel import bond_options, bridge_options
 from vdsm_net.kernel.constants import (
+    DEVCONF_ACCEPT_RA,
+    DEVCONF_AUTOCONF,
     IFA_ADDRESS,
     IFA_FLAGS,
     IFA_LOCAL,
     IFLA_ADDRESS,
+    IFLA_AF_SPEC,
     IFLA_BOND_ACTIVE_SLAVE,
+    IFLA_BOND_AD_INFO,
+    IFLA_BOND_AD_INFO_AGGREGATOR,
+    IFLA_BOND_AD_INFO_PARTNER_MAC,
+    IFLA_BOND_ARP_IP_TARGET,
+    IFLA_BOND_SLAVE_AD_AGGREGATOR_ID,
+    IFLA_BOND_SLAVE_PERM_HWADDR,
     IFLA_BR_STP_STATE,
     IFLA_GROUP,
     IFLA_IFNAME,
+    IFLA_INET6_CONF,
     IFLA_INFO_DATA,
     IFLA_INFO_KIND,
+    IFLA_INFO_SLAVE_DATA,
     IFLA_INFO_SLAVE_KIND,
     IFLA_LINK,
     IFLA_LINKINFO,
@@ -51,6 +62,7 @@ IFADDR_HDR = 8  # struct ifaddrmsg
 RTMSG_HDR = 12  # struct rtmsg
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})
+_NO_OPTS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,8 @@ class Link:
     address: str | None = None  # IFLA_ADDRESS, "aa:bb:..."
     operstate: str = "unknown"  # IFLA_OPERSTATE, as OPERSTATES spells it
     counters: LinkCounters | None = None  # IFLA_STATS64
+    # IFLA_AF_SPEC's IPv6 devconf: SLAAC on (autoconf and accept_ra); None without IPv6.
+    ipv6_autoconf: bool | None = None
     kind: str = ""  # IFLA_INFO_KIND: "bridge", "vlan", "bond", "veth"...; "" for a NIC
     slave_kind: str = ""  # IFLA_INFO_SLAVE_KIND: the kind of its master ("bond"...)
     vlan_id: int | None = None  # IFLA_VLAN_ID, vlans only
@@ -92,6 +106,13 @@ class Link:
     # Bonds only: option name (bond_options.NETLINK_ATTRS) -> the kernel's number for it.
     bond: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     active_slave: int = 0  # IFLA_BOND_ACTIVE_SLAVE
+    # Reported in the capabilities only (VDSM's netinfo), never planned:
+    bridge_opts: Mapping[str, str] = field(default_factory=lambda: _NO_OPTS)  # sysfs spelling
+    arp_ip_target: tuple[str, ...] = ()  # IFLA_BOND_ARP_IP_TARGET
+    ad_aggregator_id: int | None = None  # IFLA_BOND_AD_INFO (802.3ad bonds)
+    ad_partner_mac: str | None = None
+    slave_perm_mac: str | None = None  # a bond slave's own MAC (IFLA_INFO_SLAVE_DATA)
+    slave_ad_aggregator_id: int | None = None
 
 
 def _str(data: bytes, start: int, end: int) -> str:
@@ -128,6 +149,7 @@ def parse_link(data: bytes, offset: int, length: int) -> Link:
     address: str | None = None
     operstate = "unknown"
     counters: LinkCounters | None = None
+    ipv6_autoconf: bool | None = None
     info: tuple[int, int] | None = None
     end = offset + length
     start = offset + NLMSG_HDR + IFINFO_HDR
@@ -163,13 +185,35 @@ def parse_link(data: bytes, offset: int, length: int) -> Link:
             counters = LinkCounters(*struct.unpack_from(f"{count}Q", data, s))
         elif kind == IFLA_LINKINFO:
             info = (s, e)
+        elif kind == IFLA_AF_SPEC:
+            ipv6_autoconf = _ipv6_autoconf(data, s, e)
     if info is None:
-        return Link(index, flags, name, mtu, link, master, group, address, operstate, counters)
+        return Link(index, flags, name, mtu, link, master, group, address, operstate, counters,
+                    ipv6_autoconf)
     return Link(index, flags, name, mtu, link, master, group, address, operstate, counters,
-                *_linkinfo(data, info[0], info[1]))
+                ipv6_autoconf, *_linkinfo(data, info[0], info[1]))
 
 
-_LinkInfo = tuple[str, str, int | None, int | None, Mapping[str, int], int]
+def _ipv6_autoconf(data: bytes, start: int, end: int) -> bool | None:
+    for family, s, e in _nlas(data, start, end):
+        if family != socket.AF_INET6:
+            continue
+        for attr, cs, ce in _nlas(data, s, e):
+            if attr == IFLA_INET6_CONF and ce - cs >= 4 * (DEVCONF_AUTOCONF + 1):
+                conf = struct.unpack_from(f"{DEVCONF_AUTOCONF + 1}i", data, cs)
+                return bool(conf[DEVCONF_AUTOCONF] > 0 and conf[DEVCONF_ACCEPT_RA] > 0)
+    return None
+
+
+def _arp_targets(data: bytes, start: int, end: int) -> tuple[str, ...]:
+    return tuple(str(ipaddress.IPv4Address(data[s : s + 4]))
+                 for _, s, e in _nlas(data, start, end) if e - s >= 4)
+
+
+_LinkInfo = tuple[
+    str, str, int | None, int | None, Mapping[str, int], int,
+    Mapping[str, str], tuple[str, ...], int | None, str | None, str | None, int | None,
+]
 
 
 def _linkinfo(data: bytes, start: int, end: int) -> _LinkInfo:
@@ -177,6 +221,7 @@ def _linkinfo(data: bytes, start: int, end: int) -> _LinkInfo:
     last fields of ``Link``."""
     kind = slave_kind = ""
     span: tuple[int, int] | None = None
+    slave_span: tuple[int, int] | None = None
     for attr, s, e in _nlas(data, start, end):
         if attr == IFLA_INFO_KIND:
             kind = _str(data, s, e)
@@ -184,22 +229,50 @@ def _linkinfo(data: bytes, start: int, end: int) -> _LinkInfo:
             slave_kind = _str(data, s, e)
         elif attr == IFLA_INFO_DATA:
             span = (s, e)
+        elif attr == IFLA_INFO_SLAVE_DATA:
+            slave_span = (s, e)
     vlan_id = stp_state = None
     bond: dict[str, int] = {}
     active_slave = 0
+    bridge_opts: dict[str, str] = {}
+    arp_ip_target: tuple[str, ...] = ()
+    ad_aggregator_id: int | None = None
+    ad_partner_mac: str | None = None
     for attr, s, e in _nlas(data, *span) if span is not None else ():
         if kind == "vlan" and attr == IFLA_VLAN_ID and e - s >= 2:
             vlan_id = _UNPACK_U16(data, s)[0]
-        elif kind == "bridge" and attr == IFLA_BR_STP_STATE and e - s >= 4:
-            stp_state = _UNPACK_U32(data, s)[0]
+        elif kind == "bridge":
+            if attr == IFLA_BR_STP_STATE and e - s >= 4:
+                stp_state = _UNPACK_U32(data, s)[0]
+            spelled = bridge_options.spell(attr, data[s:e])
+            if spelled is not None:
+                bridge_opts[spelled[0]] = spelled[1]
+        elif kind == "bond" and attr == IFLA_BOND_ARP_IP_TARGET:
+            arp_ip_target = _arp_targets(data, s, e)
+        elif kind == "bond" and attr == IFLA_BOND_AD_INFO:
+            for sub, ss, se in _nlas(data, s, e):
+                if sub == IFLA_BOND_AD_INFO_AGGREGATOR and se - ss >= 2:
+                    ad_aggregator_id = _UNPACK_U16(data, ss)[0]
+                elif sub == IFLA_BOND_AD_INFO_PARTNER_MAC and se - ss >= 6:
+                    ad_partner_mac = data[ss : ss + 6].hex(":")
         elif kind == "bond" and attr == IFLA_BOND_ACTIVE_SLAVE and e - s >= 4:
             active_slave = _UNPACK_U32(data, s)[0]
         elif kind == "bond" and attr in _BOND_WIRE:
             option, fmt = _BOND_WIRE[attr]
             if e - s >= struct.calcsize(fmt):
                 bond[option] = struct.unpack_from(fmt, data, s)[0]
+    slave_perm_mac: str | None = None
+    slave_ad_aggregator_id: int | None = None
+    if slave_span is not None and slave_kind == "bond":
+        for attr, s, e in _nlas(data, *slave_span):
+            if attr == IFLA_BOND_SLAVE_PERM_HWADDR and e - s >= 6:
+                slave_perm_mac = data[s : s + 6].hex(":")
+            elif attr == IFLA_BOND_SLAVE_AD_AGGREGATOR_ID and e - s >= 2:
+                slave_ad_aggregator_id = _UNPACK_U16(data, s)[0]
     return (kind, slave_kind, vlan_id, stp_state,
-            MappingProxyType(bond) if bond else _EMPTY, active_slave)
+            MappingProxyType(bond) if bond else _EMPTY, active_slave,
+            MappingProxyType(bridge_opts) if bridge_opts else _NO_OPTS, arp_ip_target,
+            ad_aggregator_id, ad_partner_mac, slave_perm_mac, slave_ad_aggregator_id)
 
 
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from vdsm_net.kernel import bond_options
+from vdsm_net.kernel import bond_options, bridge_options
 from vdsm_net.kernel.constants import (
     IFA_F_PERMANENT,
     IFF_LOOPBACK,
@@ -82,6 +82,11 @@ def device(link: Link, names: Mapping[int, str], addrs: Addresses, speed: int) -
         speed=speed,
         active_slave=active_slave,
         loopback=bool(link.flags & IFF_LOOPBACK),
+        bridge_opts=MappingProxyType(bridge_options.as_sysfs(link.bridge_opts)),
+        ipv6_autoconf=bool(link.ipv6_autoconf),
+        perm_mac=link.slave_perm_mac,
+        ad_aggregator_id=link.ad_aggregator_id or link.slave_ad_aggregator_id,
+        ad_partner_mac=link.ad_partner_mac,
     )
 
 
