@@ -1,0 +1,232 @@
+"""The lab's agents: one ``vdsm-net-agent`` per host namespace, started detached (its own
+session, output to a log file) so that ``vdsm-net-lab up`` can return, each with a pid file.
+
+A lab's agent is recognised by its command line, which names its state directory under the
+lab's directory: ``down`` finds it so even without its pid file (an ``up`` killed between
+starting it and writing the file), and never signals a process that merely reused the pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from engine_client.agent_client import AgentClient, AgentError, Endpoint
+from engine_client.lab import kernel
+from engine_client.lab.layout import PORT, Lab, LabHost
+from engine_client.transport import HttpTransport
+from vdsm_net.errors import ErrorKind, NetError
+
+BIN: Final = Path(sys.executable).parent
+PROC: Final = Path("/proc")
+STOP_WAIT: Final = 20.0  # seconds between SIGTERM and SIGKILL
+START_WAIT: Final = 60.0  # an agent's Python start-up: 1-3 s here, much more on a busy machine
+
+
+@dataclass(frozen=True)
+class HostFiles:
+    """Where one host's agent keeps its files, under ``DIR/hosts/NAME``."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "agent.toml"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "agent.sock"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "agent.log"
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "agent.pid"
+
+
+def files(lab: Lab, host: LabHost) -> HostFiles:
+    return HostFiles(lab.host_dir(host))
+
+
+def agent_config(cert: Path, key: Path, ca: Path, listen: str, clients: Sequence[str]) -> str:
+    """The agent's TOML: mutual TLS on ``listen``, callable only by the named clients."""
+    allowed = ", ".join(f'"{c}"' for c in clients)
+    return (
+        f'[rpc]\nlisten = "{listen}"\n'
+        f'[tls]\ncert = "{cert}"\nkey = "{key}"\nca = "{ca}"\nallowed_clients = [{allowed}]\n'
+    )
+
+
+def argv(host: LabHost, where: HostFiles) -> list[str]:
+    return [
+        "ip", "netns", "exec", host.netns, str(BIN / "vdsm-net-agent"),
+        "--config", str(where.config), "--state-dir", str(where.state),
+        "--socket", str(where.socket),
+    ]  # fmt: skip
+
+
+def start(host: LabHost, where: HostFiles) -> int:
+    """Start the host's agent detached; its pid (``ip netns exec`` execs the agent itself)."""
+    with open(where.log, "ab") as log:
+        proc = subprocess.Popen(
+            argv(host, where),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    where.pid.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")
+
+
+def _is_running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie's cmdline is empty, but check its state too)."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def is_lab_agent(pid: int, lab: Lab) -> bool:
+    """Whether ``pid`` runs an agent whose state directory lies in this lab's directory."""
+    args = _cmdline(pid)
+    hosts = str(lab.directory / "hosts") + "/"
+    return _is_running(pid) and any(
+        a.startswith(hosts) and prev == "--state-dir" for prev, a in zip(args, args[1:])
+    )
+
+
+def read_pid(where: HostFiles) -> int | None:
+    try:
+        text = where.pid.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def lab_agents(lab: Lab) -> list[int]:
+    """Every running agent of this lab: from pid files, the lab's namespaces and /proc."""
+    candidates: set[int] = set()
+    for host in lab.hosts:
+        pid = read_pid(files(lab, host))
+        if pid is not None:
+            candidates.add(pid)
+        candidates.update(kernel.pids_in(host.netns))
+    candidates.update(int(p.name) for p in PROC.iterdir() if p.name.isdigit())
+    return sorted(pid for pid in candidates if is_lab_agent(pid, lab))
+
+
+def _wait_gone(pids: Iterable[int], lab: Lab, seconds: float) -> list[int]:
+    left = list(pids)
+    deadline = time.monotonic() + seconds
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [pid for pid in left if is_lab_agent(pid, lab)]
+    return left
+
+
+def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            continue
+
+
+def stop_all(lab: Lab) -> list[int]:
+    """SIGTERM every agent of the lab, wait, SIGKILL the ones still running; the pids."""
+    pids = lab_agents(lab)
+    _signal(pids, signal.SIGTERM)
+    stubborn = _wait_gone(pids, lab, STOP_WAIT)
+    _signal(stubborn, signal.SIGKILL)
+    still = _wait_gone(stubborn, lab, 5.0)
+    if still:
+        raise NetError(ErrorKind.KERNEL, f"agents {still}: still running after SIGKILL")
+    return pids
+
+
+def endpoint(lab: Lab, host: LabHost) -> Endpoint:
+    return Endpoint(
+        url=f"https://{host.addr}:{PORT}",
+        cert=str(lab.pki / "engine.pem"),
+        key=str(lab.pki / "engine-key.pem"),
+        ca=str(lab.pki / "ca.pem"),
+    )
+
+
+async def _ping(
+    transport: HttpTransport, lab: Lab, host: LabHost, timeout: float
+) -> str | None:
+    try:
+        await AgentClient(endpoint(lab, host), transport, timeout=timeout).call("Host.ping2")
+    except AgentError as exc:
+        return str(exc)
+    return None
+
+
+async def ping_all(lab: Lab, timeout: float = 5.0) -> dict[str, str | None]:
+    """Host.ping2 over mutual TLS with the engine's certificate: None, or why not."""
+    async with HttpTransport() as transport:
+        answers = await asyncio.gather(*(_ping(transport, lab, h, timeout) for h in lab.hosts))
+    return {h.name: a for h, a in zip(lab.hosts, answers, strict=True)}
+
+
+async def _until_answers(
+    transport: HttpTransport, lab: Lab, host: LabHost, pid: int, seconds: float
+) -> None:
+    deadline = time.monotonic() + seconds
+    where = files(lab, host)
+    while True:
+        error = await _ping(transport, lab, host, 2.0)
+        if error is None:
+            return
+        if not is_lab_agent(pid, lab):
+            raise NetError(
+                ErrorKind.KERNEL,
+                f"{host.name}: the agent exited; its log {where.log}:\n{_tail(where.log)}",
+            )
+        if time.monotonic() > deadline:
+            raise NetError(
+                ErrorKind.KERNEL,
+                f"{host.name}: the agent did not answer over TLS within {seconds:g} s "
+                f"({error}); its log {where.log}:\n{_tail(where.log)}",
+            )
+        await asyncio.sleep(0.1)
+
+
+async def wait_all(lab: Lab, pids: dict[str, int], seconds: float = START_WAIT) -> None:
+    async with HttpTransport() as transport:
+        await asyncio.gather(
+            *(_until_answers(transport, lab, h, pids[h.name], seconds) for h in lab.hosts)
+        )
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
