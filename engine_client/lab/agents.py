@@ -9,6 +9,7 @@ starting it and writing the file), and never signals a process that merely reuse
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -116,7 +117,7 @@ def is_lab_agent(pid: int, lab: Lab) -> bool:
     args = _cmdline(pid)
     hosts = str(lab.directory / "hosts") + "/"
     return _is_running(pid) and any(
-        a.startswith(hosts) and prev == "--state-dir" for prev, a in zip(args, args[1:])
+        a.startswith(hosts) and prev == "--state-dir" for prev, a in itertools.pairwise(args)
     )
 
 
@@ -201,7 +202,10 @@ async def _until_answers(
     deadline = time.monotonic() + seconds
     where = files(lab, host)
     while True:
-        error = await _ping(transport, lab, host, 2.0)
+        # The Unix socket appears just before the TCP listener: until then a TLS attempt
+        # would only queue in the listener's backlog and time out.
+        ready = where.socket.exists()
+        error = await _ping(transport, lab, host, 10.0) if ready else "not listening yet"
         if error is None:
             return
         if not is_lab_agent(pid, lab):

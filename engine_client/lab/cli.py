@@ -197,4 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vdsm-net-lab: interrupted", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # ``status --json | head``: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     return code

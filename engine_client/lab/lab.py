@@ -80,7 +80,8 @@ def up(directory: Path, count: int, say: Say = _quiet) -> Lab:
     with _locked(directory):
         if layout.load(directory) is not None:  # made while we waited for the directory
             _existing(directory)
-        lab = layout.plan(directory, count, layout.pick_subnet(kernel.networks_in_use()), not existed)
+        subnet = layout.pick_subnet(kernel.networks_in_use())
+        lab = layout.plan(directory, count, subnet, not existed)
         layout.save(lab)
         try:
             lab = _build(lab, say)

@@ -27,12 +27,14 @@ DC: Final = "lab"
 DC_VERSION: Final = "4.7"
 PORT: Final = 54321
 # Benchmark space (RFC 2544): reserved for tests, so never a real network of the machine's.
-POOL: Final = ipaddress.ip_network("198.18.0.0/15")
+POOL: Final = ipaddress.IPv4Network("198.18.0.0/15")
 # One /30 per host (root side .1, host side .2) in one /24: 64 links.
 MAX_HOSTS: Final = 64
 NICS: Final = ("eth1", "eth2")  # veth pairs whose far ends are plugged into the lab's switch
 DUMMY_NIC: Final = "eth3"  # a dummy device (a NIC without a cable), where the kernel has them
 MGMT: Final = "mgmt"  # the host end of the management link, used by no network
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -122,12 +124,12 @@ def plan(directory: Path, count: int, subnet: ipaddress.IPv4Network, made: bool)
     return Lab(directory, lab_id, str(subnet), tuple(hosts), made)
 
 
-def pick_subnet(in_use: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> (
-    ipaddress.IPv4Network
-):
+def pick_subnet(in_use: Iterable[IPNetwork]) -> ipaddress.IPv4Network:
     """A /24 of the pool that overlaps no address or route of the machine, starting at a
     random one so that two labs built at once are unlikely to pick the same."""
-    taken = [net for net in in_use if net.version == 4 and net.prefixlen > 0]
+    taken = [
+        net for net in in_use if isinstance(net, ipaddress.IPv4Network) and net.prefixlen > 0
+    ]
     candidates = list(POOL.subnets(new_prefix=24))
     start = secrets.randbelow(len(candidates))
     for net in candidates[start:] + candidates[:start]:
