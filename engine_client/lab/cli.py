@@ -2,7 +2,7 @@
 
 Exit codes: 0 success (``status``: every host answers); 1 a host of the lab is not healthy
 (``status``) or building or removing the lab failed; 2 usage error, not root, or no lab /
-already a lab in the directory.
+already a lab in the directory; 3 another ``vdsm-net-lab`` holds the directory.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ DEFAULT_DIR: Final = Path("/run/vdsm-net-lab")
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+EXIT_BUSY: Final = 3
+EXIT_CODES: Final = {ErrorKind.BAD_PARAMS: EXIT_USAGE, ErrorKind.IN_PROGRESS: EXIT_BUSY}
 
 
 def engine_client_program() -> str:
@@ -146,9 +148,12 @@ def _directory(text: str) -> Path:
 
 def _count(text: str) -> int:
     try:
-        return int(text)
+        count = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of hosts, got {text!r}") from None
+        count = 0
+    if not 1 <= count <= layout.MAX_HOSTS:
+        raise argparse.ArgumentTypeError(f"expected 1-{layout.MAX_HOSTS} hosts, got {text!r}")
+    return count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args, sys.stdout, sys.stderr)
     except NetError as exc:
         print(f"vdsm-net-lab: error: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE if exc.kind == ErrorKind.BAD_PARAMS else EXIT_FAILED
+        return EXIT_CODES.get(exc.kind, EXIT_FAILED)
+    except OSError as exc:  # a file of the lab's directory: disk full, permissions, ...
+        print(f"vdsm-net-lab: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("vdsm-net-lab: interrupted", file=sys.stderr)
         return EXIT_FAILED

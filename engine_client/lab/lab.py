@@ -156,8 +156,9 @@ def _engine(lab: Lab, *args: str) -> None:
     out, err = io.StringIO(), io.StringIO()
     code = engine_cli.main([*args, "--db", str(lab.db)], stdout=out, stderr=err)
     if code != 0:
+        # Not the user's input (that was checked before anything was made): a failed step.
         raise NetError(
-            ErrorKind.BAD_PARAMS,
+            ErrorKind.KERNEL,
             f"engine-client {' '.join(args)}: exit {code}: {err.getvalue().strip()}",
         )
 
