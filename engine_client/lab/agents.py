@@ -80,8 +80,9 @@ def argv(host: LabHost, where: HostFiles) -> list[str]:
     ]  # fmt: skip
 
 
-def start(host: LabHost, where: HostFiles) -> int:
-    """Start the host's agent detached; its pid (``ip netns exec`` execs the agent itself)."""
+def start(host: LabHost, where: HostFiles) -> subprocess.Popen[bytes]:
+    """Start the host's agent detached, with its pid file (``ip netns exec`` execs the
+    agent itself, so the pid is the agent's)."""
     with open(where.log, "ab") as log:
         proc = subprocess.Popen(
             argv(host, where),
@@ -92,15 +93,21 @@ def start(host: LabHost, where: HostFiles) -> int:
             close_fds=True,
         )
     where.pid.write_text(f"{proc.pid}\n")
-    return proc.pid
+    return proc
 
 
 def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = (PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return []
-    return raw.decode(errors="replace").split("\0")
+    # A process's cmdline reads empty for a moment while it execs (measured: hundreds of
+    # empty reads in a tight loop around one exec): read again before believing it.
+    for _ in range(50):
+        try:
+            raw = (PROC / str(pid) / "cmdline").read_bytes()
+        except OSError:
+            return []
+        if raw or not _is_running(pid):
+            break
+        time.sleep(0.01)
+    return raw.decode(errors="replace").split("\0") if raw else []
 
 
 def _is_running(pid: int) -> bool:
@@ -141,12 +148,13 @@ def lab_agents(lab: Lab) -> list[int]:
     return sorted(pid for pid in candidates if is_lab_agent(pid, lab))
 
 
-def _wait_gone(pids: Iterable[int], lab: Lab, seconds: float) -> list[int]:
+def _wait_gone(pids: Iterable[int], seconds: float) -> list[int]:
+    """The pids (of agents of the lab, checked before) still running after ``seconds``."""
     left = list(pids)
     deadline = time.monotonic() + seconds
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = [pid for pid in left if is_lab_agent(pid, lab)]
+        left = [pid for pid in left if _is_running(pid)]
     return left
 
 
@@ -162,9 +170,9 @@ def stop_all(lab: Lab) -> list[int]:
     """SIGTERM every agent of the lab, wait, SIGKILL the ones still running; the pids."""
     pids = lab_agents(lab)
     _signal(pids, signal.SIGTERM)
-    stubborn = _wait_gone(pids, lab, STOP_WAIT)
+    stubborn = _wait_gone(pids, STOP_WAIT)
     _signal(stubborn, signal.SIGKILL)
-    still = _wait_gone(stubborn, lab, 5.0)
+    still = _wait_gone(stubborn, 5.0)
     if still:
         raise NetError(ErrorKind.KERNEL, f"agents {still}: still running after SIGKILL")
     return pids
@@ -197,7 +205,8 @@ async def ping_all(lab: Lab, timeout: float = 5.0) -> dict[str, str | None]:
 
 
 async def _until_answers(
-    transport: HttpTransport, lab: Lab, host: LabHost, pid: int, seconds: float
+    transport: HttpTransport, lab: Lab, host: LabHost, proc: subprocess.Popen[bytes],
+    seconds: float,
 ) -> None:
     deadline = time.monotonic() + seconds
     where = files(lab, host)
@@ -208,10 +217,11 @@ async def _until_answers(
         error = await _ping(transport, lab, host, 10.0) if ready else "not listening yet"
         if error is None:
             return
-        if not is_lab_agent(pid, lab):
+        if proc.poll() is not None:
             raise NetError(
                 ErrorKind.KERNEL,
-                f"{host.name}: the agent exited; its log {where.log}:\n{_tail(where.log)}",
+                f"{host.name}: the agent exited with status {proc.returncode}; its log "
+                f"{where.log}:\n{_tail(where.log)}",
             )
         if time.monotonic() > deadline:
             raise NetError(
@@ -222,10 +232,12 @@ async def _until_answers(
         await asyncio.sleep(0.1)
 
 
-async def wait_all(lab: Lab, pids: dict[str, int], seconds: float = START_WAIT) -> None:
+async def wait_all(
+    lab: Lab, procs: dict[str, subprocess.Popen[bytes]], seconds: float = START_WAIT
+) -> None:
     async with HttpTransport() as transport:
         await asyncio.gather(
-            *(_until_answers(transport, lab, h, pids[h.name], seconds) for h in lab.hosts)
+            *(_until_answers(transport, lab, h, procs[h.name], seconds) for h in lab.hosts)
         )
 
 

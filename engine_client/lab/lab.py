@@ -109,8 +109,8 @@ def _build(lab: Lab, say: Say) -> Lab:
     for host in lab.hosts:
         _build_host(lab, host)
         say(f"{host.name}: namespace {host.netns}, agent address {host.addr}")
-    pids = {host.name: agents.start(host, agents.files(lab, host)) for host in lab.hosts}
-    asyncio.run(agents.wait_all(lab, pids))
+    procs = {host.name: agents.start(host, agents.files(lab, host)) for host in lab.hosts}
+    asyncio.run(agents.wait_all(lab, procs))
     say(f"{len(lab.hosts)} agents answer over mutual TLS")
     _engine(lab, "dc", "add", DC, "--version", DC_VERSION)
     ca = lab.pki / pki.CA_CERT
