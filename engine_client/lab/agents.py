@@ -96,10 +96,11 @@ def start(host: LabHost, where: HostFiles) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _cmdline(pid: int) -> list[str]:
+def _cmdline(pid: int, *, settle: bool) -> list[str]:
     # A process's cmdline reads empty for a moment while it execs (measured: hundreds of
-    # empty reads in a tight loop around one exec): read again before believing it.
-    for _ in range(50):
+    # empty reads in a tight loop around one exec): with ``settle``, read again before
+    # believing it. Not for every process of /proc: a kernel thread's is always empty.
+    for _ in range(50 if settle else 1):
         try:
             raw = (PROC / str(pid) / "cmdline").read_bytes()
         except OSError:
@@ -119,9 +120,9 @@ def _is_running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
-def is_lab_agent(pid: int, lab: Lab) -> bool:
+def is_lab_agent(pid: int, lab: Lab, *, settle: bool = True) -> bool:
     """Whether ``pid`` runs an agent whose state directory lies in this lab's directory."""
-    args = _cmdline(pid)
+    args = _cmdline(pid, settle=settle)
     hosts = str(lab.directory / "hosts") + "/"
     return _is_running(pid) and any(
         a.startswith(hosts) and prev == "--state-dir" for prev, a in itertools.pairwise(args)
@@ -138,14 +139,18 @@ def read_pid(where: HostFiles) -> int | None:
 
 def lab_agents(lab: Lab) -> list[int]:
     """Every running agent of this lab: from pid files, the lab's namespaces and /proc."""
-    candidates: set[int] = set()
+    known: set[int] = set()
     for host in lab.hosts:
         pid = read_pid(files(lab, host))
         if pid is not None:
-            candidates.add(pid)
-        candidates.update(kernel.pids_in(host.netns))
-    candidates.update(int(p.name) for p in PROC.iterdir() if p.name.isdigit())
-    return sorted(pid for pid in candidates if is_lab_agent(pid, lab))
+            known.add(pid)
+        known.update(kernel.pids_in(host.netns))
+    found = {pid for pid in known if is_lab_agent(pid, lab)}
+    # An agent outside every lab namespace (its namespace deleted behind the lab's back) and
+    # without a pid file: only its command line says whose it is.
+    others = {int(p.name) for p in PROC.iterdir() if p.name.isdigit()} - known
+    found.update(pid for pid in others if is_lab_agent(pid, lab, settle=False))
+    return sorted(found)
 
 
 def _wait_gone(pids: Iterable[int], seconds: float) -> list[int]:

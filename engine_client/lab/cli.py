@@ -143,7 +143,8 @@ def cmd_exec(a: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _directory(text: str) -> Path:
-    return Path(os.path.abspath(text))
+    # One spelling of the directory for every command: the agents are recognised by it.
+    return Path(text).resolve()
 
 
 def _count(text: str) -> int:
