@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine_client.cli import build_parser
+from engine_client.lab import cli as lab_cli
 from vdsm_net import cli as agent_cli
 from vdsm_net import client as local_client
 from vdsm_net import config
@@ -177,6 +178,7 @@ def test_engine_command_is_documented(
     [
         ("vdsm-net-agent", agent_cli._parser(), "config.md"),
         ("vdsm-net-client", local_client._parser(), "api.md"),
+        ("vdsm-net-lab", lab_cli.build_parser(), "lab.md"),
     ],
 )
 def test_agent_programs_options_are_documented(
@@ -189,6 +191,7 @@ def test_agent_programs_options_are_documented(
     missing = sorted(o for o in options if not _mentions(section.text, o))
     missing += [n for p in every for n in positional_names(p) if not _mentions(section.text, n)]
     for action in parser._actions:
+        # A fixed word (``restore``) or a command of its own (``up``): each named in full.
         if not action.option_strings and action.choices is not None:
             missing += [f"{program} {c}" for c in action.choices
                         if not _mentions(section.text, f"{program} {c}")]
