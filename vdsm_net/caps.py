@@ -1,8 +1,10 @@
 """The capabilities (SPEC §1.4) and statistics (SPEC §1.8) documents. Pure: no I/O.
 
 Every value comes from the kernel's state as the backend read it; the running config only
-says which devices make up which network (and is the fallback for a network whose top
-device is missing, so that the engine sees the network as out of sync rather than gone).
+says which devices make up which network. A network whose top device (its bridge; for a
+bridgeless network its VLAN, NIC or bond device) is gone from the kernel, deleted behind the
+agent's back, is not reported at all, as VDSM does: it stays in the running config, and the
+engine sees it missing on the host (out of sync) and sends it again.
 """
 
 from __future__ import annotations
@@ -56,31 +58,43 @@ def _ports(state: KernelState) -> dict[str, list[str]]:
     return out
 
 
+def _carrier(net: NetworkConfig, state: KernelState) -> Device | None:
+    """The device the network rides on as the kernel has it: its VLAN device (tagged) or its
+    NIC or bond, and for a bridged network only while it is a port of the bridge. None for
+    an isolated network, or when that device was deleted or taken off the bridge."""
+    name = net.vlan_device or net.southbound
+    dev = None if name is None else state.get(name)
+    if dev is None or (net.bridged and dev.master != net.name):
+        return None
+    return dev
+
+
 def _network(
     net: NetworkConfig,
+    top: Device,
     state: KernelState,
     ports: dict[str, list[str]],
     routes: dict[str, list[Route]],
 ) -> dict[str, Any]:
-    top = state.get(net.top)
     own = routes.get(net.top, [])
+    carrier = _carrier(net, state)
     entry: dict[str, Any] = {
         "iface": net.top,
         "bridged": net.bridged,
-        "southbound": net.southbound,
-        "mtu": top.mtu if top else net.mtu,
+        "southbound": net.southbound if carrier is not None else None,
+        "mtu": top.mtu,
         "isolated": net.isolated,
-        "ipv4addrs": sorted(top.ipv4) if top else [],
-        "ipv6addrs": sorted(top.ipv6) if top else [],
+        "ipv4addrs": sorted(top.ipv4),
+        "ipv6addrs": sorted(top.ipv6),
         "gateway": _gateway(own, 4),
         "ipv6gateway": _gateway(own, 6),
         "defaultRoute": any(r.table == MAIN_TABLE for r in own),
     }
-    if net.vlan is not None:
-        entry["vlanid"] = net.vlan
+    if carrier is not None and carrier.vlan_id is not None:
+        entry["vlanid"] = carrier.vlan_id
     if net.bridged:
         entry["ports"] = list(ports.get(net.top, []))
-        entry["stp"] = top.stp if top else net.stp
+        entry["stp"] = top.stp
     return entry
 
 
@@ -97,8 +111,9 @@ def capabilities(state: KernelState, running: NetConfig, *, dirty: bool) -> dict
     ports, routes = _ports(state), _routes(state)
     return {
         "networks": {
-            name: _network(net, state, ports, routes)
+            name: _network(net, top, state, ports, routes)
             for name, net in sorted(running.networks.items())
+            if (top := state.get(net.top)) is not None
         },
         "bridges": {
             d.name: {"ports": list(ports.get(d.name, [])), "mtu": d.mtu, "stp": d.stp}
