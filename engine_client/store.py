@@ -10,12 +10,15 @@ by itself, and every multi-row change goes through ``with store.transaction():``
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -29,6 +32,7 @@ from engine_client.models import (
     HostLabel,
     LogicalNetwork,
     NicLabel,
+    Rollout,
     Vm,
 )
 
@@ -106,11 +110,88 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attachment_network ON attachment(network);
     CREATE INDEX network_label ON network(label);
     """,
+    # 2: networks being removed, definition generations, leases (one change of a network at
+    # a time), rollouts; an attachment's in-sync state is judged from its host's capabilities.
+    """
+    ALTER TABLE network ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE network ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE attachment DROP COLUMN in_sync;
+    CREATE TABLE network_lease (
+        network TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        machine TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        since REAL NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE INDEX network_lease_holder ON network_lease(holder);
+    CREATE TABLE rollout (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        correlation_id TEXT NOT NULL,
+        network TEXT NOT NULL,
+        action TEXT NOT NULL,
+        started REAL NOT NULL,
+        planned INTEGER NOT NULL,
+        ended REAL,
+        updated INTEGER,
+        failed INTEGER
+    );
+    """,
 )
+
+# The database's clock, in epoch seconds: leases are judged by one clock for every
+# engine-client sharing the store, whatever the clocks of their machines say.
+_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 class StoreError(Exception):
     """A missing or duplicate record; the message names it."""
+
+
+class Conflict(StoreError):
+    """Another engine-client is changing, or has changed, what this command was about to
+    change (SPEC §2.3 "One change of a network at a time"); nothing was written."""
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds a lease: a command (its correlation id), on a machine, in a process."""
+
+    correlation_id: str
+    machine: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _stamp(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+class NetworkBusy(Conflict):
+    def __init__(self, network: str, holder: str, since: float) -> None:
+        super().__init__(
+            f"network {network} is being changed by another engine-client "
+            f"(correlation id {holder}, since {_stamp(since)})"
+        )
+        self.network = network
+        self.holder = holder
+
+
+class StaleDefinition(Conflict):
+    def __init__(self, network: str, read: int, now: int) -> None:
+        super().__init__(
+            f"network {network} was changed by another engine-client since this command read "
+            f"it (generation {read}, now {now}); nothing was written, run the command again"
+        )
 
 
 def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -150,6 +231,8 @@ def _network(row: sqlite3.Row) -> LogicalNetwork:
         mtu=row["mtu"],
         vm=bool(row["vm"]),
         label=row["label"],
+        removing=bool(row["removing"]),
+        generation=row["generation"],
     )
 
 
@@ -161,7 +244,6 @@ def _attachment(row: sqlite3.Row) -> Attachment:
         bond=row["bond"],
         isolated=bool(row["isolated"]),
         via_label=row["via_label"],
-        in_sync=bool(row["in_sync"]),
         last_error=row["last_error"],
     )
 
@@ -408,18 +490,33 @@ class Store:
         return [_network(r) for r in rows]
 
     def update_network(self, old_name: str, net: LogicalNetwork) -> LogicalNetwork:
-        """Replace a network's definition; ``net.name != old_name`` renames it (cascading)."""
+        """Replace a network's definition; ``net.name != old_name`` renames it (cascading).
+        ``net.generation`` is the generation the caller read: if another command wrote the
+        definition since, ``StaleDefinition`` and nothing is written. Returns the definition
+        as stored (its next generation)."""
         with self.transaction():
             old = self.get_network(old_name)
+            if old.generation != net.generation:
+                raise StaleDefinition(old_name, net.generation, old.generation)
             if net.dc != old.dc:
                 raise StoreError(f"network {old_name!r}: cannot move to another data center")
             if net.name != old_name and self.find_network(net.name) is not None:
                 raise StoreError(f"network {net.name!r} already exists")
             self._conn.execute(
-                "UPDATE network SET name = ?, vlan = ?, mtu = ?, vm = ?, label = ? WHERE name = ?",
-                (net.name, net.vlan, net.mtu, int(net.vm), net.label, old_name),
+                "UPDATE network SET name = ?, vlan = ?, mtu = ?, vm = ?, label = ?,"
+                " removing = ?, generation = generation + 1 WHERE name = ? AND generation = ?",
+                (
+                    net.name,
+                    net.vlan,
+                    net.mtu,
+                    int(net.vm),
+                    net.label,
+                    int(net.removing),
+                    old_name,
+                    net.generation,
+                ),
             )
-        return net
+        return replace(net, generation=net.generation + 1)
 
     def remove_network(self, name: str) -> None:
         with self.transaction():
@@ -444,8 +541,8 @@ class Store:
                 )
             self._conn.execute(
                 "INSERT OR REPLACE INTO attachment"
-                " (host, network, nic, bond, isolated, via_label, in_sync, last_error)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " (host, network, nic, bond, isolated, via_label, last_error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     att.host,
                     att.network,
@@ -453,7 +550,6 @@ class Store:
                     att.bond,
                     int(att.isolated),
                     att.via_label,
-                    int(att.in_sync),
                     att.last_error,
                 ),
             )
@@ -479,14 +575,13 @@ class Store:
         )
         return [_attachment(r) for r in rows]
 
-    def mark_attachment(
-        self, host: str, network: str, *, in_sync: bool, last_error: str | None = None
-    ) -> None:
+    def mark_attachment(self, host: str, network: str, *, last_error: str | None) -> None:
+        """Record the last push's failure (None: it succeeded)."""
         with self.transaction():
             self.get_attachment(host, network)
             self._conn.execute(
-                "UPDATE attachment SET in_sync = ?, last_error = ? WHERE host = ? AND network = ?",
-                (int(in_sync), last_error, host, network),
+                "UPDATE attachment SET last_error = ? WHERE host = ? AND network = ?",
+                (last_error, host, network),
             )
 
     def remove_attachment(self, host: str, network: str) -> None:
@@ -650,3 +745,98 @@ class Store:
             (correlation_id, correlation_id, -1 if limit is None else limit),
         )
         return [_event(r) for r in rows]
+
+    # -- leases: one change of a network at a time (SPEC §2.3) ----------------------------
+
+    def acquire_leases(
+        self,
+        networks: Sequence[str],
+        holder: LeaseHolder,
+        ttl: float,
+        *,
+        alive: Callable[[int], bool] = pid_alive,
+    ) -> None:
+        """Hold every network of ``networks`` for ``ttl`` seconds, all or none: a network held
+        by another live holder raises ``NetworkBusy``. A lease is live until it expires (on
+        the database's clock, one clock for every engine-client sharing the database, on any
+        machine); a holder on this machine whose process is gone (``alive``) holds nothing
+        even before that. The rule lives in one transaction."""
+        with self.transaction():
+            for name in sorted(set(networks)):
+                row = self._one(
+                    "SELECT holder, machine, pid, since FROM network_lease"
+                    f" WHERE network = ? AND holder != ? AND expires > {_NOW}",
+                    (name, holder.correlation_id),
+                )
+                if row is None:
+                    continue
+                if row["machine"] != holder.machine or alive(row["pid"]):
+                    raise NetworkBusy(name, row["holder"], row["since"])
+            for name in sorted(set(networks)):
+                self._conn.execute(
+                    "INSERT INTO network_lease (network, holder, machine, pid, since, expires)"
+                    f" VALUES (?, ?, ?, ?, {_NOW}, {_NOW} + ?)"
+                    " ON CONFLICT (network) DO UPDATE SET holder = excluded.holder,"
+                    " machine = excluded.machine, pid = excluded.pid,"
+                    " since = CASE WHEN network_lease.holder = excluded.holder"
+                    " THEN network_lease.since ELSE excluded.since END,"
+                    " expires = excluded.expires",
+                    (name, holder.correlation_id, holder.machine, holder.pid, ttl),
+                )
+
+    def renew_leases(self, holder: str, ttl: float) -> int:
+        """Extend the holder's unexpired leases; returns how many it still holds."""
+        with self.transaction():
+            cur = self._conn.execute(
+                f"UPDATE network_lease SET expires = {_NOW} + ? WHERE holder = ?"
+                f" AND expires > {_NOW}",
+                (ttl, holder),
+            )
+            return int(cur.rowcount)
+
+    def release_leases(self, holder: str) -> None:
+        with self.transaction():
+            self._conn.execute("DELETE FROM network_lease WHERE holder = ?", (holder,))
+
+    def lease_holder(self, network: str) -> str | None:
+        """Who holds ``network`` now (None: nobody, or an expired lease)."""
+        row = self._one(
+            f"SELECT holder FROM network_lease WHERE network = ? AND expires > {_NOW}",
+            (network,),
+        )
+        return None if row is None else str(row["holder"])
+
+    # -- rollouts -----------------------------------------------------------------------
+
+    def start_rollout(self, correlation_id: str, network: str, action: str, planned: int) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO rollout (correlation_id, network, action, started, planned)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (correlation_id, network, action, time.time(), planned),
+        )
+        return int(cur.lastrowid or 0)
+
+    def end_rollout(self, rollout_id: int, *, updated: int, failed: int) -> None:
+        self._conn.execute(
+            "UPDATE rollout SET ended = ?, updated = ?, failed = ? WHERE id = ?",
+            (time.time(), updated, failed, rollout_id),
+        )
+
+    def list_rollouts(self, *, limit: int = 10) -> list[Rollout]:
+        rows = self._all(
+            "SELECT * FROM (SELECT * FROM rollout ORDER BY id DESC LIMIT ?) ORDER BY id", (limit,)
+        )
+        return [
+            Rollout(
+                id=r["id"],
+                correlation_id=r["correlation_id"],
+                network=r["network"],
+                action=r["action"],
+                started=r["started"],
+                planned=r["planned"],
+                ended=r["ended"],
+                updated=r["updated"],
+                failed=r["failed"],
+            )
+            for r in rows
+        ]

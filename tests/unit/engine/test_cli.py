@@ -11,6 +11,7 @@ import pytest
 
 from engine_client.cli import main
 from engine_client.store import Store
+from tests.enginecli import in_sync
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 
 H1, H2 = "https://10.9.0.1:54321", "https://10.9.0.2:54321"
@@ -180,7 +181,7 @@ def test_attach_configures_host_with_one_correlation_id(dc: Cli) -> None:
     ]
     assert "1/1 network red were updated on host h1" in dc.err
     with dc.store() as s:
-        assert s.get_attachment("h1", "red").in_sync
+        assert in_sync(s, "h1", "red")
         assert {e.correlation_id for e in s.list_events()} == {cid}
     # the engine's client certificate goes with every call to that host
     endpoint, headers = dc.transport.calls[0].endpoint, dc.transport.calls[0].headers
@@ -227,9 +228,9 @@ def test_partial_failure_exit_1_then_sync(attached: Cli) -> None:
     assert events[-1] == "2 are planned to be updated, however only 1 could be updated."
     assert "failed" in attached.out  # the summary table
     with attached.store() as s:
-        assert s.get_attachment("h1", "red").in_sync
+        assert in_sync(s, "h1", "red")
         h2 = s.get_attachment("h2", "red")
-        assert not h2.in_sync and "Connection refused" in (h2.last_error or "")
+        assert not in_sync(s, "h2", "red") and "Connection refused" in (h2.last_error or "")
         assert s.get_network("red").mtu == 9000  # the store has the new definition
     code, doc = attached.json("network", "show", "red")
     assert {h["host"]: h["in_sync"] for h in doc["hosts"]} == {"h1": True, "h2": False}
@@ -243,7 +244,7 @@ def test_partial_failure_exit_1_then_sync(attached: Cli) -> None:
     assert len(setup_calls(attached, H1)) == before  # h1 was in sync: left alone
     assert setup_calls(attached, H2)[-1]["red"]["mtu"] == 9000
     with attached.store() as s:
-        assert s.get_attachment("h2", "red").in_sync
+        assert in_sync(s, "h2", "red")
 
 
 def test_agent_error_is_a_failed_host(attached: Cli) -> None:
@@ -271,7 +272,10 @@ def test_sync_repairs_drift_seen_on_host(attached: Cli) -> None:
     rows = {r["name"]: r for r in doc}
     assert rows["h1"]["reachable"] and rows["h1"]["agent_version"] == "0.1.0"
     assert rows["h1"]["out_of_sync"][0]["network"] == "red"
-    assert rows["h1"]["out_of_sync"][0]["diff"] == {"mtu": [1500, 1280]}
+    assert rows["h1"]["out_of_sync"][0]["differences"] == [
+        {"key": "mtu", "expected": 1500, "found": 1280}
+    ]
+    assert rows["h1"]["out_of_sync"][0]["differs"] == "mtu: expected 1500, found 1280"
     assert rows["h2"]["out_of_sync"] == []
     assert attached("sync", "--network", "red") == 0
     assert agent(attached, H1).networks["red"]["mtu"] == 1500
@@ -303,7 +307,7 @@ def test_old_dc_gets_event_and_no_host_calls(cli: Cli) -> None:
     assert expected in cli.err
     assert setup_calls(cli, H1) == []
     with cli.store() as s:
-        assert not s.get_attachment("h1", "blue").in_sync
+        assert not in_sync(s, "h1", "blue")  # never read from the host
 
 
 # -- §2.4 refusals through the CLI ----------------------------------------------------------

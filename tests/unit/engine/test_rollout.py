@@ -205,7 +205,10 @@ async def test_confirm_connectivity_polled_while_pending() -> None:
     assert len(net.calls_to(url("h1"), "Host.confirmConnectivity")) == len(confirms)
     methods = [c.method for c in net.calls_to(url("h1"))]
     assert methods[0] == "Host.setupNetworks"
-    assert set(methods[1:]) == {"Host.confirmConnectivity"}
+    # Then confirmations, and the read-back of what the host now has.
+    assert set(methods[1:-1]) == {"Host.confirmConnectivity"}
+    assert methods[-1] == "Host.getCapabilities"
+    assert outcomes[0].caps is not None and outcomes[0].caps["networks"][NET]["mtu"] == 9000
     assert net.agents[url("h1")].safe == net.agents[url("h1")].networks
 
 
@@ -222,7 +225,11 @@ async def test_no_confirmation_means_connectivity_failure_and_no_safe_config() -
 async def test_setup_params_and_correlation_header_on_every_call() -> None:
     net, changes = make({"h1": FakeAgent(setup_delay=0.6), "h2": FakeAgent()})
     await run(net, changes, Recorder(), connectivity_timeout=42)
-    assert {c.method for c in net.calls} == {"Host.setupNetworks", "Host.confirmConnectivity"}
+    assert {c.method for c in net.calls} == {
+        "Host.setupNetworks",
+        "Host.confirmConnectivity",
+        "Host.getCapabilities",
+    }
     assert all(c.headers.get("X-Correlation-Id") == CID for c in net.calls)
     setup = net.calls_to(url("h1"), "Host.setupNetworks")[0]
     assert setup.params == {

@@ -107,13 +107,13 @@ def test_attachment_exactly_one_of_nic_bond_isolated(store: Store) -> None:
 def test_attachments_mark_and_remove(store: Store) -> None:
     store.set_attachment(Attachment("h1", "red", nic="eth1"))
     store.set_attachment(Attachment("h2", "red", bond="bond0"))
-    store.mark_attachment("h2", "red", in_sync=False, last_error="boom")
+    store.mark_attachment("h2", "red", last_error="boom")
     assert store.list_attachments(network="red") == [
         Attachment("h1", "red", nic="eth1"),
         Attachment("h2", "red", bond="bond0", last_error="boom"),
     ]
-    store.mark_attachment("h1", "red", in_sync=True)
-    assert store.get_attachment("h1", "red").in_sync
+    store.mark_attachment("h2", "red", last_error=None)
+    assert store.get_attachment("h2", "red").last_error is None
     store.remove_attachment("h2", "red")
     assert [a.host for a in store.list_attachments()] == ["h1"]
 
