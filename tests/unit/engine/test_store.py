@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from engine_client import store as store_mod
 from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
-from engine_client.store import Store, StoreError, default_db_path
+from engine_client.store import (
+    LeaseHolder,
+    NetworkBusy,
+    StaleDefinition,
+    Store,
+    StoreError,
+    default_db_path,
+)
 
 
 @pytest.fixture
@@ -199,3 +209,88 @@ def test_events(store: Store) -> None:
     assert [e.message for e in store.list_events(limit=2)] == ["two", "three"]
     ev = store.list_events(correlation_id="c2")[0]
     assert (ev.severity, ev.host, ev.correlation_id) == ("error", None, "c2")
+
+
+# -- schema 2: removing, generations, leases, rollouts --------------------------------------
+
+
+def test_migration_from_schema_1_keeps_the_records(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+        "INSERT INTO schema_version VALUES (1);"
+        + store_mod.MIGRATIONS[0]
+        + "INSERT INTO data_center VALUES ('dc1', '4.7');"
+        "INSERT INTO host (name, url, dc) VALUES ('h1', 'unix:///x', 'dc1');"
+        "INSERT INTO network (name, dc, vlan, mtu, vm) VALUES ('red', 'dc1', 100, 9000, 1);"
+        "INSERT INTO attachment (host, network, nic, in_sync) VALUES ('h1', 'red', 'eth1', 1);"
+    )
+    conn.close()
+    with Store.open(path) as s:
+        assert s.schema_version == 2
+        assert s.get_network("red") == LogicalNetwork("dc1", "red", vlan=100, mtu=9000)
+        assert s.get_attachment("h1", "red") == Attachment("h1", "red", nic="eth1")
+
+
+def test_a_write_from_an_older_read_is_refused(store: Store) -> None:
+    read_by_a = store.get_network("red")
+    read_by_b = store.get_network("red")
+    assert read_by_a.generation == 1
+    written = store.update_network("red", replace(read_by_b, label="lab"))
+    assert written.generation == 2 == store.get_network("red").generation
+    stale = r"network red was changed .* \(generation 1, now 2\)"
+    with pytest.raises(StaleDefinition, match=stale):
+        store.update_network("red", replace(read_by_a, mtu=1500))
+    assert store.get_network("red") == replace(read_by_b, label="lab", generation=2)
+
+
+def test_removing_is_stored(store: Store) -> None:
+    net = store.update_network("red", replace(store.get_network("red"), removing=True))
+    assert store.get_network("red").removing and net.removing
+
+
+def test_lease_excludes_a_second_holder_until_released(store: Store) -> None:
+    a, b = LeaseHolder("cid-a"), LeaseHolder("cid-b")
+    store.acquire_leases(["red", "blue"], a, ttl=30)
+    store.acquire_leases(["red"], a, ttl=30)  # the holder itself may extend its set
+    with pytest.raises(NetworkBusy) as caught:
+        store.acquire_leases(["green", "red"], b, ttl=30)
+    assert str(caught.value).startswith(
+        "network red is being changed by another engine-client (correlation id cid-a, since "
+    )
+    assert store.lease_holder("green") is None  # all or none
+    store.release_leases("cid-a")
+    store.acquire_leases(["red"], b, ttl=30)
+    assert store.lease_holder("red") == "cid-b"
+
+
+def test_lease_of_another_machine_holds_until_it_expires(store: Store) -> None:
+    far = LeaseHolder("cid-far", machine="elsewhere", pid=1)
+    store.acquire_leases(["red"], far, ttl=0.3)
+    with pytest.raises(NetworkBusy):
+        store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30, alive=lambda pid: False)
+    assert store.renew_leases("cid-far", 0.3) == 1
+    deadline = time.monotonic() + 10
+    while store.lease_holder("red") is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert store.renew_leases("cid-far", 0.3) == 0  # expired: lost, not renewed
+    store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30)
+
+
+def test_lease_of_a_dead_process_on_this_machine_is_free_at_once(store: Store) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store.acquire_leases(["red"], LeaseHolder("cid-dead", pid=dead.pid), ttl=30)
+    store.acquire_leases(["red"], LeaseHolder("cid-new"), ttl=30)
+    assert store.lease_holder("red") == "cid-new"
+
+
+def test_rollouts_record_how_they_ended(store: Store) -> None:
+    first = store.start_rollout("cid", "red", "apply", 3)
+    store.start_rollout("cid2", "red", "remove", 2)
+    store.end_rollout(first, updated=2, failed=1)
+    done, unfinished = store.list_rollouts()
+    assert (done.planned, done.updated, done.failed, done.ended is not None) == (3, 2, 1, True)
+    assert (unfinished.action, unfinished.ended, unfinished.updated) == ("remove", None, None)
