@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TextIO, TypeVar
@@ -20,7 +20,7 @@ from typing import Any, TextIO, TypeVar
 from engine_client import validation
 from engine_client.agent_client import AgentClient, AgentError, Endpoint, Transport
 from engine_client.events import MAX_AGE, EventBuffer
-from engine_client.insync import Verdict, desired_attrs, judge
+from engine_client.insync import IN_SYNC, Verdict, desired_attrs, judge
 from engine_client.leases import NetworkLeases
 from engine_client.models import Attachment, Host, LogicalNetwork
 from engine_client.report import print_summary, summary_json
@@ -253,6 +253,9 @@ class Push:
     outcomes: list[HostOutcome]
     unsupported_dc: str | None = None  # set when the DC version gate stopped the push
     attachments: tuple[Attachment, ...] = ()  # what each host was sent, by host
+    # Per host, ``insync.judge`` of what it reported right after the change (a removal: in
+    # sync once applied); absent for a host that failed or could not be read back.
+    verdicts: Mapping[str, Verdict] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -261,6 +264,10 @@ class Push:
     def to_json(self, correlation_id: str) -> dict[str, Any]:
         doc = summary_json(self.network, self.outcomes, correlation_id=correlation_id)
         doc["unsupported_dc"] = self.unsupported_dc
+        for entry in doc["hosts"]:
+            verdict = self.verdicts.get(entry["host"])
+            entry["in_sync"] = verdict is not None and verdict.in_sync
+            entry["differs"] = verdict.describe() if verdict is not None else None
         return doc
 
 
@@ -308,7 +315,13 @@ def push(
     ctx.flush_events()
     updated = sum(1 for o in outcomes if o.ok)
     ctx.store.end_rollout(rollout_id, updated=updated, failed=len(outcomes) - updated)
-    return Push(net.name, outcomes, attachments=tuple(atts))
+    sent = {a.host: a for a in atts}
+    verdicts = {
+        o.host: IN_SYNC if remove else judge(net, sent[o.host], o.caps)
+        for o in outcomes
+        if o.ok and (remove or o.caps is not None)
+    }
+    return Push(net.name, outcomes, attachments=tuple(atts), verdicts=verdicts)
 
 
 @asynccontextmanager

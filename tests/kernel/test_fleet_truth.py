@@ -160,6 +160,7 @@ def test_rerun_of_an_update_finishes_the_host_that_missed_it(cluster: Cluster) -
     h3.agent.stop()
     out = cluster.cli("network", "update", NET, "--mtu", "4000", expect=1)
     assert (out["planned"], out["updated"]) == (3, 2), out
+    assert {h["host"]: h["in_sync"] for h in out["hosts"]} == {"h1": True, "h2": True, "h3": False}
     assert [bridge_mtu(n) for n in cluster.nodes] == [4000, 4000, 1500]
     rows = shown(cluster)
     assert not rows["h3"]["in_sync"]
@@ -169,6 +170,8 @@ def test_rerun_of_an_update_finishes_the_host_that_missed_it(cluster: Cluster) -
     # The same command again: nothing changes in the definition, h3 still gets it.
     out = cluster.cli("network", "update", NET, "--mtu", "4000")
     assert [h["host"] for h in out["hosts"]] == ["h3"], out
+    # The outcome is judged from what h3 reported right after the change.
+    assert (out["hosts"][0]["in_sync"], out["hosts"][0]["differs"]) == (True, ""), out
     assert [bridge_mtu(n) for n in cluster.nodes] == [4000, 4000, 4000]
     assert all(r["in_sync"] for r in shown(cluster).values())
 
@@ -273,7 +276,6 @@ def test_killed_holder_stops_holding_within_30_s(cluster: Cluster) -> None:
         killed = time.monotonic()
     finally:
         h3.agent.proc.send_signal(signal.SIGCONT)
-    settle(cluster)
     while True:
         run = cluster.run_cli("network", "update", NET, "--mtu", "4000")
         if run.returncode != 3:
@@ -281,6 +283,16 @@ def test_killed_holder_stops_holding_within_30_s(cluster: Cluster) -> None:
         assert BUSY.format(cid=cid) in run.stderr, run.stderr
         assert time.monotonic() - killed < LEASE_PROMISE, "the dead holder still holds"
         time.sleep(0.5)
-    assert run.returncode == 0, (run.stdout, run.stderr)
+    # The lease is free. The agents may still be rolling back the dead command's unconfirmed
+    # change (error 40 while they do): that is theirs to finish, not a lease.
+    assert run.returncode in (0, 1), (run.stdout, run.stderr)
+    out = json.loads(run.stdout)
+    assert all("(code 40)" in h["failure"] for h in out["hosts"] if not h["ok"]), out
+    deadline = time.monotonic() + 120
+    while run.returncode != 0:
+        assert time.monotonic() < deadline, (run.stdout, run.stderr)
+        time.sleep(0.5)
+        settle(cluster)
+        run = cluster.run_cli("sync")
     assert [bridge_mtu(n) for n in cluster.nodes] == [4000, 4000, 4000]
     assert all(r["in_sync"] for r in shown(cluster).values())
