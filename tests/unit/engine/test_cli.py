@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine_client.cli import main
-from engine_client.store import Store
+from engine_client.store import LeaseHolder, Store
 from tests.enginecli import in_sync
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 
@@ -424,3 +424,59 @@ def test_db_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     capsys.readouterr()
     assert main(["dc", "list", "--json", "--db", str(db)]) == 0
     assert json.loads(capsys.readouterr().out) == [{"name": "x", "version": "4.2"}]
+
+
+# -- status (SPEC §2.2) ---------------------------------------------------------------------
+
+
+def test_status_counts_unreachable_hosts_out_of_sync_and_rollouts(attached: Cli) -> None:
+    agent(attached, H1).networks["red"]["mtu"] = 1280  # drift on h1
+    lost = attached.transport.agents.pop(H2)
+    code, doc = attached.json("status")
+    assert code == 0
+    assert doc["hosts"]["total"] == 2 and doc["hosts"]["reachable"] == ["h1"]
+    [down] = doc["hosts"]["unreachable"]
+    assert down["name"] == "h2" and "cannot connect" in down["error"]
+    [red] = doc["networks"]
+    # h1 drifted; h2 is judged from what it last reported (in sync).
+    assert (red["state"], red["attachments"], red["out_of_sync"], red["hosts"]) == (
+        "defined",
+        2,
+        1,
+        ["h1"],
+    )
+    assert [(r["network"], r["action"], r["result"]) for r in doc["rollouts"]] == [
+        ("red", "apply", "done"),
+        ("red", "apply", "done"),
+    ]
+    assert attached("network", "update", "red", "--mtu", "9000") == 1
+    _, doc = attached.json("status")
+    assert doc["rollouts"][-1]["result"] == "partial"
+    assert doc["rollouts"][-1]["updated"] == 1 and doc["rollouts"][-1]["planned"] == 2
+    attached.transport.add(H2, lost)
+    assert attached("status") == 0
+    assert "hosts: 2 of 2 reachable" in attached.out
+    assert "partial" in attached.out
+
+
+def test_a_network_held_by_another_engine_client_is_left_alone_exit_3(attached: Cli) -> None:
+    with Store.open(attached.db) as s:
+        s.acquire_leases(["red"], LeaseHolder("cid-other", machine="elsewhere", pid=1), ttl=60)
+    before = len(setup_calls(attached, H1)) + len(setup_calls(attached, H2))
+    for argv in (
+        ("network", "update", "red", "--mtu", "9000"),
+        ("network", "remove", "red"),
+        ("network", "detach", "red", "h1"),
+        ("sync",),
+    ):
+        assert attached(*argv) == 3, argv
+        assert attached.err.startswith(
+            "error: network red is being changed by another engine-client "
+            "(correlation id cid-other, since "
+        ), attached.err
+    assert len(setup_calls(attached, H1)) + len(setup_calls(attached, H2)) == before
+    with attached.store() as s:
+        assert s.get_network("red").mtu == 1500 and not s.get_network("red").removing
+        assert len(s.list_attachments(network="red")) == 2
+        s.release_leases("cid-other")
+    assert attached("network", "update", "red", "--mtu", "9000") == 0
