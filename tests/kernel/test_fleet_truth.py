@@ -242,7 +242,9 @@ def test_two_concurrent_updates_one_exits_3_having_done_nothing(cluster: Cluster
     assert codes == [1, 3], results  # the winner failed on h3 only
     [winner] = [m for m, (code, _, _) in results.items() if code == 1]
     [loser] = [m for m, (code, _, _) in results.items() if code == 3]
-    winner_cid = json.loads(results[winner][1])["correlation_id"]
+    won = json.loads(results[winner][1])
+    winner_cid = won["correlation_id"]
+    assert {h["host"]: h["ok"] for h in won["hosts"]} == {"h1": True, "h2": True, "h3": False}, won
     err = results[loser][2].strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: " + BUSY.format(cid=winner_cid)), err
     assert results[loser][1].strip() == ""
