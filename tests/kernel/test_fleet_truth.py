@@ -230,7 +230,8 @@ def test_two_concurrent_updates_one_exits_3_having_done_nothing(cluster: Cluster
     # loser has tried: their overlap does not depend on the machine's speed.
     h3.agent.proc.send_signal(signal.SIGSTOP)
     try:
-        args = ("--timeout", "5", "--call-timeout", "3")
+        # Timeouts with room for a loaded machine (TLS handshakes of a second or more).
+        args = ("--timeout", "10", "--call-timeout", "5")
         procs = {
             mtu: popen_cli(cluster, "network", "update", NET, "--mtu", str(mtu), *args)
             for mtu in (4000, 5000)
