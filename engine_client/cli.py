@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any, TextIO
 
 from engine_client import labels, validation
@@ -23,7 +23,7 @@ from engine_client.agent_client import AgentClient, AgentError, Transport
 from engine_client.cli_labels import add_commands as add_label_commands
 from engine_client.cli_status import cmd_status
 from engine_client.insync import judge
-from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
+from engine_client.models import Attachment, DataCenter, Event, Host, LogicalNetwork, Vm
 from engine_client.operations import (
     EXIT_CONFLICT,
     EXIT_HOST_FAILED,
@@ -34,7 +34,7 @@ from engine_client.operations import (
     endpoint,
     table,
 )
-from engine_client.store import Conflict, StoreError, default_db_path
+from engine_client.store import Conflict, StoreError, default_location
 from vdsm_net.errors import ErrorKind, NetError
 
 URL_SCHEMES = ("https://", "http://", "unix://")
@@ -479,14 +479,31 @@ def cmd_stats(ctx: Ctx, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _event_line(e: Event) -> str:
+    when = dt.datetime.fromtimestamp(e.time).astimezone().isoformat(timespec="seconds")
+    return f"{when} {e.severity:<7} {e.correlation_id or '-'} {e.message}"
+
+
 def cmd_events(ctx: Ctx, a: argparse.Namespace) -> int:
+    if a.follow:
+        return _follow_events(ctx, a)
     events = ctx.store.list_events(correlation_id=a.correlation_id, limit=a.limit)
     if ctx.json:
         ctx.print_json([asdict(e) for e in events])
         return EXIT_OK
     for e in events:
-        when = dt.datetime.fromtimestamp(e.time).isoformat(timespec="seconds")
-        ctx.print(f"{when} {e.severity:<7} {e.correlation_id or '-'} {e.message}")
+        ctx.print(_event_line(e))
+    return EXIT_OK
+
+
+def _follow_events(ctx: Ctx, a: argparse.Namespace) -> int:
+    """Every line is flushed at once: the reader is often a pipe (``| grep``, a script)."""
+    try:
+        for e in ctx.store.follow_events(correlation_id=a.correlation_id, limit=a.limit):
+            line = json.dumps(asdict(e)) if ctx.json else _event_line(e)
+            print(line, file=ctx.out, flush=True)
+    except KeyboardInterrupt:  # the way to stop following
+        pass
     return EXIT_OK
 
 
@@ -558,7 +575,8 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument(
         "--db",
         default=argparse.SUPPRESS,
-        help="store path (default $ENGINE_CLIENT_DB or ~/.local/share/engine-client/engine.db)",
+        help="the store: an SQLite file path, or a postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+        "URL (default $ENGINE_CLIENT_DB or ~/.local/share/engine-client/engine.db)",
     )
     p.add_argument(
         "--parallel", type=int, default=argparse.SUPPRESS, help="hosts updated at once (default 50)"
@@ -674,8 +692,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("host")
     p.add_argument("network", nargs="?")
     p = sub(groups, "events", cmd_events, "the event log")
-    p.add_argument("--correlation-id")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--correlation-id", help="only the events of this command")
+    p.add_argument("--limit", type=int, metavar="N", help="only the last N events")
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="then keep printing events as any engine-client stores them, until interrupted "
+        "(with --json: one JSON object per line)",
+    )
 
     vm = group("vm", "VMs and templates (what validation reads)")
     p = sub(vm, "add", cmd_vm_add, "add a VM or template")
@@ -722,7 +746,7 @@ def main(
         print(f"error: call-timeout: expected > 0, got {args.call_timeout:g}", file=err)
         return EXIT_USAGE
     ctx = Ctx(
-        db=Path(args.db) if args.db else default_db_path(),
+        db=default_location(args.db),
         json=args.json,
         parallel=args.parallel,
         timeout=args.timeout,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Final
 
 from engine_client.store import Conflict, LeaseHolder, Store
@@ -58,7 +57,7 @@ class NetworkLeases:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_db(cls, store: Store, db: Path, holder: str) -> NetworkLeases:
+    def for_db(cls, store: Store, db: str, holder: str) -> NetworkLeases:
         return cls(store, holder, open_store=lambda: Store.open(db))
 
     @property
@@ -70,9 +69,7 @@ class NetworkLeases:
         wanted = set(networks) - self._held
         if not wanted:
             return
-        self._store.acquire_leases(
-            sorted(wanted | self._held), LeaseHolder(self.holder), self._ttl
-        )
+        self._store.acquire_leases(sorted(wanted | self._held), LeaseHolder(self.holder), self._ttl)
         self._held |= wanted
         if self._thread is None:
             self._thread = threading.Thread(

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TextIO, TypeVar
 
@@ -53,7 +52,7 @@ def unsupported_dc_event(network: str, dc: str) -> str:
 
 @dataclass
 class Ctx:
-    db: Path
+    db: str  # a file path or a postgresql:// URL (store.default_location)
     json: bool
     parallel: int
     timeout: float

@@ -358,8 +358,10 @@ class HttpTransport:
             raise AgentError(BAD_RESPONSE, f"{where}: bad response: {exc}") from exc
         except _Closed as exc:
             err = _closed_or_tls(where, exc)
-            if err.code == BAD_RESPONSE and ssl_ctx is not None and (
-                await self._rejects_tls(endpoint, ssl_ctx)
+            if (
+                err.code == BAD_RESPONSE
+                and ssl_ctx is not None
+                and (await self._rejects_tls(endpoint, ssl_ctx))
             ):
                 err = AgentError(
                     TLS,
@@ -387,9 +389,7 @@ class HttpTransport:
         try:
             async with asyncio.timeout(timeout):
                 if endpoint.scheme == "unix":
-                    _, conn = await loop.create_unix_connection(
-                        _Connection, endpoint.socket_path
-                    )
+                    _, conn = await loop.create_unix_connection(_Connection, endpoint.socket_path)
                 else:
                     parts = urlsplit(endpoint.url)
                     if parts.hostname is None:

@@ -1,16 +1,19 @@
-"""The SQLite store: schema, migrations, typed records, transactions, foreign keys."""
+"""The store, on SQLite and on PostgreSQL (a real server, tests/pg.py): schema, migrations,
+typed records, transactions, foreign keys, leases, events."""
 
 from __future__ import annotations
 
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from engine_client import store as store_mod
+from engine_client import store_pg
 from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
 from engine_client.store import (
     LeaseHolder,
@@ -20,16 +23,18 @@ from engine_client.store import (
     StoreError,
     default_db_path,
 )
+from tests.pg import run_sql
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "deep" / "dir" / "engine.db")
+def store(store_location: str) -> Iterator[Store]:
+    s = Store.open(store_location)
     s.add_dc(DataCenter("dc1", "4.7"))
     s.add_host(Host("h1", "https://127.0.0.1:54321", "dc1"))
     s.add_host(Host("h2", "unix:///run/vdsm-net/vdsm-net.sock", "dc1", cert="c", key="k", ca="a"))
     s.add_network(LogicalNetwork("dc1", "red", vlan=100, mtu=9000))
-    return s
+    yield s
+    s.close()
 
 
 def test_open_creates_parent_dirs_and_schema(tmp_path: Path) -> None:
@@ -55,8 +60,8 @@ def test_open_creates_parent_dirs_and_schema(tmp_path: Path) -> None:
     } <= tables
 
 
-def test_reopen_keeps_data_and_version(tmp_path: Path) -> None:
-    path = tmp_path / "engine.db"
+def test_reopen_keeps_data_and_version(store_location: str) -> None:
+    path = store_location
     with Store.open(path) as s:
         s.add_dc(DataCenter("dc1", "4.7"))
     with Store.open(path) as s:
@@ -64,13 +69,10 @@ def test_reopen_keeps_data_and_version(tmp_path: Path) -> None:
         assert s.schema_version == len(store_mod.MIGRATIONS)
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "engine.db"
+def test_newer_schema_is_refused(store_location: str) -> None:
+    path = store_location
     Store.open(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE schema_version SET version = 99")
-    conn.commit()
-    conn.close()
+    run_sql(path, "UPDATE schema_version SET version = 99")
     with pytest.raises(StoreError, match="99"):
         Store.open(path)
 
@@ -108,10 +110,12 @@ def test_attachment_must_match_dc(store: Store) -> None:
 
 
 def test_attachment_exactly_one_of_nic_bond_isolated(store: Store) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+    one_of = "attachment_one_of_nic_bond_isolated"
+    with pytest.raises(StoreError, match=one_of):
         store.set_attachment(Attachment("h1", "red", nic="eth1", bond="bond0"))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match=one_of):
         store.set_attachment(Attachment("h1", "red"))
+    assert store.list_attachments() == []
 
 
 def test_attachments_mark_and_remove(store: Store) -> None:
@@ -214,19 +218,23 @@ def test_events(store: Store) -> None:
 # -- schema 2: removing, generations, leases, rollouts --------------------------------------
 
 
-def test_migration_from_schema_1_keeps_the_records(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(
+def test_migration_from_schema_1_keeps_the_records(store_location: str) -> None:
+    path = store_location
+    if path.startswith("postgresql://"):
+        schema_1 = store_pg.ddl(store_mod.MIGRATIONS[0])
+    else:
+        Path(path).parent.mkdir(parents=True)
+        schema_1 = store_mod.MIGRATIONS[0]
+    run_sql(
+        path,
         "CREATE TABLE schema_version (version INTEGER NOT NULL);"
         "INSERT INTO schema_version VALUES (1);"
-        + store_mod.MIGRATIONS[0]
+        + schema_1
         + "INSERT INTO data_center VALUES ('dc1', '4.7');"
         "INSERT INTO host (name, url, dc) VALUES ('h1', 'unix:///x', 'dc1');"
         "INSERT INTO network (name, dc, vlan, mtu, vm) VALUES ('red', 'dc1', 100, 9000, 1);"
-        "INSERT INTO attachment (host, network, nic, in_sync) VALUES ('h1', 'red', 'eth1', 1);"
+        "INSERT INTO attachment (host, network, nic, in_sync) VALUES ('h1', 'red', 'eth1', 1);",
     )
-    conn.close()
     with Store.open(path) as s:
         assert s.schema_version == 2
         assert s.get_network("red") == LogicalNetwork("dc1", "red", vlan=100, mtu=9000)
