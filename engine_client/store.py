@@ -87,7 +87,8 @@ MIGRATIONS: tuple[str, ...] = (
         last_error TEXT,
         PRIMARY KEY (host, network),
         -- Sums of CASEs, not of booleans: PostgreSQL does not add booleans.
-        CONSTRAINT attachment_one_of_nic_bond_isolated CHECK ((CASE WHEN nic IS NOT NULL THEN 1 ELSE 0 END)
+        CONSTRAINT attachment_one_of_nic_bond_isolated CHECK (
+            (CASE WHEN nic IS NOT NULL THEN 1 ELSE 0 END)
             + (CASE WHEN bond IS NOT NULL THEN 1 ELSE 0 END)
             + (CASE WHEN isolated != 0 THEN 1 ELSE 0 END) = 1)
     );

@@ -26,8 +26,13 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def _as_postgres(*argv: str) -> None:
-    subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True,
-                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", *argv],
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=120,
+    )
 
 
 @dataclass
@@ -45,7 +50,10 @@ class PgServer:
 
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(
-            host=str(self.socket_dir), port=self.port, user="postgres", dbname="postgres",
+            host=str(self.socket_dir),
+            port=self.port,
+            user="postgres",
+            dbname="postgres",
             autocommit=True,
         )
 
@@ -65,8 +73,18 @@ def pg_server() -> Iterator[PgServer]:
     shutil.chown(server.socket_dir, "postgres", "postgres")
     started = False
     try:
-        _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
-                     "--auth-local=trust", "--auth-host=reject", "--no-sync")
+        _as_postgres(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--auth-local=trust",
+            "--auth-host=reject",
+            "--no-sync",
+        )
         # The engine role logs in with its password; the suite's own admin connection
         # (user postgres) is trusted on the socket.
         hba = data / "pg_hba.conf"
@@ -76,16 +94,26 @@ def pg_server() -> Iterator[PgServer]:
             f"-p {server.port} -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60",
-                     "-l", str(base / "server.log"), "start")
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(base / "server.log"),
+            "start",
+        )
         started = True
         with server.admin() as conn:
             conn.execute(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
         yield server
     finally:
         if started:
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
-                         "stop")
+            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(base, ignore_errors=True)
 
 

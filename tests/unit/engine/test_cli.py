@@ -4,6 +4,8 @@ store contents, agent calls, event texts (SPEC §2.3, verbatim), exit codes, --j
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +14,16 @@ import pytest
 from engine_client.cli import main
 from engine_client.store import LeaseHolder, Store
 from tests.enginecli import in_sync
+from tests.pg import PgServer
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 
 H1, H2 = "https://10.9.0.1:54321", "https://10.9.0.2:54321"
 
 
 class Cli:
-    def __init__(self, db: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]):
+    def __init__(
+        self, db: str | Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]
+    ):
         self.db = db
         self.transport = transport
         self.capsys = capsys
@@ -52,8 +57,9 @@ def transport() -> FakeTransport:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(tmp_path / "engine.db", transport, capsys)
+def cli(store_location: str, transport: FakeTransport, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Every CLI test runs on both backends (an SQLite file, a PostgreSQL database)."""
+    return Cli(store_location, transport, capsys)
 
 
 @pytest.fixture
@@ -415,7 +421,8 @@ def test_pki_commands(cli: Cli, tmp_path: Path) -> None:
     assert code == 0 and doc["cert"] == str(d / "agent1.pem")
     assert cli("pki", "issue", str(d), "x", "--ip", "nope") == 2
     assert "ip: expected an IPv4 or IPv6 address, got 'nope'" in cli.err
-    assert not cli.db.exists()  # pki needs no store
+    if not str(cli.db).startswith("postgresql://"):
+        assert not Path(cli.db).exists()  # pki needs no store
 
 
 def test_db_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -460,8 +467,10 @@ def test_status_counts_unreachable_hosts_out_of_sync_and_rollouts(attached: Cli)
 
 
 def test_a_network_held_by_another_engine_client_is_left_alone_exit_3(attached: Cli) -> None:
-    with Store.open(attached.db) as s:
-        s.acquire_leases(["red"], LeaseHolder("cid-other", machine="elsewhere", pid=1), ttl=60)
+    # The other engine-client stays connected (on PostgreSQL, a holder whose session ended
+    # holds nothing).
+    other = Store.open(attached.db)
+    other.acquire_leases(["red"], LeaseHolder("cid-other", machine="elsewhere", pid=1), ttl=60)
     before = len(setup_calls(attached, H1)) + len(setup_calls(attached, H2))
     for argv in (
         ("network", "update", "red", "--mtu", "9000"),
@@ -478,5 +487,38 @@ def test_a_network_held_by_another_engine_client_is_left_alone_exit_3(attached: 
     with attached.store() as s:
         assert s.get_network("red").mtu == 1500 and not s.get_network("red").removing
         assert len(s.list_attachments(network="red")) == 2
-        s.release_leases("cid-other")
+    other.release_leases("cid-other")
+    other.close()
     assert attached("network", "update", "red", "--mtu", "9000") == 0
+
+
+def test_postgresql_errors_say_what_to_do(
+    pg_server: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server that is down, a wrong password, a database that does not exist: exit 2 and
+    one line that says what to do; the password is never printed."""
+    url = pg_server.create_db("errors")
+    down = f"postgresql://engine:pw@/errors?host={tmp_path}&port=5432"
+    cases = {
+        down: "cannot connect",
+        pg_server.url("errors", password="wrong-secret"): "password authentication failed "
+        "for user engine: check the user and password",
+        pg_server.url("no_such_db"): "the database does not exist: create it",
+    }
+    for location, said in cases.items():
+        assert main(["--db", location, "dc", "list"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and said in err, err
+        assert err.startswith("error: PostgreSQL database ")
+        assert "wrong-secret" not in err and "engine-secret" not in err
+    assert main(["--db", url, "dc", "list"]) == 0
+
+
+def test_sqlite_users_do_not_load_psycopg(tmp_path: Path) -> None:
+    code = (
+        "import sys; from engine_client.cli import main; "
+        f"main(['--db', {str(tmp_path / 'e.db')!r}, 'dc', 'list']); "
+        "print('psycopg' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out

@@ -4,7 +4,6 @@ through the rollout path (events, correlation id, summary), and the refusals."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,8 +39,10 @@ def transport() -> FakeTransport:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]) -> Cli:
-    c = Cli(tmp_path / "engine.db", transport, capsys)
+def cli(
+    store_location: str, transport: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> Cli:
+    c = Cli(store_location, transport, capsys)
     assert c("dc", "add", "dc1", "--version", "4.7") == 0
     assert c("dc", "add", "dc2", "--version", "4.7") == 0
     for name, url in (("h1", H1), ("h2", H2), ("h3", H3)):

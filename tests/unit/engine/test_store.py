@@ -14,6 +14,7 @@ import pytest
 
 from engine_client import store as store_mod
 from engine_client import store_pg
+from engine_client.events import PendingEvent
 from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
 from engine_client.store import (
     LeaseHolder,
@@ -302,3 +303,55 @@ def test_rollouts_record_how_they_ended(store: Store) -> None:
     done, unfinished = store.list_rollouts()
     assert (done.planned, done.updated, done.failed, done.ended is not None) == (3, 2, 1, True)
     assert (unfinished.action, unfinished.ended, unfinished.updated) == ("remove", None, None)
+
+
+def test_a_lease_dies_with_its_session_on_postgresql(store: Store, store_location: str) -> None:
+    """A holder on another machine (no pid to look at) whose session ended holds nothing at
+    once on PostgreSQL; on SQLite its lease holds until it expires."""
+    far = Store.open(store_location)
+    far.acquire_leases(["red"], LeaseHolder("cid-far", machine="elsewhere", pid=1), ttl=30)
+    with pytest.raises(NetworkBusy):
+        store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30)
+    far.close()
+    if store.backend == "postgresql":
+        store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30)
+        assert store.lease_holder("red") == "cid-near"
+    else:
+        with pytest.raises(NetworkBusy):
+            store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30)
+
+
+def test_a_busy_attempt_takes_nothing(store: Store, store_location: str) -> None:
+    """All or none, the database's locks included: a refused acquisition leaves "green" free
+    for a third holder."""
+    other = Store.open(store_location)
+    try:
+        other.acquire_leases(["red"], LeaseHolder("cid-a", machine="elsewhere"), ttl=30)
+        with pytest.raises(NetworkBusy):
+            store.acquire_leases(["green", "red"], LeaseHolder("cid-b"), ttl=30)
+        third = Store.open(store_location)
+        third.acquire_leases(["green"], LeaseHolder("cid-c", machine="far"), ttl=30)
+        third.close()
+    finally:
+        other.close()
+
+
+def test_follow_sees_the_events_another_connection_stores(
+    store: Store, store_location: str
+) -> None:
+    store.emit("before", correlation_id="c0")
+    writer = Store.open(store_location)
+    seen: list[str] = []
+
+    def stop() -> bool:
+        if len(seen) == 1:  # the old one was read: another process stores two more
+            writer.add_event("single", correlation_id="c1")
+            writer.add_events([PendingEvent(time.time(), "c1", "h1", "info", "batched")])
+        return len(seen) >= 3
+
+    for event in store.follow_events(limit=5, poll=0.05, stop=stop):
+        seen.append(event.message)
+        if len(seen) >= 3:
+            break
+    writer.close()
+    assert seen == ["before", "single", "batched"]
