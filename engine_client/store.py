@@ -790,9 +790,10 @@ class Store:
         follower at each commit of events (LISTEN/NOTIFY); SQLite is polled every ``poll``
         seconds."""
         self._db.listen_events()  # before the first read: nothing stored in between is missed
-        last = 0
+        row = self._one("SELECT MAX(id) AS last FROM event")
+        last = int(row["last"] or 0) if row is not None else 0  # nothing older is followed
         for event in self.list_events(correlation_id=correlation_id, limit=limit):
-            last = event.id
+            last = max(last, event.id)
             yield event
         while not stop():
             self._db.wait_events(poll)

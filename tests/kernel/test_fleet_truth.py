@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine_client.store import Store
 from tests.cluster import BIN, DC, Cluster, Node, kind, running_cluster
+from tests.pg import BACKENDS, fresh_location
 from vdsm_net.journal import JOURNAL_FILE
 
 HOSTS = ("h1", "h2", "h3")
@@ -40,6 +44,14 @@ LEASE_PROMISE = 30.0  # seconds within which a dead holder stops holding (SPEC Â
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     with running_cluster(HOSTS) as c:
+        yield c
+
+
+@pytest.fixture(params=BACKENDS)
+def shared_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """Engine-client processes sharing one store: an SQLite file, or a PostgreSQL database
+    (the store of engines on several machines)."""
+    with running_cluster(HOSTS, db=fresh_location(request, request.param, tmp_path)) as c:
         yield c
 
 
@@ -222,7 +234,8 @@ def test_partial_remove_stays_removing_until_a_rerun_removes_it(
     assert cluster.cli("sync")["networks"] == []
 
 
-def test_two_concurrent_updates_one_exits_3_having_done_nothing(cluster: Cluster) -> None:
+def test_two_concurrent_updates_one_exits_3_having_done_nothing(shared_cluster: Cluster) -> None:
+    cluster = shared_cluster
     attach_everywhere(cluster)
     h3 = cluster.node("h3")
     assert h3.agent.proc is not None
@@ -261,7 +274,8 @@ def test_two_concurrent_updates_one_exits_3_having_done_nothing(cluster: Cluster
     assert [bridge_mtu(n) for n in cluster.nodes] == [winner] * 3
 
 
-def test_killed_holder_stops_holding_within_30_s(cluster: Cluster) -> None:
+def test_killed_holder_stops_holding_within_30_s(shared_cluster: Cluster) -> None:
+    cluster = shared_cluster
     attach_everywhere(cluster)
     h3 = cluster.node("h3")
     assert h3.agent.proc is not None
@@ -299,3 +313,36 @@ def test_killed_holder_stops_holding_within_30_s(cluster: Cluster) -> None:
         run = cluster.run_cli("sync")
     assert [bridge_mtu(n) for n in cluster.nodes] == [4000, 4000, 4000]
     assert all(r["in_sync"] for r in shown(cluster).values())
+
+
+def test_a_second_process_follows_the_events_of_the_first(shared_cluster: Cluster) -> None:
+    cluster = shared_cluster
+    attach_everywhere(cluster)
+    follower = popen_cli(cluster, "events", "--follow", "--limit", "0")
+    lines: queue.Queue[str] = queue.Queue()
+    assert follower.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in follower.stdout or ()])
+    reader.start()
+    try:
+        time.sleep(1)  # let it start following (events stored before are not asked for)
+        out = cluster.cli("network", "update", NET, "--mtu", "4000")
+        cid = out["correlation_id"]
+        wanted = {f"network {NET} were updated on host {h}" for h in HOSTS}
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while not wanted <= {e["message"].split(" ", 1)[1] for e in seen}:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, seen
+            try:
+                seen.append(json.loads(lines.get(timeout=remaining)))
+            except queue.Empty:
+                raise AssertionError(f"the follower saw only {seen}") from None
+        assert {e["correlation_id"] for e in seen} == {cid}, seen
+        with Store.open(cluster.db) as store:
+            stored = [e.id for e in store.list_events(correlation_id=cid)]
+        assert [e["id"] for e in seen] == stored[: len(seen)]  # in the store's order
+    finally:
+        follower.send_signal(signal.SIGINT)
+        code = follower.wait(timeout=30)
+        reader.join(timeout=30)
+    assert code == 0, follower.stderr.read() if follower.stderr else ""
