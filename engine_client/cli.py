@@ -1,8 +1,10 @@
 """``engine-client``: the command line of the engine client (SPEC §2.2).
 
-Exit codes: 0 success; 1 a host failed (unreachable, error, timeout); 2 usage or validation
-error (nothing was written or sent). ``--json`` (before or after the subcommand) prints one
-JSON document on stdout; events then go to the store only, not to stderr.
+Exit codes: 0 success; 1 a host failed (unreachable, error, timeout, refused); 2 usage or
+validation error (nothing was written or sent); 3 another engine-client is changing the same
+network, or changed it since this command read it (nothing was written or sent).
+``--json`` (before or after the subcommand) prints one JSON document on stdout; events then
+go to the store only, not to stderr.
 """
 
 from __future__ import annotations
@@ -11,20 +13,20 @@ import argparse
 import json
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any, TextIO
 
 from engine_client import labels, tlsfiles, validation
 from engine_client import operations as ops
 from engine_client.agent_client import AgentClient, AgentError, Transport
 from engine_client.cli_labels import add_commands as add_label_commands
+from engine_client.cli_status import cmd_status
 from engine_client.events import event_json, local_time
-from engine_client.insync import attachment_diff, describe_diff
+from engine_client.insync import judge
 from engine_client.models import Attachment, DataCenter, Event, Host, LogicalNetwork, Vm
 from engine_client.operations import (
+    EXIT_CONFLICT,
     EXIT_HOST_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -34,7 +36,7 @@ from engine_client.operations import (
     table,
 )
 from engine_client.rest.commands import add_commands as add_rest_commands
-from engine_client.store import StoreError, default_db_path
+from engine_client.store import Conflict, StoreError, default_location
 from vdsm_net import __version__
 from vdsm_net.errors import ErrorKind, NetError
 
@@ -86,14 +88,18 @@ def _host_rows(ctx: Ctx, hosts: Sequence[Host], probes: dict[str, Probe]) -> lis
     rows = []
     for host in hosts:
         probe = probes.get(host.name)
-        out_of_sync = []
-        for att in ctx.store.list_attachments(host=host.name):
-            net = ctx.store.get_network(att.network)
-            diff = attachment_diff(net, att, probe.caps) if probe and probe.caps else {}
-            if diff or not att.in_sync:
-                out_of_sync.append(
-                    {"network": att.network, "diff": diff, "last_error": att.last_error}
-                )
+        atts = ctx.store.list_attachments(host=host.name)
+        verdicts = ops.verdicts(ctx, atts)
+        out_of_sync = [
+            {
+                "network": att.network,
+                "differences": verdict.to_json(),
+                "differs": verdict.describe(),
+                "last_error": att.last_error,
+            }
+            for att in atts
+            if not (verdict := verdicts[(att.host, att.network)]).in_sync
+        ]
         stored = ctx.store.get_host(host.name)
         rows.append(
             {
@@ -124,8 +130,10 @@ def _print_hosts(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
                 r["dc"],
                 r["url"],
                 "yes" if r["reachable"] else "no",
-                r["agent_version"] or "-",
-                len(r["out_of_sync"]) or "-",
+                # An unreachable host's version and state are not known now (its last
+                # capabilities may be old): the note below says why.
+                (r["agent_version"] or "-") if r["reachable"] else "-",
+                (len(r["out_of_sync"]) or "-") if r["reachable"] else "-",
             ]
             for r in rows
         ],
@@ -163,7 +171,16 @@ def cmd_host_remove(ctx: Ctx, a: argparse.Namespace) -> int:
 
 
 def _net_json(net: LogicalNetwork) -> dict[str, Any]:
-    return asdict(net)
+    return asdict(net) | {"state": "removing" if net.removing else "defined"}
+
+
+def _refuse_removing(net: LogicalNetwork) -> None:
+    if net.removing:
+        raise NetError(
+            ErrorKind.BAD_PARAMS,
+            f"network {net.name} is being removed (some hosts still carry it): finish with "
+            f"`engine-client network remove {net.name}` or `engine-client sync`",
+        )
 
 
 def cmd_network_add(ctx: Ctx, a: argparse.Namespace) -> int:
@@ -171,6 +188,7 @@ def cmd_network_add(ctx: Ctx, a: argparse.Namespace) -> int:
     validation.check_network(net)
     if net.label is not None:
         labels.check_label(net.label)
+    ctx.hold([net.name])
     with ctx.store.transaction():
         ctx.store.add_network(net)
         # A labelled network goes at once to the NICs and hosts that carry its label.
@@ -188,6 +206,7 @@ def cmd_network_list(ctx: Ctx, a: argparse.Namespace) -> int:
     nets = ctx.store.list_networks(dc=a.dc)
     hosts = {n.name: [x.host for x in ctx.store.list_attachments(network=n.name)] for n in nets}
     if ctx.json:
+        # A network being removed: "hosts" are those that still carry it.
         ctx.print_json([_net_json(n) | {"hosts": hosts[n.name]} for n in nets])
         return EXIT_OK
     table(
@@ -201,7 +220,9 @@ def cmd_network_list(ctx: Ctx, a: argparse.Namespace) -> int:
                 n.mtu,
                 "yes" if n.vm else "no",
                 n.label or "-",
-                len(hosts[n.name]),
+                f"removing, still on {', '.join(hosts[n.name])}"
+                if n.removing
+                else len(hosts[n.name]),
             ]
             for n in nets
         ],
@@ -214,18 +235,22 @@ def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
     atts = ctx.store.list_attachments(network=net.name)
     probes = ops.refresh(ctx, [ctx.store.get_host(x.host) for x in atts])
     rows: list[dict[str, Any]] = []
-    for att in ctx.store.list_attachments(network=net.name):
+    atts = ctx.store.list_attachments(network=net.name)
+    verdicts = ops.verdicts(ctx, atts)
+    for att in atts:
         probe = probes[att.host]
-        diff = attachment_diff(net, att, probe.caps) if probe.caps is not None else {}
+        verdict = verdicts[(att.host, att.network)]
         rows.append(
             {
                 "host": att.host,
                 "attached": att.describe(),
                 "via_label": att.via_label,
                 "reachable": probe.reachable,
-                "in_sync": att.in_sync and not diff,
-                "diff": {k: {"expected": e, "actual": v} for k, (e, v) in diff.items()},
-                "last_error": att.last_error or probe.error,
+                "in_sync": verdict.in_sync,
+                "differences": verdict.to_json(),
+                "differs": verdict.describe(),
+                "last_error": att.last_error,
+                "error": probe.error,
             }
         )
     if ctx.json:
@@ -235,6 +260,7 @@ def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
     ctx.print(
         f"network {net.name} (data center {net.dc}): vlan {vlan}, mtu {net.mtu}, "
         f"{'VM' if net.vm else 'non-VM'} network, label {net.label or '-'}"
+        + (", being removed (the hosts below still carry it)" if net.removing else "")
     )
     table(
         ctx,
@@ -244,8 +270,8 @@ def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
                 r["host"],
                 r["attached"] + (f" (label {r['via_label']})" if r["via_label"] else ""),
                 "yes" if r["in_sync"] else "no",
-                describe_diff({k: (d["expected"], d["actual"]) for k, d in r["diff"].items()})
-                or (r["last_error"] or "-"),
+                r["differs"] + (f" (unreachable, as last read: {r['error']})" if r["error"] else "")
+                or "-",
             ]
             for r in rows
         ],
@@ -258,7 +284,9 @@ def _attachment(a: argparse.Namespace) -> Attachment:
 
 
 def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.hold([a.name])
     net = ctx.store.get_network(a.name)
+    _refuse_removing(net)
     host = ctx.store.get_host(a.host)
     if host.dc != net.dc:
         raise NetError(
@@ -273,14 +301,19 @@ def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
         if o.network != net.name
     ]
     validation.check_attachment(net, att, others)
-    ctx.store.set_attachment(att)
+    ctx.store.get_dc(net.dc)
     cid = ops.start(ctx)
     pushed = ops.push(ctx, net, [att], cid)
-    ops.mark(ctx, pushed)
+    if pushed.unsupported_dc is not None:
+        # Nothing is sent to such a data center's hosts: the store is all there is to change.
+        ctx.store.set_attachment(att)
+    # Recorded only if the host applied it: a refused attach leaves the store as it was.
+    ops.mark(ctx, pushed, record_failures=False)
     return ops.report(ctx, [pushed], cid, "attach")
 
 
 def cmd_network_detach(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.hold([a.name])
     net = ctx.store.get_network(a.name)
     att = ctx.store.get_attachment(a.host, a.name)
     if att.via_label is not None:
@@ -294,12 +327,14 @@ def cmd_network_detach(ctx: Ctx, a: argparse.Namespace) -> int:
     pushed = ops.push(ctx, net, [att], cid, remove=True)
     if pushed.unsupported_dc is not None:
         ctx.store.remove_attachment(att.host, att.network)
-    ops.mark(ctx, pushed, removed=True)
+    ops.mark(ctx, pushed, removed=True, record_failures=False)
     return ops.report(ctx, [pushed], cid, "detach")
 
 
 def cmd_network_update(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.hold({a.name, a.rename or a.name})
     old = ctx.store.get_network(a.name)
+    _refuse_removing(old)
     new = replace(
         old,
         name=a.rename if a.rename is not None else old.name,
@@ -318,30 +353,45 @@ def cmd_network_update(ctx: Ctx, a: argparse.Namespace) -> int:
     plan = labels.plan_network(ctx.store, new, use.attachments)
     labels.check_update(old, new, use, plan)
     labels.check(ctx.store, plan, {new.name: new})
-    host_visible = (old.vlan, old.mtu, old.vm) != (new.vlan, new.mtu, new.vm)
     moved = plan.moved_hosts(new.name)
-    staying = [att for att in use.attachments if att.host not in moved] if host_visible else []
+    # Every staying host that does not carry the new definition (all of them when it changes
+    # what hosts see), so that a re-run finishes what an earlier one left undone.
+    staying = [
+        att
+        for att in use.attachments
+        if att.host not in moved and not judge(new, att, use.host_caps.get(att.host)).in_sync
+    ]
     with ctx.store.transaction():
-        ctx.store.update_network(old.name, new)
+        if new != old:
+            new = ctx.store.update_network(old.name, new)
         labels.record(ctx.store, plan)
-        for att in staying:
-            ctx.store.mark_attachment(att.host, new.name, in_sync=False, last_error=att.last_error)
-    also = {new.name: [ctx.store.get_attachment(att.host, new.name) for att in staying]}
+    also = {new.name: [replace(att, network=new.name) for att in staying]}
     pushes = labels.apply(ctx, plan, cid, also=also) or [ops.Push(new.name, [])]
     return ops.report(ctx, pushes, cid, "update")
 
 
 def cmd_network_remove(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.hold([a.name])
     net = ctx.store.get_network(a.name)
     atts = ctx.store.list_attachments(network=net.name)
     validation.check_remove(
         net, validation.NetworkUsage(atts, ctx.store.list_vms(network=net.name))
     )
-    if net.label is not None:
+    if not net.removing or net.label is not None:
         # A network on its way out is no label's any more: were a host to fail the removal,
-        # its label must not attach it again where it is already gone (sync removes the rest).
-        net = ctx.store.update_network(net.name, replace(net, label=None))
+        # its label must not attach it again where it is already gone. It stays in the store,
+        # "removing", until no host carries it (SPEC §2.3 "Re-running a command").
+        net = ctx.store.update_network(net.name, replace(net, label=None, removing=True))
     cid = ops.start(ctx)
+    remaining = remove_everywhere(ctx, net, atts, cid)
+    return ops.report(ctx, [remaining], cid, "remove", extra=_removal_json(ctx, net.name))
+
+
+def remove_everywhere(
+    ctx: Ctx, net: LogicalNetwork, atts: Sequence[Attachment], cid: str
+) -> ops.Push:
+    """Push the removal of a network being removed to ``atts``; forget those that applied
+    it, and the network once no host carries it."""
     pushed = ops.push(ctx, net, atts, cid, remove=True)
     with ctx.store.transaction():
         if pushed.unsupported_dc is not None:
@@ -350,40 +400,60 @@ def cmd_network_remove(ctx: Ctx, a: argparse.Namespace) -> int:
         ops.mark(ctx, pushed, removed=True)
         if not ctx.store.list_attachments(network=net.name):
             ctx.store.remove_network(net.name)
-    return ops.report(ctx, [pushed], cid, "remove")
+    if not ctx.json and ctx.store.find_network(net.name) is not None:
+        left = ", ".join(x.host for x in ctx.store.list_attachments(network=net.name))
+        ctx.print(
+            f"network {net.name} is being removed; still on: {left} (run `engine-client "
+            f"network remove {net.name}` or `engine-client sync` again to finish)"
+        )
+    return pushed
+
+
+def _removal_json(ctx: Ctx, name: str) -> dict[str, Any]:
+    still = [x.host for x in ctx.store.list_attachments(network=name)]
+    return {"removed": ctx.store.find_network(name) is None, "removing_on": still}
 
 
 def cmd_sync(ctx: Ctx, a: argparse.Namespace) -> int:
     if a.host is not None:
         ctx.store.get_host(a.host)
+    # Any network in scope may be pushed: all of them are held before anything is read.
+    ctx.hold([a.network] if a.network is not None else [n.name for n in ctx.store.list_networks()])
     if a.network is not None:
         ctx.store.get_network(a.network)
     atts = ctx.store.list_attachments(host=a.host, network=a.network)
-    hosts = sorted({att.host for att in atts})
+    hosts = sorted({att.host for att in atts} | ({a.host} if a.host else set()))
     cid = ops.start(ctx)
     ops.refresh(ctx, [ctx.store.get_host(h) for h in hosts])
+    nets = {n.name: n for n in ctx.store.list_networks()}
+    in_scope = [nets[a.network]] if a.network is not None else list(nets.values())
+    pushes: list[ops.Push] = []
+    # Networks being removed: removed from the hosts that still carry them, never re-sent.
+    for net in (n for n in in_scope if n.removing):
+        carrying = ctx.store.list_attachments(host=a.host, network=net.name)
+        if carrying:
+            pushes.append(remove_everywhere(ctx, net, carrying, cid))
+    defined = [n.name for n in in_scope if not n.removing]
     # Label attachments that a failed push left behind (or that are missing) are made right
     # first: what the labels ask for is the definition that sync restores (SPEC §2.5).
     with ctx.store.transaction():
-        plan = labels.plan(
-            ctx.store,
-            hosts=None if a.host is None else [a.host],
-            networks=None if a.network is None else [a.network],
-        )
+        plan = labels.plan(ctx.store, hosts=None if a.host is None else [a.host], networks=defined)
         labels.check(ctx.store, plan)
         labels.record(ctx.store, plan)
-    pushes = labels.remove_pushed(ctx, plan.remove, cid)
-    gone = {(att.host, att.network) for att in plan.remove}
-    stale = [
+    pushes += labels.remove_pushed(ctx, plan.remove, cid)
+    changed = {(att.host, att.network) for att in (*plan.remove, *plan.add)}
+    current = [
         att
-        for att in ctx.store.list_attachments(host=a.host, network=a.network)
-        if not att.in_sync and (att.host, att.network) not in gone
+        for name in defined
+        for att in ctx.store.list_attachments(host=a.host, network=name)
+        if (att.host, att.network) not in changed
     ]
+    verdicts = ops.verdicts(ctx, current)
+    stale = [*plan.add, *(att for att in current if not verdicts[(att.host, att.network)].in_sync)]
     # One network at a time: an agent serialises setupNetworks (a second concurrent call on the
     # same host is refused with error 40), and hosts still run concurrently within a network.
     for name in sorted({att.network for att in stale}):
-        net = ctx.store.get_network(name)
-        pushed = ops.push(ctx, net, [att for att in stale if att.network == name], cid)
+        pushed = ops.push(ctx, nets[name], [att for att in stale if att.network == name], cid)
         ops.mark(ctx, pushed)
         pushes.append(pushed)
     if ctx.json:
@@ -444,25 +514,21 @@ def cmd_events(ctx: Ctx, a: argparse.Namespace) -> int:
     if a.network is not None:
         ctx.store.get_network(a.network)
     filters = {"correlation_id": a.correlation_id, "host": a.host, "network": a.network}
+    if a.follow:
+        # Every event as any engine-client stores it (PostgreSQL: LISTEN/NOTIFY; SQLite:
+        # polled), flushed line by line: the reader is often a pipe (| grep, a script).
+        try:
+            for e in ctx.store.follow_events(**filters, limit=a.limit):
+                show_events(ctx, [e])
+        except KeyboardInterrupt:  # the way to stop following
+            pass
+        return EXIT_OK
     events = ctx.store.list_events(**filters, limit=a.limit)
-    if ctx.json and not a.follow:
+    if ctx.json:
         ctx.print_json([_event_doc(e) for e in events])
         return EXIT_OK
     show_events(ctx, events)
-    if not a.follow:
-        return EXIT_OK
-    last = events[-1].id if events else ctx.store.last_event_id()
-    try:
-        while True:
-            time.sleep(FOLLOW_SECONDS)
-            events = ctx.store.list_events(**filters, after=last)
-            show_events(ctx, events)
-            last = events[-1].id if events else last
-    except KeyboardInterrupt:
-        return EXIT_OK
-
-
-FOLLOW_SECONDS = 0.5
+    return EXIT_OK
 
 
 def _event_doc(e: Event) -> dict[str, Any]:
@@ -553,7 +619,8 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument(
         "--db",
         default=argparse.SUPPRESS,
-        help="store path (default $ENGINE_CLIENT_DB or ~/.local/share/engine-client/engine.db)",
+        help="the store: an SQLite file path, or a postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+        "URL (default $ENGINE_CLIENT_DB or ~/.local/share/engine-client/engine.db)",
     )
     p.add_argument(
         "--parallel", type=int, default=argparse.SUPPRESS, help="hosts updated at once (default 50)"
@@ -666,6 +733,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(groups, "sync", cmd_sync, "bring out-of-sync attachments back to their definition")
     p.add_argument("--host")
     p.add_argument("--network")
+    p = sub(groups, "status", cmd_status, "the fleet at a glance: hosts, networks, rollouts")
+    p.add_argument(
+        "--rollouts", type=int, default=10, metavar="N", help="last rollouts shown (default 10)"
+    )
     p = sub(groups, "stats", cmd_stats, "network statistics from a host's agent")
     p.add_argument("host")
     p.add_argument("network", nargs="?")
@@ -730,7 +801,7 @@ def main(
         print(f"error: call-timeout: expected > 0, got {args.call_timeout:g}", file=err)
         return EXIT_USAGE
     ctx = Ctx(
-        db=Path(args.db) if args.db else default_db_path(),
+        db=default_location(args.db),
         json=args.json,
         parallel=args.parallel,
         timeout=args.timeout,
@@ -742,6 +813,9 @@ def main(
     handler: Handler = args.handler
     try:
         return handler(ctx, args)
+    except Conflict as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_CONFLICT
     except (NetError, StoreError) as exc:
         print(f"error: {exc}", file=err)
         return EXIT_USAGE

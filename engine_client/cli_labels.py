@@ -32,10 +32,21 @@ def _push(ctx: Ctx, p: labels.LabelPlan, a: argparse.Namespace, action: str) -> 
     return ops.report_all(ctx, pushes, cid, action, _head(a))
 
 
+def _hold(ctx: Ctx, a: argparse.Namespace) -> None:
+    """Lease what a label change on the host may push: the networks of its data center that
+    carry a label, and those that labels attached to the host."""
+    host = ctx.store.get_host(a.host)
+    ctx.hold(
+        {n.name for n in ctx.store.list_networks(dc=host.dc) if n.label is not None}
+        | {x.network for x in ctx.store.list_attachments(host=host.name) if x.via_label}
+    )
+
+
 def cmd_label_add(ctx: Ctx, a: argparse.Namespace) -> int:
     labels.check_label(a.label)
     if a.nic is not None:
         labels.check_nic_name(a.nic)
+    _hold(ctx, a)
     # Current capabilities: is the labelled device a NIC or a bond?
     ops.refresh(ctx, [ctx.store.get_host(a.host)])
     with ctx.store.transaction():
@@ -52,6 +63,7 @@ def cmd_label_add(ctx: Ctx, a: argparse.Namespace) -> int:
 
 
 def cmd_label_remove(ctx: Ctx, a: argparse.Namespace) -> int:
+    _hold(ctx, a)
     # Fresh capabilities: a network is not pulled from under VMs that a host reports now.
     ops.refresh(ctx, [ctx.store.get_host(a.host)])
     with ctx.store.transaction():

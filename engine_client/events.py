@@ -105,8 +105,7 @@ class EventBuffer:
     def tick(self) -> None:
         """Flush if the batch is full or old enough."""
         if self._pending and (
-            len(self._pending) >= self._max_events
-            or self._clock() - self._oldest >= self._max_age
+            len(self._pending) >= self._max_events or self._clock() - self._oldest >= self._max_age
         ):
             self.flush()
 

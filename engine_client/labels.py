@@ -261,10 +261,11 @@ def check_update(
 
 
 def record(store: Store, p: LabelPlan) -> None:
-    """New and moved attachments are recorded out of sync until their host confirms; removed
-    ones stay until their host has removed the network."""
+    """What changes in the store alone: relabelled attachments. New and moved ones are
+    recorded when their host has applied them (``operations.mark``), removed ones are
+    forgotten when their host has removed the network (SPEC §2.2)."""
     with store.transaction():
-        for att in (*p.add, *p.relabel):
+        for att in p.relabel:
             store.set_attachment(att)
 
 

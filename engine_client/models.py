@@ -60,6 +60,12 @@ class LogicalNetwork:
     mtu: int = DEFAULT_MTU
     vm: bool = True  # a VM network is a bridge on every host ("bridged")
     label: str | None = None
+    # Removed from the store, not yet from every host: its attachments are the hosts that
+    # still carry it (SPEC §2.3 "Re-running a command").
+    removing: bool = False
+    # Bumped by every write of the definition: a write names the generation it read, and is
+    # refused if another command wrote in between.
+    generation: int = 1
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ class Attachment:
     bond: str | None = None
     isolated: bool = False
     via_label: str | None = None  # set when a label attached it (SPEC §2.5)
-    in_sync: bool = False
+    # The last failure of a push to this host; whether it is in sync is judged from the host's
+    # capabilities (``insync.judge``), never stored.
     last_error: str | None = None
 
     @property
@@ -128,3 +135,19 @@ class ApiUser:
     name: str
     password_hash: str = field(repr=False)
     created: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One push of one network to its hosts by one command; ``ended`` is None while it runs,
+    or forever when the command died before it ended."""
+
+    id: int
+    correlation_id: str
+    network: str
+    action: str
+    started: float
+    planned: int
+    ended: float | None = None
+    updated: int | None = None
+    failed: int | None = None

@@ -11,25 +11,30 @@ import contextlib
 import contextvars
 import json
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, TextIO, TypeVar
 
 from engine_client import validation
 from engine_client.agent_client import AgentClient, AgentError, Endpoint, Transport
 from engine_client.events import MAX_AGE, EventBuffer, PendingEvent, event_json
-from engine_client.insync import attachment_diff, desired_attrs
+from engine_client.insync import IN_SYNC, Verdict, desired_attrs, judge
+from engine_client.leases import NetworkLeases
 from engine_client.models import Attachment, Host, LogicalNetwork
 from engine_client.report import print_summary, summary_json
 from engine_client.rollout import HostChange, HostOutcome, rollout
 from engine_client.screen import HostsBar, NoBar, Screen
 from engine_client.store import Store
 from engine_client.transport import HttpTransport
+from vdsm_net.errors import ErrorKind
 
-EXIT_OK, EXIT_HOST_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_HOST_FAILED, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
+EVERY_HOST_IN_SYNC = "every host is in sync"
+# The agent's answer to the removal of a network it does not have (error 27): the removal
+# is done (an earlier run's removal that was applied but not recorded, say).
+NOT_CONFIGURED = int(ErrorKind.BAD_BRIDGE)
 PROBE_TIMEOUT = 5.0  # seconds for capability reads (host list/refresh, network show, sync)
 # Agents whose idle connections the command keeps (least recently used closed first). Each
 # idle TLS connection holds ~0.27 MiB (asyncio's 256 KiB read buffer): 1000 kept connections
@@ -55,7 +60,7 @@ def unsupported_dc_event(network: str, dc: str) -> str:
 
 @dataclass
 class Ctx:
-    db: Path
+    db: str  # a file path or a postgresql:// URL (store.default_location)
     json: bool
     parallel: int
     timeout: float
@@ -72,6 +77,28 @@ class Ctx:
     # capabilities were read on carries its setupNetworks (one TLS handshake saved per host).
     _runner: asyncio.Runner | None = None
     _pool: HttpTransport | None = None
+    _cid: str | None = None
+    _leases: NetworkLeases | None = None
+
+    @property
+    def correlation_id(self) -> str:
+        """The command's correlation id: its events, its rollouts, its leases."""
+        if self._cid is None:
+            # The REST API hands the request's Correlation-Id header down (rest/actions.py).
+            self._cid = CORRELATION_ID.get() or str(uuid.uuid4())
+        return self._cid
+
+    def hold(self, networks: Iterable[str]) -> None:
+        """Lease ``networks`` for the rest of the command (SPEC §2.3 "One change of a network
+        at a time"): ``NetworkBusy`` (exit 3) if another engine-client holds one of them."""
+        if self._leases is None:
+            self._leases = NetworkLeases.for_db(self.store, self.db, self.correlation_id)
+        self._leases.acquire(list(networks))
+
+    def check_leases(self) -> None:
+        """Before sending or recording anything: the leases are still ours."""
+        if self._leases is not None:
+            self._leases.check()
 
     @property
     def read_timeout(self) -> float:
@@ -127,6 +154,10 @@ class Ctx:
         try:
             self.flush_events()
         finally:
+            if self._leases is not None:
+                with contextlib.suppress(Exception):
+                    self._leases.release()
+                self._leases = None
             if self._runner is not None:
                 with contextlib.suppress(Exception):
                     if self._pool is not None:
@@ -234,25 +265,18 @@ def by_host(atts: Iterable[Attachment]) -> dict[str, list[Attachment]]:
 
 
 def record(ctx: Ctx, probes: dict[str, Probe]) -> None:
-    """Store fresh capabilities, and the in-sync state of the hosts' attachments they show."""
-    # One read of the attachments and networks, not one per host: at 500 hosts that was
-    # ~60 ms between the refresh and the rollout.
+    """Store fresh capabilities: what every in-sync judgement of these hosts reads next."""
     with ctx.store.transaction():
-        atts = by_host(ctx.store.list_attachments()) if probes else {}
-        nets = {n.name: n for n in ctx.store.list_networks()} if probes else {}
         for probe in probes.values():
-            if probe.caps is None:
-                continue
-            ctx.store.set_host_caps(probe.host, probe.caps, agent_version=probe.version)
-            for att in atts.get(probe.host, []):
-                net = nets[att.network]
-                diff = attachment_diff(net, att, probe.caps)
-                ctx.store.mark_attachment(
-                    att.host,
-                    att.network,
-                    in_sync=not diff,
-                    last_error=att.last_error if diff else None,
-                )
+            if probe.caps is not None:
+                ctx.store.set_host_caps(probe.host, probe.caps, agent_version=probe.version)
+
+
+def verdicts(ctx: Ctx, atts: Iterable[Attachment]) -> dict[tuple[str, str], Verdict]:
+    """``insync.judge`` of each attachment against its host's latest stored capabilities."""
+    hosts = {h.name: h for h in ctx.store.list_hosts()}
+    nets = {n.name: n for n in ctx.store.list_networks()}
+    return {(a.host, a.network): judge(nets[a.network], a, hosts[a.host].caps) for a in atts}
 
 
 def refresh(ctx: Ctx, hosts: Sequence[Host]) -> dict[str, Probe]:
@@ -269,6 +293,10 @@ class Push:
     network: str
     outcomes: list[HostOutcome]
     unsupported_dc: str | None = None  # set when the DC version gate stopped the push
+    attachments: tuple[Attachment, ...] = ()  # what each host was sent, by host
+    # Per host, ``insync.judge`` of what it reported right after the change (a removal: in
+    # sync once applied); absent for a host that failed or could not be read back.
+    verdicts: Mapping[str, Verdict] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -277,6 +305,10 @@ class Push:
     def to_json(self, correlation_id: str) -> dict[str, Any]:
         doc = summary_json(self.network, self.outcomes, correlation_id=correlation_id)
         doc["unsupported_dc"] = self.unsupported_dc
+        for entry in doc["hosts"]:
+            verdict = self.verdicts.get(entry["host"])
+            entry["in_sync"] = verdict is not None and verdict.in_sync
+            entry["differs"] = verdict.describe() if verdict is not None else None
         return doc
 
 
@@ -325,9 +357,19 @@ def push(
                 bar=bar,
             )
 
+    ctx.check_leases()
+    rollout_id = ctx.store.start_rollout(cid, net.name, "remove" if remove else "apply", len(atts))
     outcomes = ctx.run(run())
     ctx.flush_events()
-    return Push(net.name, outcomes)
+    updated = sum(1 for o in outcomes if o.ok)
+    ctx.store.end_rollout(rollout_id, updated=updated, failed=len(outcomes) - updated)
+    sent = {a.host: a for a in atts}
+    verdicts = {
+        o.host: IN_SYNC if remove else judge(net, sent[o.host], o.caps)
+        for o in outcomes
+        if o.ok and (remove or o.caps is not None)
+    }
+    return Push(net.name, outcomes, attachments=tuple(atts), verdicts=verdicts)
 
 
 @asynccontextmanager
@@ -349,18 +391,44 @@ async def _flushing(ctx: Ctx) -> AsyncIterator[None]:
             await task
 
 
-def mark(ctx: Ctx, push: Push, *, removed: bool = False) -> None:
-    """Record the outcome per host: in sync (or gone, for a removal) or the failure."""
+def mark(ctx: Ctx, push: Push, *, removed: bool = False, record_failures: bool = True) -> None:
+    """Record the outcome per host. A host that applied: its attachment is recorded as it was
+    sent (a new attachment only now: SPEC §2.2), or forgotten for a removal, and the
+    capabilities it reported right after are stored. A host that failed: its attachment (if
+    the store has one) keeps its place and gets the failure (unless not ``record_failures``:
+    an attach or detach the host refused leaves the store exactly as it was)."""
     ctx.flush_events()  # the events of a rollout are stored before its outcome
+    ctx.check_leases()
+    sent = {a.host: a for a in push.attachments}
     with ctx.store.transaction():
         for o in push.outcomes:
-            if o.ok and removed:
-                ctx.store.remove_attachment(o.host, push.network)
-            else:
-                ctx.store.mark_attachment(o.host, push.network, in_sync=o.ok, last_error=o.failure)
+            if o.caps is not None:
+                ctx.store.set_host_caps(o.host, o.caps, agent_version=_version(o.caps))
+            known = ctx.store.find_attachment(o.host, push.network)
+            if removed and (o.ok or o.code == NOT_CONFIGURED):
+                if known is not None:
+                    ctx.store.remove_attachment(o.host, push.network)
+            elif o.ok:
+                att = sent.get(o.host) or known
+                if att is not None:
+                    ctx.store.set_attachment(replace(att, last_error=None))
+            elif known is not None and record_failures:
+                ctx.store.mark_attachment(o.host, push.network, last_error=o.failure)
 
 
-def report(ctx: Ctx, pushes: Sequence[Push], cid: str, action: str) -> int:
+def _version(caps: dict[str, Any]) -> str | None:
+    version = caps.get("software_version")
+    return None if version is None else str(version)
+
+
+def report(
+    ctx: Ctx,
+    pushes: Sequence[Push],
+    cid: str,
+    action: str,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> int:
     if ctx.json:
         docs = [p.to_json(cid) for p in pushes]
         ctx.print_json(
@@ -369,6 +437,8 @@ def report(ctx: Ctx, pushes: Sequence[Push], cid: str, action: str) -> int:
                 if len(docs) == 1
                 else {"action": action, "correlation_id": cid, "networks": docs}
             )
+            | (extra or {})
+            | ({"message": EVERY_HOST_IN_SYNC} if not any(p.outcomes for p in pushes) else {})
             | {"events": ctx.events_json()}
         )
     else:
@@ -376,7 +446,7 @@ def report(ctx: Ctx, pushes: Sequence[Push], cid: str, action: str) -> int:
             if p.outcomes:
                 print_summary(p.outcomes, title=f"{action} network {p.network}", stream=ctx.out)
             elif p.unsupported_dc is None:
-                ctx.print(f"network {p.network}: no host to update")
+                ctx.print(f"network {p.network}: {EVERY_HOST_IN_SYNC}")
     return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
 
 
@@ -407,9 +477,9 @@ def report_all(
 
 
 def start(ctx: Ctx) -> str:
-    """A new correlation id, printed (unless --json), and the bar shown at once (on a
+    """The command's correlation id, printed (unless --json), and the bar shown at once (on a
     terminal), before any host is asked anything."""
-    cid = CORRELATION_ID.get() or str(uuid.uuid4())
+    cid = ctx.correlation_id
     if not ctx.json:
         ctx.print(f"correlation id: {cid}")
         ctx.screen.begin("starting")

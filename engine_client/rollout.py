@@ -44,6 +44,10 @@ class HostOutcome:
     ok: bool
     failure: str | None
     seconds: float
+    # The host's capabilities read right after it applied the change (None: not read): what
+    # the outcome's in-sync state is judged from.
+    caps: dict[str, Any] | None = None
+    code: int | None = None  # the agent's error code (or AgentError's transport code)
 
 
 class EventSink(Protocol):
@@ -216,9 +220,7 @@ async def _apply_one(
         with contextlib.suppress(asyncio.CancelledError):
             await poller
     if sent:
-        pace.seen_ready(
-            sent[-1] - started, first=len(sent) == 1, interval=timeouts.poll_interval
-        )
+        pace.seen_ready(sent[-1] - started, first=len(sent) == 1, interval=timeouts.poll_interval)
 
 
 class _Counter:
@@ -242,10 +244,12 @@ async def rollout(
     call_timeout: float | None = None,
     bar: HostsBar | None = None,
     poll_interval: float = POLL_INTERVAL,
+    read_back: bool = True,
 ) -> list[HostOutcome]:
     """Apply each host's change concurrently (at most ``parallel`` at once); the outcomes are
     in the order of ``changes``. Never raises for a host's failure. ``bar`` is told as each
-    host starts and ends."""
+    host starts and ends. ``read_back``: a host that applied is asked for its capabilities
+    at once, on the connection its change used."""
     if parallel < 1:
         raise ValueError(f"parallel: expected >= 1, got {parallel}")
     timeouts = _Timeouts(
@@ -273,7 +277,7 @@ async def rollout(
                 network=network,
             )
             start = time.monotonic()
-            failure = await _guarded(change, correlation_id, transport, timeouts, pace)
+            failure, code = await _guarded(change, correlation_id, transport, timeouts, pace)
             seconds = time.monotonic() - start
         if failure is None:
             events.emit(
@@ -291,8 +295,11 @@ async def rollout(
                 severity="error",
             )
         shown.finished(failure is None)
+        caps = None
+        if failure is None and read_back:
+            caps = await _read_back(change.endpoint, transport, correlation_id, timeouts)
         await _release(transport, change.endpoint)
-        return HostOutcome(change.host, failure is None, failure, seconds)
+        return HostOutcome(change.host, failure is None, failure, seconds, caps, code)
 
     outcomes = list(await asyncio.gather(*(one(c) for c in changes)))
     updated = sum(1 for o in outcomes if o.ok)
@@ -312,19 +319,30 @@ async def _guarded(
     transport: Transport,
     timeouts: _Timeouts,
     pace: _Pace,
-) -> str | None:
-    """The host's failure as text, or None on success."""
+) -> tuple[str | None, int | None]:
+    """The host's failure as text and its code, or (None, None) on success."""
     client = AgentClient(change.endpoint, transport, timeout=timeouts.call)
     try:
         async with asyncio.timeout(timeouts.host):
             await _apply_one(change, client, correlation_id, timeouts, pace)
     except AgentError as exc:
-        return str(exc)
+        return str(exc), exc.code
     except TimeoutError:
-        return f"{change.endpoint.url}: timed out after {timeouts.host:g} s"
+        return f"{change.endpoint.url}: timed out after {timeouts.host:g} s", None
     except Exception as exc:  # one host's unexpected failure must not abort the others
-        return f"internal error: {type(exc).__name__}: {exc}"
-    return None
+        return f"internal error: {type(exc).__name__}: {exc}", None
+    return None, None
+
+
+async def _read_back(
+    endpoint: Endpoint, transport: Transport, correlation_id: str, timeouts: _Timeouts
+) -> dict[str, Any] | None:
+    client = AgentClient(endpoint, transport, timeout=timeouts.confirm)
+    try:
+        caps = await client.call("Host.getCapabilities", correlation_id=correlation_id)
+    except AgentError:
+        return None  # judged from the capabilities read before: out of sync until re-read
+    return caps if isinstance(caps, dict) else None
 
 
 async def _release(transport: Transport, endpoint: Endpoint) -> None:

@@ -1,21 +1,25 @@
-"""The engine client's store: SQLite behind one class (SPEC §2.1).
+"""The engine client's store behind one class (SPEC §2.1): SQLite (a file, the default) or
+PostgreSQL (a ``postgresql://`` URL), with the same schema, migrations and guarantees.
 
-All SQL of the engine client lives in this module, so that another database could be put
-behind the same methods. Methods take and return the typed records of ``models.py``.
+All SQL of the engine client lives in this module, written once for both databases; what
+differs between them is in ``store_backend.py`` (SQLite) and ``store_pg.py`` (PostgreSQL).
+Methods take and return the typed records of ``models.py``.
 
-The connection runs in autocommit mode (``isolation_level=None``): a single statement is atomic
-by itself, and every multi-row change goes through ``with store.transaction():``, which nests
-(an inner block joins the outer transaction).
+The connection runs in autocommit mode: a single statement is atomic by itself, and every
+multi-row change goes through ``with store.transaction():``, which nests (an inner block joins
+the outer transaction).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-import sqlite3
+import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -30,13 +34,24 @@ from engine_client.models import (
     HostLabel,
     LogicalNetwork,
     NicLabel,
+    Rollout,
     Vm,
 )
+from engine_client.store_backend import (
+    Backend,
+    Held,
+    Row,
+    open_backend,
+    split_script,
+)
+from engine_client.store_backend import StoreError as StoreError
 
 ENV_DB = "ENGINE_CLIENT_DB"
 
 # Ordered migrations: index i brings the schema from version i to i + 1. Never edit a shipped
-# entry; append a new one.
+# entry; append a new one. Written in SQLite's dialect, with nothing but portable SQL beyond
+# its type names, which ``Backend.ddl`` translates (``INTEGER PRIMARY KEY AUTOINCREMENT``,
+# ``REAL``, ``BLOB``); statements are separated by ``;``.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE data_center (
@@ -72,7 +87,11 @@ MIGRATIONS: tuple[str, ...] = (
         in_sync INTEGER NOT NULL DEFAULT 0,
         last_error TEXT,
         PRIMARY KEY (host, network),
-        CHECK ((nic IS NOT NULL) + (bond IS NOT NULL) + (isolated != 0) = 1)
+        -- Sums of CASEs, not of booleans: PostgreSQL does not add booleans.
+        CONSTRAINT attachment_one_of_nic_bond_isolated CHECK (
+            (CASE WHEN nic IS NOT NULL THEN 1 ELSE 0 END)
+            + (CASE WHEN bond IS NOT NULL THEN 1 ELSE 0 END)
+            + (CASE WHEN isolated != 0 THEN 1 ELSE 0 END) = 1)
     );
     CREATE TABLE host_label (
         host TEXT NOT NULL REFERENCES host(name) ON DELETE CASCADE ON UPDATE CASCADE,
@@ -107,6 +126,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attachment_network ON attachment(network);
     CREATE INDEX network_label ON network(label);
     """,
+    # 2: networks being removed, definition generations, leases (one change of a network at
+    # a time), rollouts; an attachment's in-sync state is judged from its host's capabilities.
+    """
+    ALTER TABLE network ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE network ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE attachment DROP COLUMN in_sync;
+    CREATE TABLE network_lease (
+        network TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        machine TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        since REAL NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE INDEX network_lease_holder ON network_lease(holder);
+    CREATE TABLE rollout (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        correlation_id TEXT NOT NULL,
+        network TEXT NOT NULL,
+        action TEXT NOT NULL,
+        started REAL NOT NULL,
+        planned INTEGER NOT NULL,
+        ended REAL,
+        updated INTEGER,
+        failed INTEGER
+    );
+    """,
     # The REST API's accounts (SPEC §2.6): a password hash only ("scrypt$N$r$p$salt$key").
     """
     CREATE TABLE api_user (
@@ -123,8 +169,50 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class StoreError(Exception):
-    """A missing or duplicate record; the message names it."""
+class Conflict(StoreError):
+    """Another engine-client is changing, or has changed, what this command was about to
+    change (SPEC §2.3 "One change of a network at a time"); nothing was written."""
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds a lease: a command (its correlation id), on a machine, in a process."""
+
+    correlation_id: str
+    machine: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _stamp(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+class NetworkBusy(Conflict):
+    def __init__(self, network: str, holder: str, since: float) -> None:
+        super().__init__(
+            f"network {network} is being changed by another engine-client "
+            f"(correlation id {holder}, since {_stamp(since)})"
+        )
+        self.network = network
+        self.holder = holder
+
+
+class StaleDefinition(Conflict):
+    def __init__(self, network: str, read: int, now: int) -> None:
+        super().__init__(
+            f"network {network} was changed by another engine-client since this command read "
+            f"it (generation {read}, now {now}); nothing was written, run the command again"
+        )
 
 
 def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -134,15 +222,26 @@ def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path.home() / ".local" / "share" / "engine-client" / "engine.db"
 
 
+def default_location(given: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """``--db`` if given, else ``$ENGINE_CLIENT_DB``, else the default file: a path or a
+    ``postgresql://`` URL (kept as text: a ``Path`` would fold its ``//``)."""
+    env = os.environ if environ is None else environ
+    if given:
+        return given
+    if env.get(ENV_DB):
+        return env[ENV_DB]
+    return str(default_db_path(env))
+
+
 def _caps(text: str | None) -> Mapping[str, Any]:
     return MappingProxyType(json.loads(text) if text else {})
 
 
-def _dc(row: sqlite3.Row) -> DataCenter:
+def _dc(row: Row) -> DataCenter:
     return DataCenter(name=row["name"], version=row["version"])
 
 
-def _host(row: sqlite3.Row) -> Host:
+def _host(row: Row) -> Host:
     return Host(
         name=row["name"],
         url=row["url"],
@@ -156,7 +255,7 @@ def _host(row: sqlite3.Row) -> Host:
     )
 
 
-def _network(row: sqlite3.Row) -> LogicalNetwork:
+def _network(row: Row) -> LogicalNetwork:
     return LogicalNetwork(
         dc=row["dc"],
         name=row["name"],
@@ -164,10 +263,12 @@ def _network(row: sqlite3.Row) -> LogicalNetwork:
         mtu=row["mtu"],
         vm=bool(row["vm"]),
         label=row["label"],
+        removing=bool(row["removing"]),
+        generation=row["generation"],
     )
 
 
-def _attachment(row: sqlite3.Row) -> Attachment:
+def _attachment(row: Row) -> Attachment:
     return Attachment(
         host=row["host"],
         network=row["network"],
@@ -175,12 +276,11 @@ def _attachment(row: sqlite3.Row) -> Attachment:
         bond=row["bond"],
         isolated=bool(row["isolated"]),
         via_label=row["via_label"],
-        in_sync=bool(row["in_sync"]),
         last_error=row["last_error"],
     )
 
 
-def _event(row: sqlite3.Row) -> Event:
+def _event(row: Row) -> Event:
     return Event(
         id=row["id"],
         time=row["time"],
@@ -195,27 +295,29 @@ def _event(row: sqlite3.Row) -> Event:
 class Store:
     """The engine client's records. Also an ``EventSink`` (``emit`` stores one event)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, db: Backend) -> None:
+        self._db = db
         self._depth = 0
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Store:
-        """Open (creating parent directories, the file and the schema) and migrate."""
-        target = Path(path)
-        if str(target) != ":memory:":
-            target.parent.mkdir(parents=True, exist_ok=True)
-        # timeout: several engine-client processes may share one file; wait for the writer.
-        conn = sqlite3.connect(str(target), timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        # Foreign keys are per connection in SQLite, off by default.
-        conn.execute("PRAGMA foreign_keys = ON")
-        store = cls(conn)
-        store._migrate()
+    def open(cls, location: str | os.PathLike[str]) -> Store:
+        """Open (creating parent directories, the file and the schema) and migrate; a
+        ``postgresql://`` URL opens that database (which must exist)."""
+        store = cls(open_backend(location))
+        try:
+            store._migrate()
+        except BaseException:
+            store.close()
+            raise
         return store
 
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._db.name
+
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
     def __enter__(self) -> Store:
         return self
@@ -227,39 +329,34 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        row = self._conn.execute("SELECT version FROM schema_version").fetchone()
+        row = self._one("SELECT version FROM schema_version")
+        assert row is not None
         return int(row["version"])
 
-    def _migrate(self) -> None:
-        self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    def _migrate(self, upto: int | None = None) -> None:
+        """Bring the schema to ``upto`` (default: the newest), all in one write transaction,
+        so that engine-clients opening a new database at once do not both migrate it and a
+        failing migration leaves the previous schema intact."""
+        target = len(MIGRATIONS) if upto is None else upto
         with self.transaction():
-            if self._conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
-                self._conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-        current = self.schema_version
-        if current > len(MIGRATIONS):
-            raise StoreError(
-                f"database schema version {current} is newer than this engine-client "
-                f"({len(MIGRATIONS)})"
-            )
-        for version in range(current, len(MIGRATIONS)):
-            # executescript runs its own statements; the transaction is in the script so that a
-            # failing migration leaves the previous schema intact.
-            script = (
-                "BEGIN IMMEDIATE;\n"
-                f"{MIGRATIONS[version]}\n"
-                f"UPDATE schema_version SET version = {version + 1};\n"
-                "COMMIT;"
-            )
-            try:
-                self._conn.executescript(script)
-            except sqlite3.Error:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            if self._one("SELECT COUNT(*) AS n FROM schema_version")["n"] == 0:  # type: ignore[index]
+                self._db.execute("INSERT INTO schema_version (version) VALUES (0)")
+            current = self.schema_version
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"database schema version {current} is newer than this engine-client "
+                    f"({len(MIGRATIONS)})"
+                )
+            for version in range(current, target):
+                for statement in split_script(self._db.ddl(MIGRATIONS[version])):
+                    self._db.execute(statement)
+                self._db.execute("UPDATE schema_version SET version = ?", (version + 1,))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All-or-nothing block; nested blocks join the outermost one."""
+        """All-or-nothing block; nested blocks join the outermost one. The write lock is taken
+        at its start (no other writer between its reads and its writes)."""
         if self._depth:
             self._depth += 1
             try:
@@ -267,26 +364,24 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        # IMMEDIATE: take the write lock now, so that a read-then-write block never fails
-        # half-way with SQLITE_BUSY when another process writes meanwhile.
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._db.begin()
         self._depth = 1
         try:
             yield
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._db.rollback()
             raise
         else:
-            self._conn.execute("COMMIT")
+            self._db.commit()
         finally:
             self._depth = 0
 
-    def _one(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._conn.execute(sql, args).fetchone()
+    def _one(self, sql: str, args: Sequence[object] = ()) -> Row | None:
+        row: Row | None = self._db.execute(sql, args).fetchone()
         return row
 
-    def _all(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
-        return list(self._conn.execute(sql, args).fetchall())
+    def _all(self, sql: str, args: Sequence[object] = ()) -> list[Row]:
+        return list(self._db.execute(sql, args).fetchall())
 
     # -- data centers -------------------------------------------------------------------
 
@@ -294,7 +389,7 @@ class Store:
         with self.transaction():
             if self.find_dc(dc.name) is not None:
                 raise StoreError(f"data center {dc.name!r} already exists")
-            self._conn.execute(
+            self._db.execute(
                 "INSERT INTO data_center (name, version) VALUES (?, ?)", (dc.name, dc.version)
             )
         return dc
@@ -320,7 +415,7 @@ class Store:
                 (name, name),
             ):
                 raise StoreError(f"data center {name!r} still has hosts or networks")
-            self._conn.execute("DELETE FROM data_center WHERE name = ?", (name,))
+            self._db.execute("DELETE FROM data_center WHERE name = ?", (name,))
 
     # -- hosts --------------------------------------------------------------------------
 
@@ -329,7 +424,7 @@ class Store:
             self.get_dc(host.dc)
             if self.find_host(host.name) is not None:
                 raise StoreError(f"host {host.name!r} already exists")
-            self._conn.execute(
+            self._db.execute(
                 "INSERT INTO host (name, url, dc, cert, key, ca, caps, caps_time, agent_version)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -367,7 +462,7 @@ class Store:
         """Removes the host with its attachments and labels (the hosts' kernels are untouched)."""
         with self.transaction():
             self.get_host(name)
-            self._conn.execute("DELETE FROM host WHERE name = ?", (name,))
+            self._db.execute("DELETE FROM host WHERE name = ?", (name,))
 
     def set_host_caps(
         self,
@@ -379,7 +474,7 @@ class Store:
     ) -> None:
         with self.transaction():
             self.get_host(name)
-            self._conn.execute(
+            self._db.execute(
                 "UPDATE host SET caps = ?, caps_time = ?, agent_version = ? WHERE name = ?",
                 (
                     json.dumps(dict(caps)),
@@ -396,7 +491,7 @@ class Store:
             self.get_dc(net.dc)
             if self.find_network(net.name) is not None:
                 raise StoreError(f"network {net.name!r} already exists")
-            self._conn.execute(
+            self._db.execute(
                 "INSERT INTO network (name, dc, vlan, mtu, vm, label) VALUES (?, ?, ?, ?, ?, ?)",
                 (net.name, net.dc, net.vlan, net.mtu, int(net.vm), net.label),
             )
@@ -423,18 +518,35 @@ class Store:
         return [_network(r) for r in rows]
 
     def update_network(self, old_name: str, net: LogicalNetwork) -> LogicalNetwork:
-        """Replace a network's definition; ``net.name != old_name`` renames it (cascading)."""
+        """Replace a network's definition; ``net.name != old_name`` renames it (cascading).
+        ``net.generation`` is the generation the caller read: if another command wrote the
+        definition since, ``StaleDefinition`` and nothing is written. Returns the definition
+        as stored (its next generation)."""
         with self.transaction():
             old = self.get_network(old_name)
+            if old.generation != net.generation:
+                raise StaleDefinition(old_name, net.generation, old.generation)
             if net.dc != old.dc:
                 raise StoreError(f"network {old_name!r}: cannot move to another data center")
             if net.name != old_name and self.find_network(net.name) is not None:
                 raise StoreError(f"network {net.name!r} already exists")
-            self._conn.execute(
-                "UPDATE network SET name = ?, vlan = ?, mtu = ?, vm = ?, label = ? WHERE name = ?",
-                (net.name, net.vlan, net.mtu, int(net.vm), net.label, old_name),
+            cur = self._db.execute(
+                "UPDATE network SET name = ?, vlan = ?, mtu = ?, vm = ?, label = ?,"
+                " removing = ?, generation = generation + 1 WHERE name = ? AND generation = ?",
+                (
+                    net.name,
+                    net.vlan,
+                    net.mtu,
+                    int(net.vm),
+                    net.label,
+                    int(net.removing),
+                    old_name,
+                    net.generation,
+                ),
             )
-        return net
+            if cur.rowcount != 1:  # written meanwhile (the write lock makes this a last guard)
+                raise StaleDefinition(old_name, net.generation, net.generation + 1)
+        return replace(net, generation=net.generation + 1)
 
     def remove_network(self, name: str) -> None:
         with self.transaction():
@@ -443,7 +555,7 @@ class Store:
                 raise StoreError(f"network {name!r} is still attached to hosts")
             if self._one("SELECT 1 FROM vm_nic WHERE network = ?", (name,)):
                 raise StoreError(f"network {name!r} is still used by VMs or templates")
-            self._conn.execute("DELETE FROM network WHERE name = ?", (name,))
+            self._db.execute("DELETE FROM network WHERE name = ?", (name,))
 
     # -- attachments --------------------------------------------------------------------
 
@@ -457,10 +569,13 @@ class Store:
                     f"network {net.name!r} (data center {net.dc!r}) cannot be attached to host "
                     f"{host.name!r} (data center {host.dc!r})"
                 )
-            self._conn.execute(
-                "INSERT OR REPLACE INTO attachment"
-                " (host, network, nic, bond, isolated, via_label, in_sync, last_error)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self._db.execute(
+                "INSERT INTO attachment"
+                " (host, network, nic, bond, isolated, via_label, last_error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (host, network) DO UPDATE SET nic = excluded.nic,"
+                " bond = excluded.bond, isolated = excluded.isolated,"
+                " via_label = excluded.via_label, last_error = excluded.last_error",
                 (
                     att.host,
                     att.network,
@@ -468,7 +583,6 @@ class Store:
                     att.bond,
                     int(att.isolated),
                     att.via_label,
-                    int(att.in_sync),
                     att.last_error,
                 ),
             )
@@ -494,20 +608,19 @@ class Store:
         )
         return [_attachment(r) for r in rows]
 
-    def mark_attachment(
-        self, host: str, network: str, *, in_sync: bool, last_error: str | None = None
-    ) -> None:
+    def mark_attachment(self, host: str, network: str, *, last_error: str | None) -> None:
+        """Record the last push's failure (None: it succeeded)."""
         with self.transaction():
             self.get_attachment(host, network)
-            self._conn.execute(
-                "UPDATE attachment SET in_sync = ?, last_error = ? WHERE host = ? AND network = ?",
-                (int(in_sync), last_error, host, network),
+            self._db.execute(
+                "UPDATE attachment SET last_error = ? WHERE host = ? AND network = ?",
+                (last_error, host, network),
             )
 
     def remove_attachment(self, host: str, network: str) -> None:
         with self.transaction():
             self.get_attachment(host, network)
-            self._conn.execute(
+            self._db.execute(
                 "DELETE FROM attachment WHERE host = ? AND network = ?", (host, network)
             )
 
@@ -516,14 +629,15 @@ class Store:
     def add_host_label(self, host: str, label: str) -> HostLabel:
         with self.transaction():
             self.get_host(host)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO host_label (host, label) VALUES (?, ?)", (host, label)
+            self._db.execute(
+                "INSERT INTO host_label (host, label) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (host, label),
             )
         return HostLabel(host=host, label=label)
 
     def remove_host_label(self, host: str, label: str) -> None:
         with self.transaction():
-            cur = self._conn.execute(
+            cur = self._db.execute(
                 "DELETE FROM host_label WHERE host = ? AND label = ?", (host, label)
             )
             if cur.rowcount == 0:
@@ -542,15 +656,15 @@ class Store:
     def add_nic_label(self, host: str, nic: str, label: str) -> NicLabel:
         with self.transaction():
             self.get_host(host)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO nic_label (host, nic, label) VALUES (?, ?, ?)",
+            self._db.execute(
+                "INSERT INTO nic_label (host, nic, label) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (host, nic, label),
             )
         return NicLabel(host=host, nic=nic, label=label)
 
     def remove_nic_label(self, host: str, nic: str, label: str) -> None:
         with self.transaction():
-            cur = self._conn.execute(
+            cur = self._db.execute(
                 "DELETE FROM nic_label WHERE host = ? AND nic = ? AND label = ?",
                 (host, nic, label),
             )
@@ -575,12 +689,12 @@ class Store:
                 raise StoreError(f"vm {vm.name!r} already exists")
             for net in vm.networks:
                 self.get_network(net)
-            self._conn.execute(
+            self._db.execute(
                 "INSERT INTO vm (name, running, template) VALUES (?, ?, ?)",
                 (vm.name, int(vm.running), int(vm.template)),
             )
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO vm_nic (vm, network) VALUES (?, ?)",
+            self._db.executemany(
+                "INSERT INTO vm_nic (vm, network) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(vm.name, net) for net in vm.networks],
             )
         return vm
@@ -609,7 +723,7 @@ class Store:
         with self.transaction():
             if self.find_vm(name) is None:
                 raise StoreError(f"no vm {name!r}")
-            self._conn.execute("DELETE FROM vm WHERE name = ?", (name,))
+            self._db.execute("DELETE FROM vm WHERE name = ?", (name,))
 
     # -- events -------------------------------------------------------------------------
 
@@ -624,13 +738,18 @@ class Store:
         when: float | None = None,
     ) -> Event:
         stamp = time.time() if when is None else when
-        cur = self._conn.execute(
-            "INSERT INTO event (time, correlation_id, host, network, severity, message)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (stamp, correlation_id, host, network, severity, message),
-        )
+        # In a write transaction: ids are committed in their order (a follower reading the
+        # ids above the last it saw misses none), and followers are woken at the commit.
+        with self.transaction():
+            row = self._one(
+                "INSERT INTO event (time, correlation_id, host, network, severity, message)"
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (stamp, correlation_id, host, network, severity, message),
+            )
+            self._db.announce_events()
+        assert row is not None
         return Event(
-            id=int(cur.lastrowid or 0),
+            id=int(row["id"]),
             time=stamp,
             correlation_id=correlation_id,
             host=host,
@@ -642,7 +761,7 @@ class Store:
     def add_events(self, events: Sequence[PendingEvent]) -> None:
         """Store a batch of events, in order, in one transaction (one fsync)."""
         with self.transaction():
-            self._conn.executemany(
+            self._db.executemany(
                 "INSERT INTO event (time, correlation_id, host, network, severity, message)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -650,6 +769,7 @@ class Store:
                     for e in events
                 ],
             )
+            self._db.announce_events()
 
     def emit(
         self,
@@ -665,8 +785,8 @@ class Store:
         )
 
     def last_event_id(self) -> int:
-        row = self._conn.execute("SELECT MAX(id) FROM event").fetchone()
-        return int(row[0] or 0)
+        row = self._one("SELECT MAX(id) AS last FROM event")
+        return int(row["last"] or 0) if row is not None else 0
 
     def list_events(
         self,
@@ -679,23 +799,165 @@ class Store:
     ) -> list[Event]:
         """Oldest first: the last ``limit`` events (all by default) with an id above
         ``after`` that match every filter given."""
-        rows = self._all(
-            "SELECT * FROM (SELECT * FROM event WHERE id > ?"
-            " AND (? IS NULL OR correlation_id = ?) AND (? IS NULL OR host = ?)"
+        where = (
+            "id > ? AND (? IS NULL OR correlation_id = ?) AND (? IS NULL OR host = ?)"
             " AND (? IS NULL OR network = ?)"
-            " ORDER BY id DESC LIMIT ?) ORDER BY id",
-            (
-                after,
-                correlation_id,
-                correlation_id,
-                host,
-                host,
-                network,
-                network,
-                -1 if limit is None else limit,
-            ),
         )
+        args: tuple[object, ...] = (after, correlation_id, correlation_id, host, host, network,
+                                    network)
+        if limit is None:
+            rows = self._all(f"SELECT * FROM event WHERE {where} ORDER BY id", args)
+        else:
+            rows = self._all(
+                f"SELECT * FROM (SELECT * FROM event WHERE {where} ORDER BY id DESC LIMIT ?)"
+                " AS recent ORDER BY id",
+                (*args, limit),
+            )
         return [_event(r) for r in rows]
+
+    def follow_events(
+        self,
+        *,
+        correlation_id: str | None = None,
+        host: str | None = None,
+        network: str | None = None,
+        limit: int | None = None,
+        poll: float = 0.5,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterable[Event]:
+        """The last ``limit`` events (all: None), then every event stored after, by any
+        process, as it comes (``events --follow``), until ``stop()``. PostgreSQL wakes the
+        follower at each commit of events (LISTEN/NOTIFY); SQLite is polled every ``poll``
+        seconds."""
+        self._db.listen_events()  # before the first read: nothing stored in between is missed
+        row = self._one("SELECT MAX(id) AS last FROM event")
+        last = int(row["last"] or 0) if row is not None else 0  # nothing older is followed
+        for event in self.list_events(
+            correlation_id=correlation_id, host=host, network=network, limit=limit
+        ):
+            last = max(last, event.id)
+            yield event
+        while not stop():
+            self._db.wait_events(poll)
+            for event in self.list_events(
+                correlation_id=correlation_id, host=host, network=network, after=last
+            ):
+                last = event.id
+                yield event
+
+    # -- leases: one change of a network at a time (SPEC §2.3) ----------------------------
+
+    def acquire_leases(
+        self,
+        networks: Sequence[str],
+        holder: LeaseHolder,
+        ttl: float,
+        *,
+        alive: Callable[[int], bool] = pid_alive,
+    ) -> None:
+        """Hold every network of ``networks`` for ``ttl`` seconds, all or none: a network held
+        by another live holder raises ``NetworkBusy``. A lease is live until it expires (on
+        the database's clock, one clock for every engine-client sharing the database, on any
+        machine); a holder on this machine whose process is gone (``alive``) holds nothing
+        even before that. The rule lives in one transaction.
+
+        Where the database can tell (PostgreSQL: a session lock per network, next to its row),
+        a holder whose session is gone holds nothing at once, on any machine, and a holder
+        whose session is alive holds its networks."""
+        with self.transaction():
+            taken: list[str] = []
+            try:
+                for name in sorted(set(networks)):
+                    held = self._db.hold_network(name)
+                    if held is Held.TAKEN:
+                        taken.append(name)
+                        continue  # its previous holder's session has ended
+                    row = self._one(
+                        "SELECT holder, machine, pid, since FROM network_lease"
+                        f" WHERE network = ? AND holder != ? AND expires > {self._db.now}",
+                        (name, holder.correlation_id),
+                    )
+                    if row is None:
+                        continue
+                    if held is Held.BUSY or row["machine"] != holder.machine or alive(row["pid"]):
+                        raise NetworkBusy(name, row["holder"], row["since"])
+            except BaseException:
+                for name in taken:
+                    self._db.unhold_network(name)
+                raise
+            for name in sorted(set(networks)):
+                self._db.execute(
+                    "INSERT INTO network_lease (network, holder, machine, pid, since, expires)"
+                    f" VALUES (?, ?, ?, ?, {self._db.now}, {self._db.now} + ?)"
+                    " ON CONFLICT (network) DO UPDATE SET holder = excluded.holder,"
+                    " machine = excluded.machine, pid = excluded.pid,"
+                    " since = CASE WHEN network_lease.holder = excluded.holder"
+                    " THEN network_lease.since ELSE excluded.since END,"
+                    " expires = excluded.expires",
+                    (name, holder.correlation_id, holder.machine, holder.pid, ttl),
+                )
+
+    def renew_leases(self, holder: str, ttl: float) -> int:
+        """Extend the holder's unexpired leases; returns how many it still holds."""
+        with self.transaction():
+            cur = self._db.execute(
+                f"UPDATE network_lease SET expires = {self._db.now} + ? WHERE holder = ?"
+                f" AND expires > {self._db.now}",
+                (ttl, holder),
+            )
+            return int(cur.rowcount)
+
+    def release_leases(self, holder: str) -> None:
+        with self.transaction():
+            for row in self._all(
+                "DELETE FROM network_lease WHERE holder = ? RETURNING network", (holder,)
+            ):
+                self._db.unhold_network(row["network"])
+
+    def lease_holder(self, network: str) -> str | None:
+        """Who holds ``network`` now (None: nobody, or an expired lease)."""
+        row = self._one(
+            f"SELECT holder FROM network_lease WHERE network = ? AND expires > {self._db.now}",
+            (network,),
+        )
+        return None if row is None else str(row["holder"])
+
+    # -- rollouts -----------------------------------------------------------------------
+
+    def start_rollout(self, correlation_id: str, network: str, action: str, planned: int) -> int:
+        row = self._one(
+            "INSERT INTO rollout (correlation_id, network, action, started, planned)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (correlation_id, network, action, time.time(), planned),
+        )
+        assert row is not None
+        return int(row["id"])
+
+    def end_rollout(self, rollout_id: int, *, updated: int, failed: int) -> None:
+        self._db.execute(
+            "UPDATE rollout SET ended = ?, updated = ?, failed = ? WHERE id = ?",
+            (time.time(), updated, failed, rollout_id),
+        )
+
+    def list_rollouts(self, *, limit: int = 10) -> list[Rollout]:
+        rows = self._all(
+            "SELECT * FROM (SELECT * FROM rollout ORDER BY id DESC LIMIT ?) AS recent ORDER BY id",
+            (limit,),
+        )
+        return [
+            Rollout(
+                id=r["id"],
+                correlation_id=r["correlation_id"],
+                network=r["network"],
+                action=r["action"],
+                started=r["started"],
+                planned=r["planned"],
+                ended=r["ended"],
+                updated=r["updated"],
+                failed=r["failed"],
+            )
+            for r in rows
+        ]
 
     # -- REST API users -----------------------------------------------------------------
 
@@ -704,7 +966,7 @@ class Store:
         with self.transaction():
             if self.find_user(name) is not None:
                 raise StoreError(f"user {name!r} already exists")
-            self._conn.execute(
+            self._db.execute(
                 "INSERT INTO api_user (name, password_hash, created) VALUES (?, ?, ?)",
                 (user.name, user.password_hash, user.created),
             )
@@ -722,5 +984,5 @@ class Store:
 
     def remove_user(self, name: str) -> None:
         with self.transaction():
-            if self._conn.execute("DELETE FROM api_user WHERE name = ?", (name,)).rowcount == 0:
+            if self._db.execute("DELETE FROM api_user WHERE name = ?", (name,)).rowcount == 0:
                 raise StoreError(f"no user {name!r}")

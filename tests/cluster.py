@@ -51,7 +51,7 @@ class Node:
 class Cluster:
     engine: NetNS
     nodes: list[Node]
-    db: Path
+    db: Path | str  # an SQLite file or a postgresql:// URL
     pki_dir: Path
     # Namespaces closed with the cluster: VMs, and hosts while they are being set up.
     extra: list[NetNS] = field(default_factory=list)
@@ -138,12 +138,13 @@ def start_cluster(
     dummy: bool | None = None,
     subnet: str = "10.77",
     version: str = "4.7",
+    db: str | None = None,
 ) -> Cluster:
     """Start one agent per host under ``base`` and register them all in data center ``dc1``
     of a fresh engine-client store. ``dummy`` chooses the NICs' kind as ``NetNS.add_nic`` does
     (False: a veth whose peer ``<nic>p`` is the far side of the host's "cable")."""
     engine = NetNS("eng")
-    cluster = Cluster(engine, [], base / "engine.db", base / "pki")
+    cluster = Cluster(engine, [], db or base / "engine.db", base / "pki")
     try:
         pki.init_ca(cluster.pki_dir)
         engine_cert = pki.issue(cluster.pki_dir, "engine", role="engine")

@@ -9,6 +9,7 @@ import pytest
 from _pytest.reports import TestReport
 
 from tests import uml
+from tests.pg import pg_server, store_location  # noqa: F401  (fixtures for every test)
 
 KERNEL_DIR = Path(__file__).parent / "kernel"
 

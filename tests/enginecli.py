@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from engine_client.cli import main
+from engine_client.insync import judge
+from engine_client.store import Store
 
 
 def cli(db: Path, *argv: str) -> tuple[int, Any]:
@@ -30,3 +32,10 @@ def assert_store_sound(db: Path) -> None:
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         conn.close()
+
+
+def in_sync(store: Store, host: str, network: str) -> bool:
+    """What every command judges (``insync.judge``) from the store: the attachment against
+    its host's latest capabilities."""
+    att = store.get_attachment(host, network)
+    return judge(store.get_network(network), att, store.get_host(host).caps).in_sync

@@ -107,7 +107,7 @@ def serving(cluster: Cluster, *, tls: bool = True, port: int = 18443) -> Iterato
         issued = pki.issue(cluster.pki_dir, "rest", ips=[host])
         argv += ["--cert", str(issued.cert), "--key", str(issued.key)]
         ca = str(cluster.pki_dir / pki.CA_CERT)
-    log = cluster.db.parent / f"serve-{port}.log"
+    log = cluster.pki_dir.parent / f"serve-{port}.log"
     out = log.open("w")
     proc = subprocess.Popen(cluster.engine.exec_argv(*argv), stdout=out, stderr=out, text=True,
                             env={**os.environ, "ENGINE_CLIENT_DB": str(cluster.db)})

@@ -68,7 +68,7 @@ def make_store(db: Path, names: list[str], urls: list[str], cert: pki.Issued, ca
             for name, url in zip(names, urls, strict=True):
                 store.add_host(Host(name, url, "dc1", cert=str(cert.cert), key=str(cert.key),
                                     ca=str(ca)))
-                store.set_attachment(Attachment(name, NET, nic="eth1", in_sync=True))
+                store.set_attachment(Attachment(name, NET, nic="eth1"))
     finally:
         store.close()
 

@@ -13,7 +13,6 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from engine_client import cli
@@ -66,7 +65,7 @@ def _hosts(doc: Any) -> Iterator[dict[str, Any]]:
 class Commands:
     """Runs commands on one store, with the options ``serve`` was given."""
 
-    db: Path
+    db: str  # a store path or a postgresql:// URL
     options: tuple[str, ...] = ()  # e.g. ("--parallel", "50")
 
     def _run(self, argv: Sequence[str], correlation_id: str | None) -> Outcome:

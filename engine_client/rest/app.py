@@ -10,7 +10,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -70,7 +69,7 @@ def command_fault(outcome: Outcome) -> Fault:
 
 @dataclass
 class Settings:
-    db: Path
+    db: str  # a store path or a postgresql:// URL
     options: tuple[str, ...] = ()  # global engine-client options for the commands
     token_lifetime: float = 3600.0
     refresh_interval: float = 30.0  # seconds between capability reads of every host; 0: never

@@ -13,10 +13,12 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from engine_client.operations import EXIT_OK, Ctx, table
 from engine_client.rest import passwords
+from engine_client.store_backend import is_url
 from vdsm_net.errors import ErrorKind, NetError
 
 Handler = Callable[[Ctx, argparse.Namespace], int]
@@ -142,7 +144,8 @@ def cmd_serve(ctx: Ctx, a: argparse.Namespace) -> int:
     if ctx.call_timeout is not None:
         options += ("--call-timeout", f"{ctx.call_timeout:g}")
     settings = Settings(
-        db=ctx.db.resolve() if str(ctx.db) != ":memory:" else ctx.db,
+        # Commands run in other threads, from any directory: a path is made absolute.
+        db=ctx.db if is_url(ctx.db) or ctx.db == ":memory:" else str(Path(ctx.db).resolve()),
         options=options,
         token_lifetime=a.token_lifetime,
         refresh_interval=a.refresh_interval,

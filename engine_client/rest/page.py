@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from engine_client.insync import attachment_diff
+from engine_client.insync import judge
 from engine_client.models import Event
 from engine_client.rest.app import server
 from engine_client.store import Store
@@ -76,13 +76,14 @@ async def fleet(request: web.Request) -> web.Response:
     for n in f.networks:
         per_host = []
         for att in (a for a in f.attachments if a.network == n.name):
-            diff = attachment_diff(nets[att.network], att, hosts[att.host].caps)
+            verdict = judge(nets[att.network], att, hosts[att.host].caps)
+            diff = {d.key: (d.expected, d.found) for d in verdict.differences}
             per_host.append(
                 {
                     "host": att.host,
                     "attached": att.describe(),
                     "via_label": att.via_label,
-                    "in_sync": att.in_sync and not diff,
+                    "in_sync": verdict.in_sync,
                     "diff": {k: {"expected": e, "actual": a} for k, (e, a) in diff.items()},
                     "last_error": att.last_error,
                 }

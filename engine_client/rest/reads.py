@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
 from engine_client.store import Store
@@ -16,7 +15,7 @@ T = TypeVar("T")
 
 
 class StoreReader:
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: str) -> None:
         self._db = db
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")
         self._store: Store | None = None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine_client.insync import attachment_diff
+from engine_client.insync import judge
 from engine_client.models import (
     Attachment,
     DataCenter,
@@ -284,8 +284,9 @@ REPORTED = ("mtu", "bridged", "vlan", "nic")
 
 def reported(net: LogicalNetwork, att: Attachment, caps: Mapping[str, Any]) -> tuple[bool, Node]:
     """(in sync, ``reported_configurations``): each value the host must have, expected and
-    found (what differs comes from ``insync.attachment_diff``, the one meaning of in sync)."""
-    diff = attachment_diff(net, att, caps)
+    found (what differs comes from ``insync.judge``, the one meaning of in sync)."""
+    verdict = judge(net, att, caps)
+    diff = {d.key: (d.expected, d.found) for d in verdict.differences}
     expected: dict[str, Any] = {
         "mtu": net.mtu,
         "bridged": net.vm,
@@ -304,7 +305,7 @@ def reported(net: LogicalNetwork, att: Attachment, caps: Mapping[str, Any]) -> t
                 leaf("name", key),
             )
         )
-    return (att.in_sync and not diff), many("reported_configurations", configs)
+    return verdict.in_sync, many("reported_configurations", configs)
 
 
 def network_attachment(fleet: Fleet, att: Attachment) -> Node:

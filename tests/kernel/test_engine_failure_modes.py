@@ -29,7 +29,7 @@ import pytest
 
 from engine_client.store import Store
 from tests.daemon import AgentProcess
-from tests.enginecli import assert_store_sound, cli
+from tests.enginecli import assert_store_sound, cli, in_sync
 from tests.netns import NetNS
 from vdsm_net.journal import JOURNAL_FILE
 
@@ -117,9 +117,10 @@ def test_dead_and_busy_hosts_fail_alone(cluster: list[Host], tmp_path: Path) -> 
     assert "blue" not in busy.ns.links()  # never confirmed: rolled back
     with Store.open(db) as store:
         atts = {a.host: a for a in store.list_attachments(network=NET)}
-    assert atts[good.name].in_sync and atts[good.name].last_error is None
+        synced = {a.host: in_sync(store, a.host, NET) for a in atts.values()}
+    assert synced[good.name] and atts[good.name].last_error is None
     for h in (dead, busy):
-        assert not atts[h.name].in_sync and atts[h.name].last_error == by_host[h.name]["failure"]
+        assert not synced[h.name] and atts[h.name].last_error == by_host[h.name]["failure"]
 
     dead.agent.start()
     code, out = cli(db, "sync", "--timeout", "10")
@@ -137,11 +138,12 @@ def _check(db: Path, hosts: list[Host], mtus: tuple[int, int]) -> tuple[int, int
     with Store.open(db) as store:
         mtu = store.get_network(NET).mtu
         atts = {a.host: a for a in store.list_attachments(network=NET)}
+        synced = {a.host: in_sync(store, a.host, NET) for a in atts.values()}
     assert mtu in mtus and sorted(atts) == sorted(h.name for h in hosts)
     for h in hosts:
-        if atts[h.name].in_sync:
+        if synced[h.name]:
             assert h.bridge_mtu() == mtu, (h.name, atts[h.name], h.bridge_mtu())
-    return mtu, sum(a.in_sync for a in atts.values())
+    return mtu, sum(synced.values())
 
 
 def test_killed_engine_client_leaves_store_and_hosts_consistent(

@@ -273,6 +273,25 @@ def test_network_whose_device_is_missing_is_not_reported() -> None:
     # VDSM's netinfo skips a network whose device is gone (SPEC 1.4)
     doc = capabilities(make_state([]), config(RED), dirty=False)
     assert doc["networks"] == {}
+def test_network_whose_top_device_is_gone_is_not_reported() -> None:
+    # SPEC 1.4: a bridge (or a bridgeless network's device) deleted behind the agent's back.
+    state = host()
+    without_bridge = make_state([d for n, d in state.devices.items() if n != "red"])
+    doc = capabilities(without_bridge, config(RED, ISO, BLUE), dirty=False)
+    assert sorted(doc["networks"]) == ["blue", "iso"]
+    without_vlan = make_state([d for n, d in state.devices.items() if n != "eth0.7"])
+    doc = capabilities(without_vlan, config(RED, ISO, BLUE), dirty=False)
+    assert sorted(doc["networks"]) == ["iso", "red"]
+
+
+def test_bridge_that_lost_its_port_reports_no_southbound_and_no_vlan() -> None:
+    state = host()
+    detached = make_state(
+        [d.evolve(master=None) if n == "bond0.100" else d for n, d in state.devices.items()]
+    )
+    red = capabilities(detached, config(RED), dirty=False)["networks"]["red"]
+    assert (red["southbound"], "vlanid" in red) == (None, False)
+    assert capabilities(state, config(RED), dirty=False)["networks"]["red"]["vlanid"] == 100
 
 
 def test_capabilities_document_is_json_serialisable() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,9 @@ from typing import Any
 import pytest
 
 from engine_client.cli import main
-from engine_client.store import Store
+from engine_client.store import LeaseHolder, Store
+from tests.enginecli import in_sync
+from tests.pg import PgServer
 from tests.pki_helpers import CA, Issued, issue, make_ca
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 
@@ -21,7 +25,9 @@ H1, H2 = "https://10.9.0.1:54321", "https://10.9.0.2:54321"
 
 
 class Cli:
-    def __init__(self, db: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]):
+    def __init__(
+        self, db: str | Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]
+    ):
         self.db = db
         self.transport = transport
         self.capsys = capsys
@@ -55,8 +61,9 @@ def transport() -> FakeTransport:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(tmp_path / "engine.db", transport, capsys)
+def cli(store_location: str, transport: FakeTransport, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Every CLI test runs on both backends (an SQLite file, a PostgreSQL database)."""
+    return Cli(store_location, transport, capsys)
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +251,7 @@ def test_attach_configures_host_with_one_correlation_id(dc: Cli, tls: TlsSet) ->
     ]
     assert "1/1 network red were updated on host h1" in dc.err
     with dc.store() as s:
-        assert s.get_attachment("h1", "red").in_sync
+        assert in_sync(s, "h1", "red")
         assert {e.correlation_id for e in s.list_events()} == {cid}
     # the engine's client certificate goes with every call to that host
     endpoint, headers = dc.transport.calls[0].endpoint, dc.transport.calls[0].headers
@@ -303,9 +310,9 @@ def test_partial_failure_exit_1_then_sync(attached: Cli) -> None:
     assert events[-1] == "2 are planned to be updated, however only 1 could be updated."
     assert "failed" in attached.out  # the summary table
     with attached.store() as s:
-        assert s.get_attachment("h1", "red").in_sync
+        assert in_sync(s, "h1", "red")
         h2 = s.get_attachment("h2", "red")
-        assert not h2.in_sync and "Connection refused" in (h2.last_error or "")
+        assert not in_sync(s, "h2", "red") and "Connection refused" in (h2.last_error or "")
         assert s.get_network("red").mtu == 9000  # the store has the new definition
     code, doc = attached.json("network", "show", "red")
     assert {h["host"]: h["in_sync"] for h in doc["hosts"]} == {"h1": True, "h2": False}
@@ -319,7 +326,7 @@ def test_partial_failure_exit_1_then_sync(attached: Cli) -> None:
     assert len(setup_calls(attached, H1)) == before  # h1 was in sync: left alone
     assert setup_calls(attached, H2)[-1]["red"]["mtu"] == 9000
     with attached.store() as s:
-        assert s.get_attachment("h2", "red").in_sync
+        assert in_sync(s, "h2", "red")
 
 
 def test_agent_error_is_a_failed_host(attached: Cli) -> None:
@@ -347,7 +354,10 @@ def test_sync_repairs_drift_seen_on_host(attached: Cli) -> None:
     rows = {r["name"]: r for r in doc}
     assert rows["h1"]["reachable"] and rows["h1"]["agent_version"] == "0.1.0"
     assert rows["h1"]["out_of_sync"][0]["network"] == "red"
-    assert rows["h1"]["out_of_sync"][0]["diff"] == {"mtu": [1500, 1280]}
+    assert rows["h1"]["out_of_sync"][0]["differences"] == [
+        {"key": "mtu", "expected": 1500, "found": 1280}
+    ]
+    assert rows["h1"]["out_of_sync"][0]["differs"] == "mtu: expected 1500, found 1280"
     assert rows["h2"]["out_of_sync"] == []
     assert attached("sync", "--network", "red") == 0
     assert agent(attached, H1).networks["red"]["mtu"] == 1500
@@ -388,7 +398,7 @@ def test_old_dc_gets_event_and_no_host_calls(cli: Cli) -> None:
     assert expected in cli.err
     assert setup_calls(cli, H1) == []
     with cli.store() as s:
-        assert not s.get_attachment("h1", "blue").in_sync
+        assert not in_sync(s, "h1", "blue")  # never read from the host
 
 
 # -- §2.4 refusals through the CLI ----------------------------------------------------------
@@ -496,7 +506,8 @@ def test_pki_commands(cli: Cli, tmp_path: Path) -> None:
     assert code == 0 and doc["cert"] == str(d / "agent1.pem")
     assert cli("pki", "issue", str(d), "x", "--ip", "nope") == 2
     assert "ip: expected an IPv4 or IPv6 address, got 'nope'" in cli.err
-    assert not cli.db.exists()  # pki needs no store
+    if not str(cli.db).startswith("postgresql://"):
+        assert not Path(cli.db).exists()  # pki needs no store
 
 
 def test_db_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -505,3 +516,94 @@ def test_db_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     capsys.readouterr()
     assert main(["dc", "list", "--json", "--db", str(db)]) == 0
     assert json.loads(capsys.readouterr().out) == [{"name": "x", "version": "4.2"}]
+
+
+# -- status (SPEC §2.2) ---------------------------------------------------------------------
+
+
+def test_status_counts_unreachable_hosts_out_of_sync_and_rollouts(attached: Cli) -> None:
+    agent(attached, H1).networks["red"]["mtu"] = 1280  # drift on h1
+    lost = attached.transport.agents.pop(H2)
+    code, doc = attached.json("status")
+    assert code == 0
+    assert doc["hosts"]["total"] == 2 and doc["hosts"]["reachable"] == ["h1"]
+    [down] = doc["hosts"]["unreachable"]
+    assert down["name"] == "h2" and "cannot connect" in down["error"]
+    [red] = doc["networks"]
+    # h1 drifted; h2 is judged from what it last reported (in sync).
+    assert (red["state"], red["attachments"], red["out_of_sync"], red["hosts"]) == (
+        "defined",
+        2,
+        1,
+        ["h1"],
+    )
+    assert [(r["network"], r["action"], r["result"]) for r in doc["rollouts"]] == [
+        ("red", "apply", "done"),
+        ("red", "apply", "done"),
+    ]
+    assert attached("network", "update", "red", "--mtu", "9000") == 1
+    _, doc = attached.json("status")
+    assert doc["rollouts"][-1]["result"] == "partial"
+    assert doc["rollouts"][-1]["updated"] == 1 and doc["rollouts"][-1]["planned"] == 2
+    attached.transport.add(H2, lost)
+    assert attached("status") == 0
+    assert "hosts: 2 of 2 reachable" in attached.out
+    assert "partial" in attached.out
+
+
+def test_a_network_held_by_another_engine_client_is_left_alone_exit_3(attached: Cli) -> None:
+    # The other engine-client stays connected (on PostgreSQL, a holder whose session ended
+    # holds nothing).
+    other = Store.open(attached.db)
+    other.acquire_leases(["red"], LeaseHolder("cid-other", machine="elsewhere", pid=1), ttl=60)
+    before = len(setup_calls(attached, H1)) + len(setup_calls(attached, H2))
+    for argv in (
+        ("network", "update", "red", "--mtu", "9000"),
+        ("network", "remove", "red"),
+        ("network", "detach", "red", "h1"),
+        ("sync",),
+    ):
+        assert attached(*argv) == 3, argv
+        assert attached.err.startswith(
+            "error: network red is being changed by another engine-client "
+            "(correlation id cid-other, since "
+        ), attached.err
+    assert len(setup_calls(attached, H1)) + len(setup_calls(attached, H2)) == before
+    with attached.store() as s:
+        assert s.get_network("red").mtu == 1500 and not s.get_network("red").removing
+        assert len(s.list_attachments(network="red")) == 2
+    other.release_leases("cid-other")
+    other.close()
+    assert attached("network", "update", "red", "--mtu", "9000") == 0
+
+
+def test_postgresql_errors_say_what_to_do(
+    pg_server: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server that is down, a wrong password, a database that does not exist: exit 2 and
+    one line that says what to do; the password is never printed."""
+    url = pg_server.create_db("errors")
+    down = f"postgresql://engine:pw@/errors?host={tmp_path}&port=5432"
+    cases = {
+        down: "cannot connect",
+        pg_server.url("errors", password="wrong-secret"): "password authentication failed "
+        "for user engine: check the user and password",
+        pg_server.url("no_such_db"): "the database does not exist: create it",
+    }
+    for location, said in cases.items():
+        assert main(["--db", location, "dc", "list"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and said in err, err
+        assert err.startswith("error: PostgreSQL database ")
+        assert "wrong-secret" not in err and "engine-secret" not in err
+    assert main(["--db", url, "dc", "list"]) == 0
+
+
+def test_sqlite_users_do_not_load_psycopg(tmp_path: Path) -> None:
+    code = (
+        "import sys; from engine_client.cli import main; "
+        f"main(['--db', {str(tmp_path / 'e.db')!r}, 'dc', 'list']); "
+        "print('psycopg' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out

@@ -40,7 +40,7 @@ from aiohttp import web
 
 from engine_client.agent_client import Endpoint
 from engine_client.store import Store
-from tests.enginecli import assert_store_sound, cli
+from tests.enginecli import assert_store_sound, cli, in_sync
 from tests.pki_helpers import CA, Issued, issue, make_ca
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 from vdsm_net.tls import server_context
@@ -195,7 +195,7 @@ def test_each_bad_host_fails_alone_with_its_reason(hosts: Hosts, tmp_path: Path)
         for name in names:
             att = store.get_attachment(name, NET)
             good = name.startswith("good")
-            assert att.in_sync is good, att
+            assert in_sync(store, name, NET) is good, att
             assert (att.last_error is None) is good, att
             if not good:
                 assert att.last_error == by_host[name]["failure"]
@@ -211,7 +211,7 @@ def test_each_bad_host_fails_alone_with_its_reason(hosts: Hosts, tmp_path: Path)
     code, out = cli(db, "sync", "--timeout", "5")
     assert code == 0, out
     with Store.open(db) as store:
-        assert all(a.in_sync for a in store.list_attachments(network=NET))
+        assert all(in_sync(store, a.host, NET) for a in store.list_attachments(network=NET))
     for server in hosts.servers.values():
         assert server.agent.networks[NET]["mtu"] == 9000
 
@@ -226,7 +226,7 @@ def _check_store(db: Path, hosts: Hosts, names: list[str], mtus: tuple[int, int]
         assert sorted(atts) == sorted(names)
         for name, att in atts.items():
             have = hosts.servers[name].agent.networks.get(NET, {}).get("mtu", 1500)
-            if att.in_sync:
+            if in_sync(store, name, NET):
                 assert have == mtu, (name, att, have)
     return mtu
 
@@ -254,8 +254,8 @@ def test_killed_mid_rollout_leaves_a_consistent_store(hosts: Hosts, tmp_path: Pa
         proc.wait()
         mtu = _check_store(db, hosts, names, (old, new))
         with Store.open(db) as store:
-            in_sync = sum(a.in_sync for a in store.list_attachments(network=NET))
-        outcomes.append(f"{delay:.2f}s: mtu {mtu}, {in_sync}/6 in sync")
+            synced = sum(in_sync(store, a.host, NET) for a in store.list_attachments(network=NET))
+        outcomes.append(f"{delay:.2f}s: mtu {mtu}, {synced}/6 in sync")
         # Put the definition at `new` for the next round, whatever the kill left.
         if mtu == old:
             code, out = cli(db, "network", "update", NET, "--mtu", str(new), "--timeout", "3")
@@ -275,5 +275,5 @@ def test_killed_mid_rollout_leaves_a_consistent_store(hosts: Hosts, tmp_path: Pa
             time.sleep(0.5)
         _check_store(db, hosts, names, (new, new))
         with Store.open(db) as store:
-            assert all(a.in_sync for a in store.list_attachments(network=NET))
+            assert all(in_sync(store, a.host, NET) for a in store.list_attachments(network=NET))
     print(f"engine kill -9: {KILLS} kills (seed {seed}): " + "; ".join(outcomes))

@@ -1,11 +1,13 @@
-"""In-sync check of an attachment against the agent's capabilities (SPEC §1.4), and the
-setupNetworks entry that makes a host match its logical definition."""
+"""The one meaning of "in sync" (SPEC §2.3): golden cases of ``insync.judge`` (an attachment
+against the agent's capabilities, SPEC §1.4), and the setupNetworks entry that makes a host
+match its logical definition."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from engine_client.insync import attachment_diff, describe_diff, desired_attrs, in_sync
+from engine_client.insync import IN_SYNC, Difference, Verdict, desired_attrs, judge
 from engine_client.models import Attachment, LogicalNetwork
 
 RED = LogicalNetwork(dc="dc1", name="red", vlan=100, mtu=9000, vm=True)
@@ -56,71 +58,122 @@ def test_desired_attrs_isolated_has_no_uplink_and_no_vlan() -> None:
     assert desired_attrs(RED, att) == {"mtu": 9000, "bridged": True}
 
 
+def diffs(verdict: Verdict) -> dict[str, tuple[Any, Any]]:
+    return {d.key: (d.expected, d.found) for d in verdict.differences}
+
+
 def test_in_sync() -> None:
-    assert attachment_diff(RED, ON_ETH1, caps_with()) == {}
-    assert in_sync(RED, ON_ETH1, caps_with())
+    assert judge(RED, ON_ETH1, caps_with()) == IN_SYNC
+    assert judge(RED, ON_ETH1, caps_with()).in_sync
+    assert judge(RED, ON_ETH1, caps_with()).describe() == ""
 
 
-def test_missing_network() -> None:
+def test_missing_on_host() -> None:
     caps = caps_with()
     caps["networks"] = {}
-    assert attachment_diff(RED, ON_ETH1, caps) == {"missing": ("present", "absent")}
-    assert attachment_diff(RED, ON_ETH1, {}) == {"missing": ("present", "absent")}
+    verdict = judge(RED, ON_ETH1, caps)
+    assert diffs(verdict) == {"network": ("present", "absent")}
+    assert (verdict.in_sync, verdict.missing) == (False, True)
+    assert verdict.describe() == "missing on host"
 
 
-def test_vlan_and_mtu_differ() -> None:
+def test_capabilities_never_read_is_out_of_sync() -> None:
+    caps: dict[str, object] | None
+    for caps in ({}, None):
+        verdict = judge(RED, ON_ETH1, caps)
+        assert diffs(verdict) == {"capabilities": ("read", "never read")}
+
+
+def test_vlan_and_mtu_differ_each_named_expected_and_found() -> None:
     caps = caps_with(southbound="eth1.200", vlanid=200, mtu=1500)
     caps["vlans"] = {"eth1.200": {"iface": "eth1", "vlanid": 200, "mtu": 1500}}
-    diff = attachment_diff(RED, ON_ETH1, caps)
-    assert diff == {"vlan": (100, 200), "mtu": (9000, 1500)}
-    assert describe_diff(diff) == (
-        "vlan: expected 100, host has 200; mtu: expected 9000, host has 1500"
-    )
+    verdict = judge(RED, ON_ETH1, caps)
+    assert diffs(verdict) == {"vlan": (100, 200), "mtu": (9000, 1500)}
+    assert verdict.describe() == "vlan: expected 100, found 200; mtu: expected 9000, found 1500"
+    assert verdict.to_json() == [
+        {"key": "vlan", "expected": 100, "found": 200},
+        {"key": "mtu", "expected": 9000, "found": 1500},
+    ]
 
 
 def test_untagged_on_host_but_tagged_in_definition() -> None:
-    caps = caps_with(southbound="eth1", vlanid=None)
+    caps = caps_with(southbound="eth1")
     del caps["networks"]["red"]["vlanid"]
-    assert attachment_diff(RED, ON_ETH1, caps) == {"vlan": (100, None)}
+    assert diffs(judge(RED, ON_ETH1, caps)) == {"vlan": (100, None)}
 
 
-def test_bridged_and_nic_differ() -> None:
+def test_bridged_and_southbound_differ() -> None:
     caps = caps_with(bridged=False, iface="eth2.100", southbound="eth2.100")
     caps["vlans"] = {"eth2.100": {"iface": "eth2", "vlanid": 100, "mtu": 9000}}
-    assert attachment_diff(RED, ON_ETH1, caps) == {
-        "bridged": (True, False),
-        "nic": ("eth1", "eth2"),
-    }
+    verdict = judge(RED, ON_ETH1, caps)
+    assert diffs(verdict) == {"bridged": (True, False), "southbound": ("eth1", "eth2")}
+    assert verdict.describe() == (
+        "bridged: expected yes, found no; southbound: expected eth1, found eth2"
+    )
+
+
+def test_bridge_without_its_uplink_port() -> None:
+    # The agent reports no southbound (and no VLAN id) once the NIC or VLAN device is gone
+    # from the bridge: out of sync, naming both.
+    caps = caps_with(southbound=None, ports=[])
+    del caps["networks"]["red"]["vlanid"]
+    verdict = judge(RED, ON_ETH1, caps)
+    assert diffs(verdict) == {"vlan": (100, None), "southbound": ("eth1", None)}
+    assert verdict.describe() == (
+        "vlan: expected 100, found none; southbound: expected eth1, found none"
+    )
 
 
 def test_vlan_device_name_not_listed_in_vlans_is_split() -> None:
     caps = caps_with()
     caps["vlans"] = {}
-    assert attachment_diff(RED, ON_ETH1, caps) == {}
+    assert judge(RED, ON_ETH1, caps).in_sync
 
 
 def test_bond_attachment() -> None:
     att = Attachment(host="h1", network="red", bond="bond0")
     caps = caps_with(southbound="bond0.100")
     caps["vlans"] = {"bond0.100": {"iface": "bond0", "vlanid": 100, "mtu": 9000}}
-    assert attachment_diff(RED, att, caps) == {}
-    assert attachment_diff(RED, ON_ETH1, caps) == {"nic": ("eth1", "bond0")}
+    assert judge(RED, att, caps).in_sync
+    assert diffs(judge(RED, ON_ETH1, caps)) == {"southbound": ("eth1", "bond0")}
 
 
 def test_isolated_attachment() -> None:
     att = Attachment(host="h1", network="red", isolated=True)
     caps = caps_with(southbound=None, isolated=True, ports=[])
     del caps["networks"]["red"]["vlanid"]
-    assert attachment_diff(RED, att, caps) == {}
+    assert judge(RED, att, caps).in_sync
     # The host still has an uplink: out of sync.
-    assert attachment_diff(RED, att, caps_with()) == {"vlan": (None, 100), "nic": (None, "eth1")}
+    assert diffs(judge(RED, att, caps_with())) == {
+        "vlan": (None, 100),
+        "southbound": (None, "eth1"),
+    }
+    # An isolated network is missing like any other.
+    caps["networks"] = {}
+    assert judge(RED, att, caps).describe() == "missing on host"
+
+
+def test_non_vm_network_must_not_be_a_bridge() -> None:
+    blue = LogicalNetwork(dc="dc1", name="red", vlan=100, mtu=9000, vm=False)
+    assert diffs(judge(blue, ON_ETH1, caps_with())) == {"bridged": (False, True)}
+
+
+def test_network_being_removed_is_out_of_sync_until_its_host_removed_it() -> None:
+    removing = replace(RED, removing=True)
+    verdict = judge(removing, ON_ETH1, caps_with())
+    assert verdict.differences == (Difference("removal", "removed", "still on host"),)
+    assert verdict.describe() == "being removed: still on host"
+    # Absent from the capabilities is no proof: a deleted bridge is absent and configured.
+    caps = caps_with()
+    caps["networks"] = {}
+    assert not judge(removing, ON_ETH1, caps).in_sync
 
 
 def test_unconfirmed_change_on_the_host_is_not_in_sync() -> None:
     caps = caps_with()
     caps["netConfigPending"] = True
-    assert attachment_diff(RED, ON_ETH1, caps) == {
-        "pending": ("confirmed state", "unconfirmed change in progress")
+    assert diffs(judge(RED, ON_ETH1, caps)) == {
+        "pending": ("confirmed state", "unconfirmed change")
     }
     caps["netConfigPending"] = False
-    assert in_sync(RED, ON_ETH1, caps)
+    assert judge(RED, ON_ETH1, caps).in_sync

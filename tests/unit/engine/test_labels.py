@@ -4,12 +4,12 @@ through the rollout path (events, correlation id, summary), and the refusals."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine_client.models import Attachment
+from tests.enginecli import in_sync
 from tests.unit.engine.fakeagent import FakeAgent, FakeTransport
 from tests.unit.engine.test_cli import Cli
 
@@ -39,8 +39,10 @@ def transport() -> FakeTransport:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]) -> Cli:
-    c = Cli(tmp_path / "engine.db", transport, capsys)
+def cli(
+    store_location: str, transport: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> Cli:
+    c = Cli(store_location, transport, capsys)
     assert c("dc", "add", "dc1", "--version", "4.7") == 0
     assert c("dc", "add", "dc2", "--version", "4.7") == 0
     for name, url in (("h1", H1), ("h2", H2), ("h3", H3)):
@@ -60,6 +62,12 @@ def setups(cli: Cli, url: str) -> list[dict[str, Any]]:
 def attachments(cli: Cli, network: str) -> dict[str, Attachment]:
     with cli.store() as s:
         return {a.host: a for a in s.list_attachments(network=network)}
+
+
+def synced(cli: Cli, network: str) -> dict[str, bool]:
+    """Per host: is the attachment in sync, as every command judges it."""
+    with cli.store() as s:
+        return {a.host: in_sync(s, a.host, network) for a in s.list_attachments(network=network)}
 
 
 def ok(cli: Cli, *argv: str) -> None:
@@ -86,7 +94,7 @@ def test_host_label_provisions_isolated_network(cli: Cli) -> None:
     assert agent(cli, H1).caps()["networks"]["iso"]["isolated"] is True
     assert agent(cli, H1).safe == agent(cli, H1).networks  # made safe, as in SPEC §2.3
     att = attachments(cli, "iso")["h1"]
-    assert (att.isolated, att.via_label, att.in_sync) == (True, "lab", True)
+    assert (att.isolated, att.via_label, synced(cli, "iso")["h1"]) == (True, "lab", True)
     assert doc["action"] == "label add" and doc["host"] == "h1" and doc["nic"] is None
     [net] = doc["networks"]
     assert (net["network"], net["planned"], net["updated"]) == ("iso", 1, 1)
@@ -397,7 +405,7 @@ def test_failed_label_removal_is_finished_by_sync(cli: Cli) -> None:
     assert "1 are planned to be updated, however only 0 could be updated." in events
     assert any("failed to update iso changes on host h1 due to" in m for m in events)
     att = attachments(cli, "iso")["h1"]  # ... its attachment stays until h1 removes it
-    assert not att.in_sync and att.via_label == "lab"
+    assert att.via_label == "lab" and "kernel said no" in (att.last_error or "")
     assert "iso" in h1.networks
     h1.fail_setup = None
     code, doc = cli.json("sync")
@@ -419,8 +427,7 @@ def test_partly_failed_network_remove_is_not_undone_by_its_label(cli: Cli) -> No
     # h1 does not get it back; h2, whose removal failed, loses it now.
     assert "iso" not in agent(cli, H1).networks and "iso" not in lost.networks
     assert attachments(cli, "iso") == {}
-    ok(cli, "network", "remove", "iso")
-    with cli.store() as s:
+    with cli.store() as s:  # sync finished the removal: no host carries it any more
         assert s.find_network("iso") is None
 
 
@@ -428,11 +435,11 @@ def test_unreachable_host_gets_its_label_network_on_sync(cli: Cli) -> None:
     ok(cli, "network", "add", "iso", "--dc", "dc1", "--label", "lab")
     lost = cli.transport.agents.pop(H1)
     assert cli("label", "add", "h1", "lab") == 1
-    assert not attachments(cli, "iso")["h1"].in_sync
+    assert "h1" not in attachments(cli, "iso")  # recorded once the host has applied it
     cli.transport.add(H1, lost)
     ok(cli, "sync")
     assert lost.networks == {"iso": {"mtu": 1500, "bridged": True}}
-    assert attachments(cli, "iso")["h1"].in_sync
+    assert synced(cli, "iso")["h1"]
 
 
 def test_old_dc_records_without_pushing(cli: Cli) -> None:

@@ -205,9 +205,12 @@ async def test_confirm_connectivity_polled_while_pending() -> None:
     assert len(net.calls_to(url("h1"), "Host.confirmConnectivity")) == len(confirms)
     methods = [c.method for c in net.calls_to(url("h1"))]
     assert methods[0] == "Host.setupNetworks"
-    # Over TLS one Host.ping2 opens the confirmations' connection while the agent applies.
+    # Over TLS one Host.ping2 opens the confirmations' connection while the agent applies;
+    # then confirmations, and the read-back of what the host now has.
     assert methods[1] == "Host.ping2"
-    assert set(methods[2:]) == {"Host.confirmConnectivity"}
+    assert set(methods[2:-1]) == {"Host.confirmConnectivity"}
+    assert methods[-1] == "Host.getCapabilities"
+    assert outcomes[0].caps is not None and outcomes[0].caps["networks"][NET]["mtu"] == 9000
     assert net.agents[url("h1")].safe == net.agents[url("h1")].networks
 
 
@@ -225,7 +228,10 @@ async def test_setup_params_and_correlation_header_on_every_call() -> None:
     net, changes = make({"h1": FakeAgent(setup_delay=0.6), "h2": FakeAgent()})
     await run(net, changes, Recorder(), connectivity_timeout=42)
     assert {c.method for c in net.calls} == {
-        "Host.setupNetworks", "Host.ping2", "Host.confirmConnectivity"
+        "Host.setupNetworks",
+        "Host.ping2",
+        "Host.confirmConnectivity",
+        "Host.getCapabilities",
     }
     assert all(c.headers.get("X-Correlation-Id") == CID for c in net.calls)
     setup = net.calls_to(url("h1"), "Host.setupNetworks")[0]

@@ -1,25 +1,41 @@
-"""The SQLite store: schema, migrations, typed records, transactions, foreign keys."""
+"""The store, on SQLite and on PostgreSQL (a real server, tests/pg.py): schema, migrations,
+typed records, transactions, foreign keys, leases, events."""
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from engine_client import store as store_mod
+from engine_client import store_pg
+from engine_client.events import PendingEvent
 from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
-from engine_client.store import Store, StoreError, default_db_path
+from engine_client.store import (
+    LeaseHolder,
+    NetworkBusy,
+    StaleDefinition,
+    Store,
+    StoreError,
+    default_db_path,
+)
+from tests.pg import run_sql
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "deep" / "dir" / "engine.db")
+def store(store_location: str) -> Iterator[Store]:
+    s = Store.open(store_location)
     s.add_dc(DataCenter("dc1", "4.7"))
     s.add_host(Host("h1", "https://127.0.0.1:54321", "dc1"))
     s.add_host(Host("h2", "unix:///run/vdsm-net/vdsm-net.sock", "dc1", cert="c", key="k", ca="a"))
     s.add_network(LogicalNetwork("dc1", "red", vlan=100, mtu=9000))
-    return s
+    yield s
+    s.close()
 
 
 def test_open_creates_parent_dirs_and_schema(tmp_path: Path) -> None:
@@ -45,8 +61,8 @@ def test_open_creates_parent_dirs_and_schema(tmp_path: Path) -> None:
     } <= tables
 
 
-def test_reopen_keeps_data_and_version(tmp_path: Path) -> None:
-    path = tmp_path / "engine.db"
+def test_reopen_keeps_data_and_version(store_location: str) -> None:
+    path = store_location
     with Store.open(path) as s:
         s.add_dc(DataCenter("dc1", "4.7"))
     with Store.open(path) as s:
@@ -54,13 +70,10 @@ def test_reopen_keeps_data_and_version(tmp_path: Path) -> None:
         assert s.schema_version == len(store_mod.MIGRATIONS)
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "engine.db"
+def test_newer_schema_is_refused(store_location: str) -> None:
+    path = store_location
     Store.open(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE schema_version SET version = 99")
-    conn.commit()
-    conn.close()
+    run_sql(path, "UPDATE schema_version SET version = 99")
     with pytest.raises(StoreError, match="99"):
         Store.open(path)
 
@@ -98,22 +111,24 @@ def test_attachment_must_match_dc(store: Store) -> None:
 
 
 def test_attachment_exactly_one_of_nic_bond_isolated(store: Store) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+    one_of = "attachment_one_of_nic_bond_isolated"
+    with pytest.raises(StoreError, match=one_of):
         store.set_attachment(Attachment("h1", "red", nic="eth1", bond="bond0"))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match=one_of):
         store.set_attachment(Attachment("h1", "red"))
+    assert store.list_attachments() == []
 
 
 def test_attachments_mark_and_remove(store: Store) -> None:
     store.set_attachment(Attachment("h1", "red", nic="eth1"))
     store.set_attachment(Attachment("h2", "red", bond="bond0"))
-    store.mark_attachment("h2", "red", in_sync=False, last_error="boom")
+    store.mark_attachment("h2", "red", last_error="boom")
     assert store.list_attachments(network="red") == [
         Attachment("h1", "red", nic="eth1"),
         Attachment("h2", "red", bond="bond0", last_error="boom"),
     ]
-    store.mark_attachment("h1", "red", in_sync=True)
-    assert store.get_attachment("h1", "red").in_sync
+    store.mark_attachment("h2", "red", last_error=None)
+    assert store.get_attachment("h2", "red").last_error is None
     store.remove_attachment("h2", "red")
     assert [a.host for a in store.list_attachments()] == ["h1"]
 
@@ -199,3 +214,144 @@ def test_events(store: Store) -> None:
     assert [e.message for e in store.list_events(limit=2)] == ["two", "three"]
     ev = store.list_events(correlation_id="c2")[0]
     assert (ev.severity, ev.host, ev.correlation_id) == ("error", None, "c2")
+
+
+# -- schema 2: removing, generations, leases, rollouts --------------------------------------
+
+
+def test_migration_from_schema_1_keeps_the_records(store_location: str) -> None:
+    path = store_location
+    if path.startswith("postgresql://"):
+        schema_1 = store_pg.ddl(store_mod.MIGRATIONS[0])
+    else:
+        Path(path).parent.mkdir(parents=True)
+        schema_1 = store_mod.MIGRATIONS[0]
+    run_sql(
+        path,
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+        "INSERT INTO schema_version VALUES (1);"
+        + schema_1
+        + "INSERT INTO data_center VALUES ('dc1', '4.7');"
+        "INSERT INTO host (name, url, dc) VALUES ('h1', 'unix:///x', 'dc1');"
+        "INSERT INTO network (name, dc, vlan, mtu, vm) VALUES ('red', 'dc1', 100, 9000, 1);"
+        "INSERT INTO attachment (host, network, nic, in_sync) VALUES ('h1', 'red', 'eth1', 1);",
+    )
+    with Store.open(path) as s:
+        assert s.schema_version == len(store_mod.MIGRATIONS)
+        assert s.get_network("red") == LogicalNetwork("dc1", "red", vlan=100, mtu=9000)
+        assert s.get_attachment("h1", "red") == Attachment("h1", "red", nic="eth1")
+
+
+def test_a_write_from_an_older_read_is_refused(store: Store) -> None:
+    read_by_a = store.get_network("red")
+    read_by_b = store.get_network("red")
+    assert read_by_a.generation == 1
+    written = store.update_network("red", replace(read_by_b, label="lab"))
+    assert written.generation == 2 == store.get_network("red").generation
+    stale = r"network red was changed .* \(generation 1, now 2\)"
+    with pytest.raises(StaleDefinition, match=stale):
+        store.update_network("red", replace(read_by_a, mtu=1500))
+    assert store.get_network("red") == replace(read_by_b, label="lab", generation=2)
+
+
+def test_removing_is_stored(store: Store) -> None:
+    net = store.update_network("red", replace(store.get_network("red"), removing=True))
+    assert store.get_network("red").removing and net.removing
+
+
+def test_lease_excludes_a_second_holder_until_released(store: Store) -> None:
+    a, b = LeaseHolder("cid-a"), LeaseHolder("cid-b")
+    store.acquire_leases(["red", "blue"], a, ttl=30)
+    store.acquire_leases(["red"], a, ttl=30)  # the holder itself may extend its set
+    with pytest.raises(NetworkBusy) as caught:
+        store.acquire_leases(["green", "red"], b, ttl=30)
+    assert str(caught.value).startswith(
+        "network red is being changed by another engine-client (correlation id cid-a, since "
+    )
+    assert store.lease_holder("green") is None  # all or none
+    store.release_leases("cid-a")
+    store.acquire_leases(["red"], b, ttl=30)
+    assert store.lease_holder("red") == "cid-b"
+
+
+def test_lease_of_another_machine_holds_until_it_expires(store: Store) -> None:
+    far = LeaseHolder("cid-far", machine="elsewhere", pid=1)
+    store.acquire_leases(["red"], far, ttl=0.3)
+    with pytest.raises(NetworkBusy):
+        store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30, alive=lambda pid: False)
+    assert store.renew_leases("cid-far", 0.3) == 1
+    deadline = time.monotonic() + 10
+    while store.lease_holder("red") is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert store.renew_leases("cid-far", 0.3) == 0  # expired: lost, not renewed
+    store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30)
+
+
+def test_lease_of_a_dead_process_on_this_machine_is_free_at_once(store: Store) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store.acquire_leases(["red"], LeaseHolder("cid-dead", pid=dead.pid), ttl=30)
+    store.acquire_leases(["red"], LeaseHolder("cid-new"), ttl=30)
+    assert store.lease_holder("red") == "cid-new"
+
+
+def test_rollouts_record_how_they_ended(store: Store) -> None:
+    first = store.start_rollout("cid", "red", "apply", 3)
+    store.start_rollout("cid2", "red", "remove", 2)
+    store.end_rollout(first, updated=2, failed=1)
+    done, unfinished = store.list_rollouts()
+    assert (done.planned, done.updated, done.failed, done.ended is not None) == (3, 2, 1, True)
+    assert (unfinished.action, unfinished.ended, unfinished.updated) == ("remove", None, None)
+
+
+def test_a_lease_dies_with_its_session_on_postgresql(store: Store, store_location: str) -> None:
+    """A holder on another machine (no pid to look at) whose session ended holds nothing at
+    once on PostgreSQL; on SQLite its lease holds until it expires."""
+    far = Store.open(store_location)
+    far.acquire_leases(["red"], LeaseHolder("cid-far", machine="elsewhere", pid=1), ttl=30)
+    with pytest.raises(NetworkBusy):
+        store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30)
+    far.close()
+    if store.backend == "postgresql":
+        store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30)
+        assert store.lease_holder("red") == "cid-near"
+    else:
+        with pytest.raises(NetworkBusy):
+            store.acquire_leases(["red"], LeaseHolder("cid-near"), ttl=30)
+
+
+def test_a_busy_attempt_takes_nothing(store: Store, store_location: str) -> None:
+    """All or none, the database's locks included: a refused acquisition leaves "green" free
+    for a third holder."""
+    other = Store.open(store_location)
+    try:
+        other.acquire_leases(["red"], LeaseHolder("cid-a", machine="elsewhere"), ttl=30)
+        with pytest.raises(NetworkBusy):
+            store.acquire_leases(["green", "red"], LeaseHolder("cid-b"), ttl=30)
+        third = Store.open(store_location)
+        third.acquire_leases(["green"], LeaseHolder("cid-c", machine="far"), ttl=30)
+        third.close()
+    finally:
+        other.close()
+
+
+def test_follow_sees_the_events_another_connection_stores(
+    store: Store, store_location: str
+) -> None:
+    store.emit("before", correlation_id="c0")
+    writer = Store.open(store_location)
+    seen: list[str] = []
+
+    def stop() -> bool:
+        if len(seen) == 1:  # the old one was read: another process stores two more
+            writer.add_event("single", correlation_id="c1")
+            writer.add_events([PendingEvent(time.time(), "c1", "h1", "info", "batched")])
+        return len(seen) >= 3
+
+    for event in store.follow_events(limit=5, poll=0.05, stop=stop):
+        seen.append(event.message)
+        if len(seen) >= 3:
+            break
+    writer.close()
+    assert seen == ["before", "single", "batched"]

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from engine_client.store import Store
-from tests.enginecli import cli
+from tests.enginecli import cli, in_sync
 from tests.unit.engine.fakeagent import FakeAgent
 from tests.unit.engine.test_failure_modes import NET, AgentServer, Hosts, populate
 from vdsm_net.tls import server_context
@@ -94,7 +94,7 @@ def test_call_timeout_bounds_one_request(hosts: Hosts, tmp_path: Path) -> None:
     # setupNetworks may take the connectivity timeout plus one request's: 1 + 0.5 s.
     assert "timed out after 1.5 s" in by_host["hang"]["failure"], by_host["hang"]
     with Store.open(db) as store:
-        assert not store.get_attachment("hang", NET).in_sync
+        assert not in_sync(store, "hang", NET)
 
 
 def test_call_timeout_must_be_positive(tmp_path: Path) -> None:
