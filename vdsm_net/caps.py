@@ -70,11 +70,14 @@ def _network(
         "southbound": net.southbound,
         "mtu": top.mtu if top else net.mtu,
         "isolated": net.isolated,
-        "ipv4addrs": sorted(top.ipv4) if top else [],
+        "ipv4addrs": sorted(top.ipv4 | top.dynamic_ipv4) if top else [],
         "ipv6addrs": sorted(top.ipv6) if top else [],
         "gateway": _gateway(own, 4),
         "ipv6gateway": _gateway(own, 6),
         "defaultRoute": any(r.table == MAIN_TABLE for r in own),
+        "dhcpv4": net.dhcpv4,
+        "dhcpv6": False,  # DHCPv6 is refused (request.py)
+        "ipv6autoconf": net.ipv6autoconf,
     }
     if net.vlan is not None:
         entry["vlanid"] = net.vlan

@@ -31,6 +31,9 @@ OWNED_GROUPS = (OWNED_GROUP, DOOMED_GROUP)
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 IFA_F_PERMANENT = 0x80
+# The address key of a device's dynamic IPv4 addresses (with a lifetime: DHCP leases), kept
+# apart from the permanent ones that configs own and the planner diffs.
+DYNAMIC_V4 = 44
 RT_SCOPE_UNIVERSE = 0
 RTN_UNICAST = 1
 RTA_DST = 1
@@ -72,6 +75,7 @@ def device(
         mac=link.attrs.get("IFLA_ADDRESS"),
         ipv4=frozenset(addrs.get((link.index, 4), ())),
         ipv6=frozenset(addrs.get((link.index, 6), ())),
+        dynamic_ipv4=frozenset(addrs.get((link.index, DYNAMIC_V4), ())),
         index=link.index,
         operstate=str(link.attrs.get("IFLA_OPERSTATE") or "unknown").lower(),
         speed=speed,
@@ -121,9 +125,13 @@ def addresses(msgs: Sequence[ifaddrmsg]) -> dict[tuple[int, int], set[str]]:
     for msg in msgs:
         flags = msg.get_attr("IFA_FLAGS")
         flags = msg["flags"] if flags is None else flags
-        if msg["scope"] != RT_SCOPE_UNIVERSE or not flags & IFA_F_PERMANENT:
+        if msg["scope"] != RT_SCOPE_UNIVERSE:
             continue
         family = 4 if msg["family"] == socket.AF_INET else 6
+        if not flags & IFA_F_PERMANENT:
+            if family != 4:
+                continue
+            family = DYNAMIC_V4
         # IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point.
         addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
         out.setdefault((msg["index"], family), set()).add(f"{addr}/{msg['prefixlen']}")

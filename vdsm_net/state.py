@@ -49,6 +49,8 @@ class Device:
     speed: int = field(default=0, compare=False)  # Mbps, 0 = unknown
     active_slave: str | None = field(default=None, compare=False)  # bonds only
     loopback: bool = field(default=False, compare=False)  # IFF_LOOPBACK: never a NIC
+    # IPv4 addresses with a lifetime (DHCP leases): reported, never planned.
+    dynamic_ipv4: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def is_nic(self) -> bool:

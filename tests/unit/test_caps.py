@@ -104,6 +104,9 @@ def test_networks_are_read_from_the_kernel() -> None:
         "gateway": "192.0.2.1",
         "ipv6gateway": "2001:db8::1",
         "defaultRoute": True,
+        "dhcpv4": False,
+        "dhcpv6": False,
+        "ipv6autoconf": False,
     }
     assert doc["networks"]["iso"] == {
         "iface": "iso",
@@ -118,6 +121,9 @@ def test_networks_are_read_from_the_kernel() -> None:
         "gateway": "",
         "ipv6gateway": "",
         "defaultRoute": False,
+        "dhcpv4": False,
+        "dhcpv6": False,
+        "ipv6autoconf": False,
     }
     blue = doc["networks"]["blue"]
     assert (blue["iface"], blue["bridged"], blue["vlanid"]) == ("eth0.7", False, 7)
