@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.netns import NetNS
 from vdsm_net.config import AgentConfig
+from vdsm_net.dhcp import DhcpTiming
 from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import Op
 from vdsm_net.persist import StateStore
@@ -75,6 +76,7 @@ class AgentInNs:
         *,
         connectivity_timeout: float = 120.0,
         backend_factory: Callable[[], KernelBackend] | None = None,
+        dhcp_timing: DhcpTiming | None = None,
     ) -> None:
         self.ns = ns
         cfg = AgentConfig(
@@ -89,7 +91,8 @@ class AgentInNs:
             resolv_conf=state_dir / "resolv.conf",  # never the host's own
         )
         factory = backend_factory or (lambda: Backend(netns=ns.name))
-        self.agent = Agent(cfg, StateStore(state_dir), backend_factory=factory)
+        self.agent = Agent(cfg, StateStore(state_dir), backend_factory=factory,
+                           dhcp_timing=dhcp_timing)
         self.handler = make_handler(self.agent)
 
     async def call(self, method: str, params: dict[str, Any] | None = None, **headers: str) -> Any:

@@ -71,7 +71,7 @@ def _primary_ipv4(ipv4: list[str], gateway: str) -> str:
 
 def ip_facts(device: Device, routes: list[Route]) -> capsdoc.IpFacts:
     """What VDSM reports about a device's IP configuration (netinfo ``_devinfo``)."""
-    ipv4 = sorted(device.ipv4)
+    ipv4 = sorted(device.ipv4 | device.dynamic_ipv4)  # static, and leased (DHCP)
     gateway = _gateway(routes, 4)
     primary = _primary_ipv4(ipv4, gateway)
     return {
@@ -83,8 +83,9 @@ def ip_facts(device: Device, routes: list[Route]) -> capsdoc.IpFacts:
         "ipv6gateway": _gateway(routes, 6) or capsdoc.NO_IPV6_GATEWAY,
         "ipv4defaultroute": bool(gateway)
         and any(r.family == 4 and r.table == MAIN_TABLE and r.gateway == gateway for r in routes),
-        # The agent runs no DHCP client on networks yet (SPEC 1.3: the DHCP issue).
-        "dhcpv4": False,
+        # A device's addresses with a lifetime are DHCP leases (the agent's own client; a
+        # network's entry says it from its config).
+        "dhcpv4": bool(device.dynamic_ipv4),
         "dhcpv6": False,
         "ipv6autoconf": device.ipv6_autoconf,
     }
@@ -132,6 +133,9 @@ def _network(
         "switch": capsdoc.LEGACY_SWITCH,
         "isolated": net.isolated,
         "defaultRoute": any(r.table == MAIN_TABLE for r in own),
+        "dhcpv4": net.dhcpv4,
+        "dhcpv6": False,  # DHCPv6 is refused (request.py)
+        "ipv6autoconf": net.ipv6autoconf,
     }
     if south is not None and south.kind == VLAN and south.vlan_id is not None:
         common["vlanid"] = south.vlan_id

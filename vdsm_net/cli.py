@@ -168,8 +168,10 @@ async def _daemon(args: argparse.Namespace, cfg: AgentConfig, store: StateStore)
             if await agent.recover():
                 log.warning("reverted a change that was in flight when the agent last stopped")
             await _warn_about_network_managers(agent)
+            await agent.start_clients()
             yield
         finally:
+            await agent.stop_clients()
             agent.close()
 
     await serve(cfg, make_handler(agent), lifecycle=lifecycle, policy=policy,

@@ -36,6 +36,8 @@ class NetworkConfig:
     ipv6gateway: str | None = None
     bootproto: str = "none"
     default_route: bool = False
+    blocking_dhcp: bool = False  # setupNetworks waits for the lease (bootproto dhcp)
+    ipv6autoconf: bool = False  # SLAAC on the top device; off: RAs and autoconf off
 
     @property
     def southbound(self) -> str | None:
@@ -84,7 +86,15 @@ class NetworkConfig:
             out["bootproto"] = self.bootproto
         if self.default_route:
             out["defaultRoute"] = True
+        if self.blocking_dhcp:
+            out["blockingdhcp"] = True
+        if self.ipv6autoconf:
+            out["ipv6autoconf"] = True
         return out
+
+    @property
+    def dhcpv4(self) -> bool:
+        return self.bootproto == "dhcp"
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ class _Reader:
 
     _NETWORK_KEYS = frozenset(
         {"mtu", "bridged", "nic", "bonding", "vlan", "stp", "ipaddr", "prefix", "gateway",
-         "ipv6addr", "ipv6gateway", "bootproto", "defaultRoute"}
+         "ipv6addr", "ipv6gateway", "bootproto", "defaultRoute", "blockingdhcp", "ipv6autoconf"}
     )
     _BOND_KEYS = frozenset({"nics", "options"})
 
@@ -210,6 +210,8 @@ class _Reader:
             ipv6gateway=self._opt_str(attrs, "ipv6gateway", where),
             bootproto=self._opt_str(attrs, "bootproto", where) or "none",
             default_route=self._bool(attrs.get("defaultRoute", False), f"{where}.defaultRoute"),
+            blocking_dhcp=self._bool(attrs.get("blockingdhcp", False), f"{where}.blockingdhcp"),
+            ipv6autoconf=self._bool(attrs.get("ipv6autoconf", False), f"{where}.ipv6autoconf"),
         )
 
     def bond(self, name: str, value: object) -> BondConfig:

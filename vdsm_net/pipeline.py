@@ -25,9 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from vdsm_net import API_VERSION, __version__, coexist, resolver
+from vdsm_net import API_VERSION, __version__, coexist, ipv6conf, resolver
 from vdsm_net.caps import LinkStats, capabilities, statistics
 from vdsm_net.config import AgentConfig
+from vdsm_net.dhcp.client import DhcpTiming
+from vdsm_net.dhcp.manager import DhcpChange, DhcpManager
 from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.journal import Journal, PendingChange
 from vdsm_net.merge import merge
@@ -215,6 +217,8 @@ class Agent:
         cfg: AgentConfig,
         store: StateStore,
         backend_factory: Callable[[], KernelBackend] = _default_backend,
+        *,
+        dhcp_timing: DhcpTiming | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -229,6 +233,21 @@ class Agent:
         # True from the undo journal's record until commit or rollback: the kernel then shows
         # a change that may still be undone, and capabilities say so (netConfigPending).
         self._pending = False
+        self.dhcp = DhcpManager(cfg.state_dir / "dhcp", dhcp_timing)
+        # What the transaction in progress did besides the kernel change, for its rollback.
+        self._dhcp_change = DhcpChange()
+        self._ipv6_undo: dict[ipv6conf.Setting, str] = {}
+
+    async def start_clients(self) -> None:
+        """Daemon start: the DHCP clients of the running config resume from their saved
+        leases, and its networks' IPv6 autoconfiguration is set (devices made at boot by
+        restore start with the kernel's defaults)."""
+        ipv6conf.apply(ipv6conf.wanted(self.running.networks.values()))
+        await self.dhcp.resume_running(self.running)
+
+    async def stop_clients(self) -> None:
+        """Daemon shutdown: the DHCP clients stop, keeping their leases and addresses."""
+        await self.dhcp.stop_all()
 
     def close(self) -> None:
         self._tx.close()
@@ -284,10 +303,19 @@ class Agent:
         if request.options.dry_run:
             return {"plan": [op.to_json() for op in ops]}
 
+        self._dhcp_change = dhcp = await self.dhcp.prepare(self.running, new_config)
+        self._ipv6_undo = {}
+        if dhcp.released:
+            # Released leases took their addresses along: plan from the kernel as it is now.
+            current, scope = await self._tx.call(
+                lambda b: retrieve(b, self.journal, wanted if scope is not None else None))
+            desired = self._render(new_config, current, scope)
+            ops = plan(current, desired)
         if ops:
             try:
                 await asyncio.to_thread(self.journal.record, current, cid, scope)
             except StateFileError as exc:
+                await self.dhcp.resume(dhcp)
                 exc.extend("; nothing was changed")
                 raise
             self._pending = True
@@ -304,21 +332,27 @@ class Agent:
             log.info("%sapplied %d operations in %.0f ms", tag, len(ops),
                      (time.monotonic() - started) * 1000)
 
-            if request.options.connectivity_check:
-                timeout = request.options.connectivity_timeout or self.cfg.connectivity_timeout
-                waited = time.monotonic()
-                outcome = await self._wait_for_confirmation(timeout)
-                if outcome is not True:
-                    why = (f"no Host.confirmConnectivity within {timeout:g} s"
-                           if outcome is None else "the agent is stopping (SIGTERM or SIGINT)")
-                    error = NetError(
-                        ErrorKind.CONNECTIVITY,
-                        f"connectivity check failed: {why}; the change was rolled back",
-                    )
-                    await self._roll_back(current, scope, error, tag)
-                    raise error
-                log.info("%sconnectivity confirmed after %.1f s", tag,
-                         time.monotonic() - waited)
+        timeout = request.options.connectivity_timeout or self.cfg.connectivity_timeout
+        try:
+            await self._after_kernel(request.networks, new_config, timeout)
+        except NetError as exc:
+            if await self._roll_back(current, scope, exc, tag):
+                exc.extend("; the change was rolled back")
+            raise
+        if ops and request.options.connectivity_check:
+            waited = time.monotonic()
+            outcome = await self._wait_for_confirmation(timeout)
+            if outcome is not True:
+                why = (f"no Host.confirmConnectivity within {timeout:g} s"
+                       if outcome is None else "the agent is stopping (SIGTERM or SIGINT)")
+                error = NetError(
+                    ErrorKind.CONNECTIVITY,
+                    f"connectivity check failed: {why}; the change was rolled back",
+                )
+                await self._roll_back(current, scope, error, tag)
+                raise error
+            log.info("%sconnectivity confirmed after %.1f s", tag,
+                     time.monotonic() - waited)
 
         # The commit is part of the transaction: the files first, then memory. A change that
         # cannot be saved is rolled back, or a restart would find a kernel that no state
@@ -329,7 +363,7 @@ class Agent:
                 self._commit, new_config, changed, request.options.commit_on_success
             )
         except StateFileError as exc:
-            if not ops:
+            if not ops and not dhcp.touched and not self._ipv6_undo:
                 exc.extend("; nothing was changed")
                 raise
             if await self._roll_back(current, scope, exc, tag):
@@ -339,6 +373,16 @@ class Agent:
         self._pending = False
         log.info("%ssetupNetworks done in %.0f ms", tag, (time.monotonic() - started) * 1000)
         return {}
+
+    async def _after_kernel(
+        self, named: Mapping[str, object], config: NetConfig, timeout: float
+    ) -> None:
+        """The steps that need the new devices: IPv6 autoconfiguration of the named
+        networks, DHCP clients for the DHCP networks, and the ``blockingdhcp`` wait."""
+        networks = [config.networks[n] for n in sorted(named) if n in config.networks]
+        self._ipv6_undo = ipv6conf.apply(ipv6conf.wanted(networks))
+        await self.dhcp.start(self._dhcp_change, config)
+        await self.dhcp.wait(self._dhcp_change, config, timeout)
 
     def _render(
         self, config: NetConfig, current: KernelState, scope: ReadScope | None
@@ -407,8 +451,12 @@ class Agent:
         """Revert the kernel to ``snapshot``; whether that worked (if not, ``cause`` says so)."""
         log.warning("%srolling back: %s", tag, cause.message)
         self._pending = False
+        # The transaction's DHCP clients go first, or a renewal could put an address back.
+        await self.dhcp.abandon(self._dhcp_change)
         try:
             await self._tx.call(lambda b: revert(b, snapshot, scope))
+            ipv6conf.restore(self._ipv6_undo)
+            await self.dhcp.resume(self._dhcp_change)
         except Exception as exc:
             # The journal stays: the next start (or `vdsm-net-agent restore`) converges.
             log.critical("%sROLLBACK FAILED, host state is inconsistent: %s", tag, exc)

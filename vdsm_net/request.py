@@ -41,6 +41,7 @@ NETWORK_ATTRS = frozenset(
     {
         "nic", "bonding", "vlan", "mtu", "bridged", "stp", "ipaddr", "netmask", "prefix",
         "gateway", "ipv6addr", "ipv6gateway", "bootproto", "defaultRoute", "remove",
+        "blockingdhcp", "dhcpv6", "ipv6autoconf",
     }
 )
 IP_ATTRS = ("ipaddr", "netmask", "prefix", "gateway", "ipv6addr", "ipv6gateway")
@@ -243,6 +244,8 @@ def _check_isolated(path: str, entry: Mapping[str, Any], net: NetworkConfig) -> 
         ip_attrs.append("bootproto")
     if net.default_route:
         ip_attrs.append("defaultRoute")
+    if net.ipv6autoconf:
+        ip_attrs.append("ipv6autoconf")
     if ip_attrs:
         raise _fail(E.BAD_PARAMS, f"{path}.{ip_attrs[0]}: an isolated network (no nic or "
                     "bonding) takes no IP settings")
@@ -268,6 +271,11 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
         raise _fail(
             E.BAD_PARAMS, f'{path}.bootproto: expected "none" or "dhcp", got {show(bootproto)}'
         )
+    blocking_dhcp = _bool(f"{path}.blockingdhcp", entry.get("blockingdhcp", False))
+    ipv6autoconf = _bool(f"{path}.ipv6autoconf", entry.get("ipv6autoconf", False))
+    if _bool(f"{path}.dhcpv6", entry.get("dhcpv6", False)):
+        raise _fail(E.BAD_PARAMS, f"{path}.dhcpv6: DHCPv6 is not supported by this agent; "
+                    "use ipv6autoconf (SLAAC) or a static ipv6addr")
     ipv4 = _ipv4(path, entry)
     if ipv4 is not None and bootproto == "dhcp":
         raise _fail(E.BAD_PARAMS, f"{path}.ipaddr: a static address conflicts with bootproto dhcp")
@@ -283,17 +291,11 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
     net = NetworkConfig(
         name=name, nic=nic, bonding=bonding, vlan=vlan, mtu=mtu, bridged=bridged, stp=stp,
         ipv4=ipv4, gateway=gateway, ipv6=ipv6, ipv6gateway=ipv6gateway,
-        bootproto=str(bootproto), default_route=default_route,
+        bootproto=str(bootproto), default_route=default_route, blocking_dhcp=blocking_dhcp,
+        ipv6autoconf=ipv6autoconf,
     )
     if net.isolated:
         _check_isolated(path, entry, net)
-    if bootproto == "dhcp":
-        # SPEC §1.3 allows refusing DHCP; the agent runs no DHCP client, and accepting it
-        # would leave a network without the address the caller expects.
-        raise _fail(
-            E.BAD_PARAMS, f'{path}.bootproto: "dhcp" is not supported by this agent (no DHCP '
-            "client is managed); use static ipaddr/prefix"
-        )
     if not bridged and "stp" in entry and stp:
         raise _fail(E.BAD_PARAMS, f"{path}.stp: a bridgeless network has no bridge")
     return net

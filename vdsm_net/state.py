@@ -55,6 +55,8 @@ class Device:
     perm_mac: str | None = field(default=None, compare=False)  # bond slaves: their own MAC
     ad_aggregator_id: int | None = field(default=None, compare=False)  # 802.3ad bond or slave
     ad_partner_mac: str | None = field(default=None, compare=False)  # 802.3ad bonds
+    # IPv4 addresses with a lifetime (DHCP leases): reported, never planned.
+    dynamic_ipv4: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def is_nic(self) -> bool:

@@ -142,6 +142,13 @@ ERRORS: list[tuple[Any, ErrorKind, str]] = [
      E.BAD_ADDR, "networks.red.gateway: 255.255.255.255 cannot be used as IPv4 gateway"),
     (net({"nic": "eth1", "bootproto": "dhcp", "ipaddr": "10.0.0.2", "prefix": 8}),
      E.BAD_PARAMS, "networks.red.ipaddr: a static address conflicts with bootproto dhcp"),
+    (net({"nic": "eth1", "bootproto": "dhcp", "dhcpv6": True}), E.BAD_PARAMS,
+     "networks.red.dhcpv6: DHCPv6 is not supported by this agent; use ipv6autoconf (SLAAC) "
+     "or a static ipv6addr"),
+    (net({"nic": "eth1", "bootproto": "dhcp", "blockingdhcp": "soon"}), E.BAD_PARAMS,
+     'networks.red.blockingdhcp: expected a boolean, got "soon"'),
+    (net({"ipv6autoconf": True}), E.BAD_PARAMS,
+     "networks.red.ipv6autoconf: an isolated network (no nic or bonding) takes no IP settings"),
     # IPv6
     (net({"nic": "eth1", "ipv6addr": "2001:db8::1"}), E.BAD_ADDR,
      'networks.red.ipv6addr: expected addr/prefixlen, got "2001:db8::1"'),
@@ -357,3 +364,14 @@ def test_any_input_gives_a_request_or_net_error(params: Any) -> None:
         assert exc.message and int(exc.kind) in {21, 22, 23, 25, 26, 27}
     else:
         assert isinstance(request.options, SetupOptions)
+
+
+def test_dhcp_network_is_accepted() -> None:
+    request = parse_setup_request({"networks": {"red": {
+        "nic": "eth1", "bootproto": "dhcp", "blockingdhcp": True, "dhcpv6": False,
+        "ipv6autoconf": "true"}}})
+    red = request.networks["red"]
+    assert isinstance(red, NetworkConfig)
+    assert (red.dhcpv4, red.blocking_dhcp, red.ipv6autoconf, red.ipv4) == (True, True, True, None)
+    assert red.to_attrs()["bootproto"] == "dhcp"
+    assert parse_config({"networks": {"red": red.to_attrs()}}).networks["red"] == red

@@ -77,6 +77,7 @@ def device(link: Link, names: Mapping[int, str], addrs: Addresses, speed: int) -
         mac=link.address,
         ipv4=frozenset(str(a) for a in addrs.get((link.index, 4), ())),
         ipv6=frozenset(str(a) for a in addrs.get((link.index, 6), ())),
+        dynamic_ipv4=frozenset(str(a) for a in addrs.get((link.index, DYNAMIC_V4), ())),
         index=link.index,
         operstate=link.operstate,
         speed=speed,
@@ -122,13 +123,24 @@ def decode_address(data: bytes, offset: int, length: int) -> AddressMsg | None:
     return parse_address(data, offset, length)
 
 
+# The address key of a device's dynamic IPv4 addresses (with a lifetime: DHCP leases), kept
+# apart from the permanent ones that configs own and the planner diffs.
+DYNAMIC_V4 = 44
+
+
 def addresses(msgs: Sequence[AddressMsg]) -> dict[tuple[int, int], set[Interface]]:
-    """(ifindex, 4|6) -> {address/prefix}: global scope, permanent (not SLAAC/DHCP)."""
+    """(ifindex, 4|6) -> {address/prefix}: global scope, permanent (not SLAAC/DHCP); and
+    (ifindex, DYNAMIC_V4) -> the IPv4 addresses with a lifetime (DHCP leases)."""
     out: dict[tuple[int, int], set[Interface]] = {}
     for msg in msgs:
-        if msg.scope != RT_SCOPE_UNIVERSE or not msg.flags & IFA_F_PERMANENT:
+        if msg.scope != RT_SCOPE_UNIVERSE:
             continue
-        out.setdefault((msg.index, msg.interface.version), set()).add(msg.interface)
+        key: int = msg.interface.version
+        if not msg.flags & IFA_F_PERMANENT:
+            if key != 4:
+                continue  # SLAAC's addresses are the kernel's own
+            key = DYNAMIC_V4
+        out.setdefault((msg.index, key), set()).add(msg.interface)
     return out
 
 
