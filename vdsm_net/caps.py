@@ -102,14 +102,18 @@ _SOUTHBOUND_KINDS = NIC_KINDS | {BOND, VLAN}
 def _southbound(
     net: NetworkConfig, top: Device, state: KernelState, ports: list[str]
 ) -> str | None:
-    """VDSM's southbound: bridgeless, the top itself; bridged, the one port that is a NIC, a
-    bond or a VLAN device (not a VM tap), None when there is not exactly one."""
+    """VDSM's southbound: bridgeless, the top itself; bridged, the network's uplink (its NIC,
+    bond or VLAN device) while the kernel has it as a port of the bridge, else None; an
+    isolated network has none. The uplink is known by name, not guessed from the ports' kinds:
+    a VM's tap may be of any kind (a veth in tests, a macvtap), and the only port of an
+    isolated bridge is often one."""
     if not net.bridged:
         return top.name
-    uplinks = [
-        p for p in ports if (d := state.get(p)) is not None and d.kind in _SOUTHBOUND_KINDS
-    ]
-    return uplinks[0] if len(uplinks) == 1 else None
+    uplink = net.vlan_device or net.southbound
+    if uplink is None or uplink not in ports:
+        return None
+    device = state.get(uplink)
+    return uplink if device is not None and device.kind in _SOUTHBOUND_KINDS else None
 
 
 def _network(
