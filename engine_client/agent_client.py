@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 client for the agent (SPEC §1), over HTTPS with client certificates or a Unix
+"""JSON-RPC 2.0 client for the agent (docs/api.md), over HTTPS with client certificates or a Unix
 socket. The transport is injectable (a Protocol) so the rollout can be tested in-process; the
 real one is ``engine_client.transport.HttpTransport``.
 

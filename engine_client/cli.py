@@ -1,4 +1,4 @@
-"""``engine-client``: the command line of the engine client (SPEC §2.2).
+"""``engine-client``: the command line of the engine client (docs/engine-cli.md).
 
 Exit codes: 0 success; 1 a host failed (unreachable, error, timeout, refused); 2 usage or
 validation error (nothing was written or sent); 3 another engine-client is changing the same
@@ -349,7 +349,7 @@ def cmd_network_update(ctx: Ctx, a: argparse.Namespace) -> int:
     # The correlation id (and the bar, on a terminal) before the hosts are read.
     cid = ops.start(ctx)
     use = ops.usage(ctx, old)
-    # The label attachments of the network as it is about to be (SPEC §2.5).
+    # The label attachments of the network as it is about to be (docs/engine-cli.md).
     plan = labels.plan_network(ctx.store, new, use.attachments)
     labels.check_update(old, new, use, plan)
     labels.check(ctx.store, plan, {new.name: new})
@@ -380,7 +380,7 @@ def cmd_network_remove(ctx: Ctx, a: argparse.Namespace) -> int:
     if not net.removing or net.label is not None:
         # A network on its way out is no label's any more: were a host to fail the removal,
         # its label must not attach it again where it is already gone. It stays in the store,
-        # "removing", until no host carries it (SPEC §2.3 "Re-running a command").
+        # "removing", until no host carries it (docs/engine-cli.md "Re-running a command").
         net = ctx.store.update_network(net.name, replace(net, label=None, removing=True))
     cid = ops.start(ctx)
     remaining = remove_everywhere(ctx, net, atts, cid)
@@ -435,7 +435,7 @@ def cmd_sync(ctx: Ctx, a: argparse.Namespace) -> int:
             pushes.append(remove_everywhere(ctx, net, carrying, cid))
     defined = [n.name for n in in_scope if not n.removing]
     # Label attachments that a failed push left behind (or that are missing) are made right
-    # first: what the labels ask for is the definition that sync restores (SPEC §2.5).
+    # first: what the labels ask for is the definition that sync restores (docs/engine-cli.md).
     with ctx.store.transaction():
         plan = labels.plan(ctx.store, hosts=None if a.host is None else [a.host], networks=defined)
         labels.check(ctx.store, plan)

@@ -1,4 +1,4 @@
-"""``engine-client label add|remove|list`` (SPEC §2.2, §2.5): host labels and NIC labels, and
+"""``engine-client label add|remove|list`` (docs/engine-cli.md): host labels and NIC labels, and
 the provisioning or removal of the labelled networks that follows on the host concerned."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``engine-client status`` (SPEC §2.2): the fleet at a glance. Hosts reachable and not (their
+"""``engine-client status`` (docs/engine-cli.md): the fleet at a glance. Hosts reachable and not
+(their
 capabilities are read now), networks with how many of their attachments are out of sync or
 still being removed (judged as everywhere, ``insync.judge``), and the last rollouts and how
 they ended."""

@@ -1,8 +1,8 @@
 """Is a network attachment on a host what its logical definition says? And what must the host
-be sent to make it so? (SPEC §2.3 "In sync".)
+be sent to make it so? (docs/engine-cli.md "In sync".)
 
 ``judge`` is the one meaning of "in sync" (``network show``, ``host list``, ``status``,
-``sync``, the outcome of a rollout): the host's latest capabilities (SPEC §1.4) report the
+``sync``, the outcome of a rollout): the host's latest capabilities (docs/api.md) report the
 network with the definition's values: present, bridged as a VM network is, the VLAN id, the
 MTU and the southbound device (the attachment's NIC or bond; none for an isolated network).
 A network absent from the capabilities is out of sync, "missing on host"; one being removed

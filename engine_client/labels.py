@@ -1,4 +1,4 @@
-"""Network labels (SPEC §2.5): which attachments labels make, and the changes that follow when
+"""Network labels (docs/engine-cli.md): which attachments labels make, and what follows when
 a label comes or goes on a host, a NIC or a network.
 
 A network with label L is attached, in its data center,
@@ -17,7 +17,7 @@ same label for nics").
 The flow is the same for every command: inside one store transaction, write the label change,
 ``plan`` the attachment changes, ``check`` them (a NetError rolls everything back), ``record``
 them; then ``apply`` pushes them to the hosts through ``operations.push`` (the concurrent path,
-events and summary of SPEC §2.3), removals first so that a NIC slot is free before it is reused.
+events and summary of docs/engine-cli.md), removals first so that a NIC slot is free before reuse.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def check_removals(store: Store, p: LabelPlan) -> None:
 def check_update(
     old: LogicalNetwork, new: LogicalNetwork, use: validation.NetworkUsage, p: LabelPlan
 ) -> None:
-    """SPEC §2.4 for ``network update`` when its label attachments change too: the usual
+    """Validation of ``network update`` when its label attachments change too: the usual
     checks over the attachments that stay in place; those the update removes or moves must
     carry no VM either."""
     if new.name != old.name and (use.attachments or use.vms):
@@ -263,7 +263,7 @@ def check_update(
 def record(store: Store, p: LabelPlan) -> None:
     """What changes in the store alone: relabelled attachments. New and moved ones are
     recorded when their host has applied them (``operations.mark``), removed ones are
-    forgotten when their host has removed the network (SPEC §2.2)."""
+    forgotten when their host has removed the network (docs/engine-cli.md)."""
     with store.transaction():
         for att in p.relabel:
             store.set_attachment(att)

@@ -1,4 +1,5 @@
-"""One change of a network at a time (SPEC §2.3): a command holds a lease on every network it
+"""One change of a network at a time (docs/engine-cli.md): a command holds a lease on every
+network it
 may push, from before it reads their definitions until it ends.
 
 A lease is a row of the store with an expiry on the database's clock (``Store.acquire_leases``

@@ -1,4 +1,4 @@
-"""Typed records of the engine client's store (SPEC §2.1).
+"""Typed records of the engine client's store (docs/files.md).
 
 Every record is a frozen dataclass: the store returns new values, it never hands out rows to be
 mutated. Capabilities are kept as the agent sent them (a JSON object), read-only.
@@ -13,7 +13,7 @@ from typing import Any
 
 DEFAULT_MTU = 1500
 # Data centers below this compatibility version do not get network changes pushed to hosts
-# (SPEC §2.3, oVirt's "unsupported data center version" event).
+# (docs/engine-cli.md, oVirt's "unsupported data center version" event).
 MIN_UPDATE_VERSION = (3, 1)
 
 
@@ -61,7 +61,7 @@ class LogicalNetwork:
     vm: bool = True  # a VM network is a bridge on every host ("bridged")
     label: str | None = None
     # Removed from the store, not yet from every host: its attachments are the hosts that
-    # still carry it (SPEC §2.3 "Re-running a command").
+    # still carry it (docs/engine-cli.md "Re-running a command").
     removing: bool = False
     # Bumped by every write of the definition: a write names the generation it read, and is
     # refused if another command wrote in between.
@@ -77,7 +77,7 @@ class Attachment:
     nic: str | None = None
     bond: str | None = None
     isolated: bool = False
-    via_label: str | None = None  # set when a label attached it (SPEC §2.5)
+    via_label: str | None = None  # set when a label attached it (docs/engine-cli.md)
     # The last failure of a push to this host; whether it is in sync is judged from the host's
     # capabilities (``insync.judge``), never stored.
     last_error: str | None = None
@@ -130,7 +130,7 @@ class Event:
 
 @dataclass(frozen=True)
 class ApiUser:
-    """An account of the REST API (SPEC §2.6); only a hash of the password is kept."""
+    """An account of the REST API (docs/rest.md); only a hash of the password is kept."""
 
     name: str
     password_hash: str = field(repr=False)

@@ -1,5 +1,5 @@
 """What the engine client's commands do with hosts: read their capabilities, push one logical
-network to the hosts that carry it (SPEC §2.3, through ``rollout``), and record the outcome in
+network to the hosts that carry it (``rollout``; docs/engine-cli.md), and record the outcome in
 the store. The command line (``cli.py``) parses arguments and prints; this module holds the
 per-command context and the multi-host steps the commands share.
 """
@@ -71,7 +71,7 @@ class Ctx:
     _store: Store | None = None
     _events: EventBuffer | None = None
     _screen: Screen | None = None
-    # Every event of this command, in order, for its JSON output (SPEC §2.3).
+    # Every event of this command, in order, for its JSON output (docs/engine-cli.md).
     emitted: list[PendingEvent] = field(default_factory=list)
     # One event loop and one connection pool for the whole command: the connection a host's
     # capabilities were read on carries its setupNetworks (one TLS handshake saved per host).
@@ -89,7 +89,8 @@ class Ctx:
         return self._cid
 
     def hold(self, networks: Iterable[str]) -> None:
-        """Lease ``networks`` for the rest of the command (SPEC §2.3 "One change of a network
+        """Lease ``networks`` for the rest of the command (docs/engine-cli.md "One change of a
+        network
         at a time"): ``NetworkBusy`` (exit 3) if another engine-client holds one of them."""
         if self._leases is None:
             self._leases = NetworkLeases.for_db(self.store, self.db, self.correlation_id)
@@ -231,7 +232,7 @@ class Probe:
 
 
 async def probe(ctx: Ctx, hosts: Sequence[Host]) -> dict[str, Probe]:
-    # --parallel bounds concurrent changes (SPEC §2.3); a read is no change. The handshakes of
+    # --parallel bounds changes (docs/engine-cli.md); a read is no change. The handshakes of
     # a refresh are CPU-bound on both ends: more of them in flight keeps both busy (500
     # hosts: refresh 0.95 -> 0.5-0.8 s at --parallel 50), PROBE_PARALLEL keeps it sane.
     gate = asyncio.Semaphore(max(ctx.parallel, PROBE_PARALLEL))
@@ -285,7 +286,7 @@ def refresh(ctx: Ctx, hosts: Sequence[Host]) -> dict[str, Probe]:
     return probes
 
 
-# -- pushing a network to hosts (SPEC §2.3) -------------------------------------------
+# -- pushing a network to hosts (docs/engine-cli.md) ----------------------------------
 
 
 @dataclass(frozen=True)
@@ -393,7 +394,7 @@ async def _flushing(ctx: Ctx) -> AsyncIterator[None]:
 
 def mark(ctx: Ctx, push: Push, *, removed: bool = False, record_failures: bool = True) -> None:
     """Record the outcome per host. A host that applied: its attachment is recorded as it was
-    sent (a new attachment only now: SPEC §2.2), or forgotten for a removal, and the
+    sent (a new attachment only now: docs/engine-cli.md), or forgotten for a removal, and the
     capabilities it reported right after are stored. A host that failed: its attachment (if
     the store has one) keeps its place and gets the failure (unless not ``record_failures``:
     an attach or detach the host refused leaves the store exactly as it was)."""

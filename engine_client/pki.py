@@ -1,10 +1,10 @@
-"""A small certificate authority for agents and the engine client (SPEC §2.2 ``pki``).
+"""A small certificate authority for agents and the engine client (docs/engine-cli.md).
 
 ``init DIR`` makes DIR/ca.pem and DIR/ca-key.pem; ``issue DIR NAME`` makes DIR/NAME.pem and
 DIR/NAME-key.pem signed by that CA, with the given IPs and DNS names as subjectAltName. A
 certificate has one role: ``host`` (the default) is for a TLS server only (extended key usage
 serverAuth), ``engine`` for a TLS client only (clientAuth). An agent accepts only clientAuth
-certificates (SPEC §1.1), so a host's certificate, stolen from a compromised hypervisor,
+certificates (docs/config.md), so a host's certificate, stolen from a compromised hypervisor,
 cannot reconfigure any other host. Keys are ECDSA P-256, written with mode 0600.
 """
 
@@ -30,7 +30,8 @@ CA_DAYS: Final = 3650
 CERT_DAYS: Final = 1825
 CA_CERT: Final = "ca.pem"
 CA_KEY: Final = "ca-key.pem"
-# Role -> extended key usage. Separate roles, not one certificate for both ends (SPEC §2.2).
+# Role -> extended key usage. Separate roles, not one certificate for both ends
+# (docs/engine-cli.md).
 ROLES: Final = {
     "host": ExtendedKeyUsageOID.SERVER_AUTH,
     "engine": ExtendedKeyUsageOID.CLIENT_AUTH,

@@ -1,10 +1,10 @@
-"""The concurrent multi-host update of one logical network (SPEC §2.3, steps 2-4).
+"""The concurrent multi-host update of one logical network (docs/engine-cli.md, the rollout).
 
 Every host gets ``Host.setupNetworks`` with the connectivity check on; while that call is
 pending a poller sends ``Host.confirmConnectivity`` on new requests (the agent only counts a
 confirmation that arrives after it applied the change, and rolls back if none comes within the
 connectivity timeout). The call carries ``commitOnSuccess``: the agent makes the change safe
-itself once it is confirmed, before it answers (SPEC §1.6 step 6), so a host that answers
+itself once it is confirmed, before it answers (docs/transaction.md, step 7), so a host that answers
 success is updated and persisted, and no ``Host.setSafeNetworkConfig`` round trip follows.
 Hosts run concurrently, bounded by a semaphore that a host holds only for its setupNetworks;
 each has its own deadline, so a dead or hanging host fails alone and never delays the others
@@ -200,7 +200,7 @@ async def _apply_one(
         "options": {
             "connectivityCheck": True,
             "connectivityTimeout": timeouts.connectivity,
-            # Persisted by the agent only after the confirmation (SPEC §1.6 steps 5-6).
+            # Persisted by the agent only after the confirmation (docs/transaction.md, steps 6-7).
             "commitOnSuccess": True,
         },
     }

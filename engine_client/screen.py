@@ -1,5 +1,5 @@
 """What the operator sees while a command runs, on stderr: event lines and, on a terminal, one
-progress bar below them (SPEC §2.3).
+progress bar below them (docs/engine-cli.md).
 
 One rich ``Console`` draws both: an event line is printed through the console of the live
 display, so it lands above the bar and the bar is drawn again below it, instead of tearing the

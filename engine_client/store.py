@@ -1,4 +1,4 @@
-"""The engine client's store behind one class (SPEC §2.1): SQLite (a file, the default) or
+"""The engine client's store behind one class (docs/files.md): SQLite (a file, the default) or
 PostgreSQL (a ``postgresql://`` URL), with the same schema, migrations and guarantees.
 
 All SQL of the engine client lives in this module, written once for both databases; what
@@ -153,7 +153,7 @@ MIGRATIONS: tuple[str, ...] = (
         failed INTEGER
     );
     """,
-    # The REST API's accounts (SPEC §2.6): a password hash only ("scrypt$N$r$p$salt$key").
+    # The REST API's accounts (docs/rest.md): a password hash only ("scrypt$N$r$p$salt$key").
     """
     CREATE TABLE api_user (
         name TEXT PRIMARY KEY,
@@ -171,7 +171,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 class Conflict(StoreError):
     """Another engine-client is changing, or has changed, what this command was about to
-    change (SPEC §2.3 "One change of a network at a time"); nothing was written."""
+    change (docs/engine-cli.md "One change of a network at a time"); nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -845,7 +845,7 @@ class Store:
                 last = event.id
                 yield event
 
-    # -- leases: one change of a network at a time (SPEC §2.3) ----------------------------
+    # -- leases: one change of a network at a time (docs/engine-cli.md) ----------------------------
 
     def acquire_leases(
         self,

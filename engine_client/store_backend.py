@@ -1,4 +1,4 @@
-"""The database under the store (SPEC §2.1): SQLite, the embedded default, or PostgreSQL when
+"""The database under the store (docs/files.md): SQLite, the embedded default, or PostgreSQL when
 the location is a ``postgresql://`` URL.
 
 ``Store`` writes one SQL for both: portable statements (``INSERT ... ON CONFLICT``,

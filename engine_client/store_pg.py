@@ -1,4 +1,4 @@
-"""PostgreSQL under the store (SPEC §2.1), through psycopg 3. Imported only for a
+"""PostgreSQL under the store (docs/files.md), through psycopg 3. Imported only for a
 ``postgresql://`` location (``store_backend.open_backend``).
 
 PostgreSQL's own means keep the store's promises between engine-clients on any machines:

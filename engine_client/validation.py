@@ -1,4 +1,4 @@
-"""Checks made before anything is written to the store or sent to a host (SPEC §2.4).
+"""Checks made before anything is written to the store or sent to a host (docs/engine-cli.md).
 
 Every refusal is a ``NetError`` whose message names the field and the value; values are
 checked as the agent checks them, with the agent's messages (``networks.red.vlan: expected
@@ -37,7 +37,7 @@ MTU_MIN, MTU_MAX = 68, 65535
 
 
 def check_name(name: str) -> None:
-    """A network name is a valid Linux interface name (SPEC §1.3): the agent's own rule."""
+    """A network name is a valid Linux interface name (docs/api.md): the agent's own rule."""
     problem = network_name_problem(name)
     if problem is not None:
         raise NetError(ErrorKind.BAD_BRIDGE, f"networks: bad network name {show(name)} ({problem})")

@@ -58,7 +58,7 @@ class Cluster:
 
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``engine-client ARGS --db DB --json`` in the engine namespace."""
-        # The global options go after the subcommand (SPEC §2.2 allows either place).
+        # The global options go after the subcommand (docs/engine-cli.md allows either place).
         argv = self.engine.exec_argv(
             str(BIN / "engine-client"), *args, "--db", str(self.db), "--json"
         )

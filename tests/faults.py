@@ -109,7 +109,7 @@ def rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS in /proc/{pid}/status")
 
 
-# JSON-RPC error codes the agent may answer (SPEC §1.5 and the JSON-RPC standard ones).
+# JSON-RPC error codes the agent may answer (docs/errors.md and the JSON-RPC standard ones).
 # -32603 (internal error) is not among them: it means an exception escaped a method.
 AGENT_CODES = frozenset({10, 16, 21, 22, 23, 24, 25, 26, 27, 31, 40, 41})
 PROTOCOL_CODES = frozenset({-32700, -32600, -32601, -32602})

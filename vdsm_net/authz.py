@@ -1,4 +1,4 @@
-"""Who may call the agent over TCP, beyond a certificate signed by the CA (SPEC §1.1).
+"""Who may call the agent over TCP, beyond a certificate signed by the CA (docs/config.md).
 
 Mutual TLS proves that a client holds a certificate of the cluster's CA; every host holds one
 too. So the agent also asks what the certificate is *for*: only one whose extended key usage

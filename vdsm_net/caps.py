@@ -1,4 +1,4 @@
-"""The capabilities (SPEC §1.4) and statistics (SPEC §1.8) documents. Pure: no I/O.
+"""The capabilities and statistics (docs/api.md) documents. Pure: no I/O.
 
 Every value comes from the kernel's state as the backend read it; the running config only
 says which devices make up which network. The document is VDSM's (``vdsm_net.capsdoc``).

@@ -1,4 +1,4 @@
-"""The network capabilities document (SPEC §1.4): one typed definition for both sides.
+"""The network capabilities document (docs/api.md): one typed definition for both sides.
 
 The agent builds it (``vdsm_net.caps``) and the engine client reads it
 (``engine_client.insync``). Its names, types and meanings are VDSM 4.50's

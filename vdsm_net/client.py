@@ -1,4 +1,4 @@
-"""``vdsm-net-client``: call one agent method from a shell (SPEC §1.9).
+"""``vdsm-net-client``: call one agent method from a shell (docs/api.md).
 
 Exit status: 0 success (the result is printed as JSON on stdout); 1 the agent answered a
 JSON-RPC error (``error <code>: <message>`` on stderr, then its ``data`` when it sent one);

@@ -1,4 +1,4 @@
-"""Is a network manager about to fight the agent over its devices? (SPEC §1.1)
+"""Is a network manager about to fight the agent over its devices? (docs/config.md)
 
 The project ships a udev rule (``contrib/networkmanager/80-vdsm-net-unmanaged.rules``) that
 marks every device in the agent's IFLA_GROUP (sysfs ``netdev_group``) ``NM_UNMANAGED=1`` and

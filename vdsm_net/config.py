@@ -1,4 +1,4 @@
-"""The agent's own configuration: a TOML file plus command-line overrides (SPEC §1.1).
+"""The agent's own configuration: a TOML file plus command-line overrides (docs/config.md).
 
 Every error names the place it comes from (``[rpc] listen`` or ``--listen``) and the value,
 so that the daemon can exit with status 2 and a message an operator can act on.

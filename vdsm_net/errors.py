@@ -1,4 +1,4 @@
-"""The one error type of the agent. Its kind is VDSM's error code (SPEC §1.5)."""
+"""The one error type of the agent. Its kind is VDSM's error code (docs/errors.md)."""
 
 from __future__ import annotations
 

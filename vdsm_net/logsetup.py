@@ -1,4 +1,4 @@
-"""The agent's log: one event a line on stderr, shaped for where stderr goes (SPEC §1.1).
+"""The agent's log: one event a line on stderr, shaped for where stderr goes (docs/config.md).
 
 Under systemd, stderr is a stream to journald (``$JOURNAL_STREAM`` holds its device and inode):
 journald stamps each line with its own time, and reads a ``<N>`` prefix as the line's syslog

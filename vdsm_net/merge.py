@@ -1,4 +1,4 @@
-"""Apply a parsed request to the running config and check the result (SPEC §1.3 rules).
+"""Apply a parsed request to the running config and check the result (docs/api.md rules).
 
 Pure: the kernel state is only read, to check NICs and name collisions. Rules run in a fixed
 order over sorted names so that the first violation, and so the message, is stable.

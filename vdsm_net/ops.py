@@ -54,7 +54,7 @@ class Op:
 
 @dataclass(frozen=True)
 class CreateBridge(Op):
-    """Create an owned bridge, down, with an explicit MTU (see KERNEL-NOTES: a bridge whose
+    """Create an owned bridge, down, with an explicit MTU (docs/kernel.md: a bridge whose
     MTU was never set explicitly follows its smallest port, e.g. a VM tap)."""
 
     name: str

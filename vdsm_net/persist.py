@@ -1,4 +1,4 @@
-"""Atomic state files: the running config and the safe config (SPEC §1.7).
+"""Atomic state files: the running config and the safe config (docs/files.md).
 
 Each file is JSON ``{"version": 1, "networks": {...}, "bondings": {...}}`` in VDSM's attribute
 shape (``NetConfig.to_json``). Writes go to a temporary file in the same directory, which is

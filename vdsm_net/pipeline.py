@@ -106,7 +106,8 @@ class _Worker:
 
 class RestoreRefused(Exception):
     """restore would take a mistake (a missing state directory, no safe config) for an order
-    to remove the agent's devices (SPEC §1.7); the message names the directory and them."""
+    to remove the agent's devices (docs/transaction.md); the message names the directory and
+    them."""
 
 
 @dataclass
@@ -506,7 +507,7 @@ class Agent:
         dirty = await asyncio.to_thread(self._dirty)
         resolvers = await asyncio.to_thread(resolver.read_nameservers, self.cfg.resolv_conf)
         ipv6 = await asyncio.to_thread(resolver.supports_ipv6)
-        # netConfigPending, beyond SPEC §1.4: an engine must not take an unconfirmed change
+        # netConfigPending, beyond docs/api.md: an engine must not take an unconfirmed change
         # for the host's state.
         doc = capabilities(
             state,

@@ -5,7 +5,7 @@ NICs, anything unnamed by the config stays as it is. The planner deletes owned d
 are absent from the result.
 
 Choices worth knowing:
-- MTU (SPEC §1.3): every device of a network's chain gets the network's MTU; a NIC or bond
+- MTU (docs/api.md): every device of a network's chain gets the network's MTU; a NIC or bond
   shared by several networks gets the largest; bond slaves get their bond's MTU; a NIC the
   previous config used and the new one does not goes back to 1500 and is released.
 - Addresses and routes: the agent removes only what a config of its own put there. A managed

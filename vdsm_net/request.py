@@ -1,6 +1,6 @@
 """Parse ``Host.setupNetworks`` params (VDSM's shape) into the typed model.
 
-Syntax and per-entry rules only (SPEC §1.3, §1.5); rules that need the running config or the
+Syntax and per-entry rules only (docs/api.md); rules that need the running config or the
 kernel state live in ``vdsm_net.merge``. Whatever the input (wrong types, huge numbers, odd
 unicode, nested junk), the only exception that leaves this module is ``NetError``, whose
 message names the field path and the offending value.

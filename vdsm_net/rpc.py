@@ -2,7 +2,7 @@
 
 Methods take keyword-only parameters, so positional ``params`` (a list) fail the signature
 check and get -32602, as do unknown parameter names. A ``NetError`` becomes a JSON-RPC error
-whose code is its kind (SPEC §1.5), from every method.
+whose code is its kind (docs/errors.md), from every method.
 
 Every answer is JSON: the body is parsed once, strictly (``NaN``, ``Infinity`` and a number too
 large for a float, such as ``1e309``, are a parse error answered with id null: Python's json

@@ -6,7 +6,7 @@ the devices of the untagged networks on those NICs and bonds (their bridge is th
 master, or the base itself is their top device, carrying their addresses and routes).
 The VLAN networks sharing a base stay out of the scope: their VLAN devices and bridges do
 not depend on the other networks of the base; only the base's MTU depends on them (the
-largest of its networks', SPEC §1.3), and that is pure data from the running config,
+largest of its networks', docs/api.md), and that is pure data from the running config,
 given to render as ``base_floor``. The base then never drops below one of their MTUs, so
 the kernel never clamps one of their VLANs, and it is never released while they use it.
 Rendering and planning just those

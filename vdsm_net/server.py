@@ -1,4 +1,4 @@
-"""The agent's HTTP shell: JSON-RPC over a Unix socket and over TCP with TLS (SPEC §1.1).
+"""The agent's HTTP shell: JSON-RPC over a Unix socket and over TCP with TLS (docs/api.md).
 
 The JSON-RPC semantics live in the handler (``vdsm_net.rpc``); this module only moves
 request text in and response text out, listens, tells systemd, and stops on a signal.
@@ -78,7 +78,7 @@ Lifecycle = Callable[[web.Application], AsyncIterator[None]]
 OnReady = Callable[[tuple[str, ...]], None]
 
 MAX_BODY = DEFAULT_MAX_BODY
-# In-flight requests get this long after SIGTERM: the whole stop stays within 10 s (SPEC §1.1),
+# In-flight requests get this long after SIGTERM: the whole stop stays within 10 s (docs/config.md),
 # the unit's TimeoutStopSec is above it.
 SHUTDOWN_TIMEOUT = 8.0
 SOCKET_MODE = 0o660

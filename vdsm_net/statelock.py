@@ -1,4 +1,4 @@
-"""One owner of a state directory at a time (SPEC §1.1).
+"""One owner of a state directory at a time (docs/config.md).
 
 The daemon, and ``restore``, hold an exclusive ``flock`` on ``STATE_DIR/agent.lock`` for as
 long as they run; the kernel drops it when the process dies, however it dies, so a stale lock

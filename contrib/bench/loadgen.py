@@ -112,7 +112,7 @@ class SimHost:
                 self.confirmed = None
         self.networks = new
         if options.get("commitOnSuccess"):
-            # As the agent: persisted only after the confirmation (SPEC §1.6 step 6).
+            # As the agent: persisted only after the confirmation (docs/transaction.md, step 7).
             self.safe = dict(self.networks)
         return {}
 

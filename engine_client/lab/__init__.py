@@ -1,4 +1,4 @@
-"""``vdsm-net-lab``: N hosts on one machine for trying the whole project (SPEC §2.7).
+"""``vdsm-net-lab``: N hosts on one machine for trying the whole project (docs/lab.md).
 
 Each host is a network namespace with simulated NICs and a real ``vdsm-net-agent`` listening
 with mutual TLS on a veth link to the root namespace; the engine client's store in the lab's

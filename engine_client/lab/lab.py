@@ -1,4 +1,4 @@
-"""Build, inspect and remove a lab (SPEC §2.7): ``up``, ``status``, ``down``.
+"""Build, inspect and remove a lab (docs/lab.md): ``up``, ``status``, ``down``.
 
 ``up`` records its plan before making anything and, when it fails, removes what it made
 before reporting the error; ``down`` removes everything the plan names that exists, so it

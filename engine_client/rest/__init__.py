@@ -1,4 +1,4 @@
-"""``engine-client serve``: the oVirt REST API v4 networking subset and a web page (SPEC §2.6).
+"""``engine-client serve``: the oVirt REST API v4 networking subset and a web page (docs/rest.md).
 
 - ``passwords``, ``tokens``: the accounts' password hashes and the Bearer tokens;
 - ``doc``: oVirt's XML (and JSON) documents, written and read;

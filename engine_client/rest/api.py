@@ -1,4 +1,4 @@
-"""The routes of the oVirt API v4 networking subset (SPEC §2.6) under ``/ovirt-engine/api``.
+"""The routes of the oVirt API v4 networking subset (docs/rest.md) under ``/ovirt-engine/api``.
 
 Reads build resources from one ``Fleet`` read of the store (``view``); changes run the
 engine-client command that does the same from the command line (``actions``) and answer when

@@ -1,4 +1,4 @@
-"""``engine-client serve`` and ``engine-client user add|remove|list`` (SPEC §2.2)."""
+"""``engine-client serve`` and ``engine-client user add|remove|list`` (docs/engine-cli.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Stable resource ids: UUIDs derived (uuid5) from what names a resource in the store, so the
 same network has the same id in every answer, in every process, after a restart. A rename
-gives a new id (renaming an attached network is refused anyway, SPEC §2.4)."""
+gives a new id (renaming an attached network is refused anyway, docs/engine-cli.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The web page at ``/`` (SPEC §2.6): a static shell (HTML, JS, CSS; no build step) that logs
+"""The web page at ``/`` (docs/rest.md): a static shell (HTML, JS, CSS; no build step) that logs
 in through the SSO endpoint and then reads ``/ui/fleet`` (hosts, networks, per-host sync state
 and what differs, recent events) and ``/ui/events``, a Server-Sent Events stream of the event
 log as it grows, so that a rollout run from anywhere (the CLI, the API) shows on the open

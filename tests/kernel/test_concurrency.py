@@ -1,4 +1,4 @@
-"""Many clients at once on the real agent daemon's Unix socket (SPEC §1.5 error 40: "never
+"""Many clients at once on the real agent daemon's Unix socket (docs/errors.md, error 40: "never
 interleave two"): threads calling setupNetworks (some with the connectivity check on),
 getCapabilities, getNetworkStatistics and confirmConnectivity for a bounded number of calls.
 

@@ -1,5 +1,5 @@
-"""kill -9 of the agent daemon at random points of a large apply (SPEC §1.7: "After an unclean
-stop (power loss, kill -9 in the middle of a change) the host comes back to the safe config").
+"""kill -9 of the agent at random points of a large apply (docs/transaction.md: after an unclean
+stop (power loss, kill -9 in the middle of a change) the host comes back to its safe config).
 
 A safe config (bridges on NICs and isolated bridges) is made and dumped; then a request that
 changes every MTU of it and adds 60 bridged networks is started, and the daemon is killed after

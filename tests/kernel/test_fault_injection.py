@@ -1,4 +1,4 @@
-"""Fault injection at every step of a multi-step setupNetworks (SPEC §1.6: all-or-nothing).
+"""Fault injection at every step of a setupNetworks (docs/transaction.md: all-or-nothing).
 
 The request builds a bond with two slaves, two VLANs on it (one bridged with an IPv4 address
 and the default route, one bridgeless with IPv6), a bridge on a NIC that shares its base with a
@@ -64,7 +64,7 @@ class Bench:
         result = await self.agent.setup(NETWORKS, BONDINGS, dryRun=True)
         ops: list[dict[str, Any]] = result["plan"]
         kinds = {op["op"] for op in ops}
-        # The request exercises every phase of the plan order (SPEC §1.6).
+        # The request exercises every phase of the plan order (docs/transaction.md).
         assert {"CreateBond", "SetMaster", "CreateVlan", "CreateBridge", "SetMtu",
                 "DeleteDevices", "AddAddress", "AddRoute", "SetUp"} <= kinds, kinds
         return ops

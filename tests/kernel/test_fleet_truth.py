@@ -1,4 +1,5 @@
-"""What the engine says about the fleet is what the hosts' kernels have (SPEC §2.3 "In sync",
+"""What the engine says about the fleet is what the hosts' kernels have (docs/engine-cli.md "In
+sync",
 "Re-running a command", "One change of a network at a time"), end to end: three real agents
 with TLS in namespaces (tests/cluster.py), the real ``engine-client`` CLI, and every
 assertion about a host made on what its kernel reports (``ip -d -j link``).
@@ -38,7 +39,7 @@ from vdsm_net.journal import JOURNAL_FILE
 HOSTS = ("h1", "h2", "h3")
 NET = "red"
 BUSY = "network red is being changed by another engine-client (correlation id {cid}, since "
-LEASE_PROMISE = 30.0  # seconds within which a dead holder stops holding (SPEC §2.3)
+LEASE_PROMISE = 30.0  # seconds within which a dead holder stops holding (docs/engine-cli.md)
 
 
 @pytest.fixture
@@ -140,7 +141,7 @@ def test_bridge_deleted_behind_the_agents_back_is_missing_and_sync_recreates_it(
     h2.ns.ip("link", "del", NET)
     h1.ns.ip("link", "del", "iso")
     assert NET not in h2.links() and "iso" not in h1.links()
-    # The agent's part (SPEC §1.4): a network whose device is gone is not reported.
+    # The agent's part (docs/api.md): a network whose device is gone is not reported.
     assert NET not in agent_networks(h2) and "iso" not in agent_networks(h1)
     assert NET in agent_networks(h1)
 

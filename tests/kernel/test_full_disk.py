@@ -1,4 +1,5 @@
-"""A full state directory at each write of a change (SPEC §1.6, §1.7: the commit is part of the
+"""A full state directory at each write of a change (docs/transaction.md, §1.7: the commit is
+part of the
 transaction).
 
 The state directory is a small tmpfs mounted by the test. A filler file takes all its space but

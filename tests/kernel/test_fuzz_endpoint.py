@@ -1,4 +1,4 @@
-"""Fuzzing the real agent daemon's JSON-RPC endpoint over its Unix socket (SPEC §1.5: "No input,
+"""Fuzzing the real agent daemon's JSON-RPC endpoint on its Unix socket (docs/errors.md: "No input,
 however malformed, crashes the agent or leaves the kernel half-changed").
 
 Hypothesis sends raw bytes, broken JSON, JSON-RPC envelopes with wrong types and odd ids,

@@ -1,4 +1,4 @@
-"""``vdsm-net-lab`` on the host kernel (SPEC §2.7): a lab of three hosts answers, carries a
+"""``vdsm-net-lab`` on the host kernel (docs/lab.md): a lab of three hosts answers, carries a
 network the engine client attaches and changes through the command line ``up`` printed, and
 ``down`` leaves no namespace, link, address, process or file, also after a killed ``up``.
 

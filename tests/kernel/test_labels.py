@@ -1,4 +1,4 @@
-"""Network labels and isolated networks (SPEC §2.5, §1.3) end to end: real agents in several
+"""Network labels and isolated networks (docs/engine-cli.md) end to end: real agents in several
 namespaced hosts, driven by the real ``engine-client`` over TLS (tests/cluster.py); every
 assertion about a host is what its kernel reports (``ip -d -j link``) or what its VMs can reach.
 
@@ -108,7 +108,7 @@ def test_label_removal_tears_down_exactly_what_it_made() -> None:
         links = h2.links()
         assert before["h2"] - set(links) == {"red"}
         assert links["eth1"].get("master") is None
-        # A NIC left with no networks goes back to 1500 (SPEC §1.3).
+        # A NIC left with no networks goes back to 1500 (docs/api.md).
         assert links["eth1"]["mtu"] == 1500
         for name in ("iso", "iso2"):
             assert_bridge(h2, name, mtu=1500, ports=[])
@@ -133,7 +133,7 @@ def test_mtu_change_reaches_every_labelled_host_and_vm_taps_stay() -> None:
         bridges = _ifindexes(c, labelled)
         assert "iso" not in h3.links()
 
-        # A running VM on h1's bridge: SPEC §2.4 refuses to change the network's properties
+        # A running VM on h1's bridge: the CLI refuses to change the network's properties
         # under it, and nothing moves on any host.
         c.plug_vm(h1, "iso", "vnet0", "10.60.0.1/24")
         assert RUNNING_VMS_REFUSED in c.refused("network", "update", "iso", "--mtu", "9000")

@@ -1,4 +1,4 @@
-"""The multi-host update (SPEC §2.3) end to end: three real agents, each in its own network
+"""The multi-host update (docs/engine-cli.md) end to end: three real agents, each in its own network
 namespace ("host") with its own address, reached over veth links from an "engine" namespace
 where the real ``engine-client`` CLI runs, over mutual TLS with certificates from
 ``engine_client.pki`` (tests/cluster.py). Every assertion about a host is what that host's
@@ -53,7 +53,7 @@ def assert_no_network(node: Node) -> None:
     assert NET not in links, f"{node.name}: {NET} still present"
     assert not [n for n in links if n.startswith("eth1.")], f"{node.name}: {sorted(links)}"
     assert links["eth1"].get("master") is None
-    # A base device left with no networks goes back to 1500 (SPEC §1.3).
+    # A base device left with no networks goes back to 1500 (docs/api.md).
     assert links["eth1"]["mtu"] == 1500
 
 

@@ -1,4 +1,4 @@
-"""The agent as an administrator runs it (SPEC §1.1, §1.7, §1.9): one owner of a state
+"""The agent as an administrator runs it (docs/config.md, §1.7, §1.9): one owner of a state
 directory, restore's guard and log, SIGTERM during a pending change, SIGHUP, the journal's
 priorities, and vdsm-net-client against the real daemon."""
 
@@ -187,7 +187,7 @@ def test_sigterm_rolls_a_pending_change_back_at_once(agent: AgentProcess, nics: 
         time.sleep(0.05)
     assert agent.proc is not None
     agent.proc.send_signal(signal.SIGTERM)
-    # The promise (SPEC §1.1): the stop never waits out the 300 s connectivity timeout.
+    # The promise (docs/config.md): the stop never waits out the 300 s connectivity timeout.
     assert agent.proc.wait(timeout=10) == 0
     caller.join(timeout=10)
     error = outcome.get("error")

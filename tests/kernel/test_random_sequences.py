@@ -1,5 +1,5 @@
 """Random sequences of valid setupNetworks requests, each checked against a small model of the
-kernel state it must produce (SPEC §1.3): which bridges, VLAN devices and bonds exist, who is
+kernel state it must produce (docs/api.md): which bridges, VLAN devices and bonds exist, who is
 whose master, and every MTU (a chain gets its network's MTU, a shared base the largest, a base
 left without networks 1500, bond slaves their bond's MTU). Assertions read ``ip -d -j link``.
 

@@ -93,7 +93,7 @@ def _sdk_tour(cluster: Cluster, served: Served) -> None:
     labels = nics.nic_service(eth2.id).network_labels_service()
     labels.add(t.NetworkLabel(id="storage"))
     assert [lb.id for lb in labels.list()] == ["storage"]
-    # A network with that label goes to the labelled NIC (SPEC §2.5), set through the API.
+    # A network with that label goes to the labelled NIC (docs/engine-cli.md), set through the API.
     blue = nets.add(t.Network(name="blue", data_center=t.DataCenter(name=DC), usages=[],
                               mtu=1400))
     assert blue.usages == []

@@ -1,4 +1,4 @@
-"""Nobody gets in: the agent daemon's listeners and inputs (SPEC §1.1, §1.3).
+"""Nobody gets in: the agent daemon's listeners and inputs (docs/api.md).
 
 - The TCP listener requires mutual TLS: a client without a certificate, with one from another
   CA, or with an expired one is refused in the TLS layer (at the handshake with TLS 1.2; with

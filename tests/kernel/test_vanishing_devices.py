@@ -1,4 +1,4 @@
-"""Devices that vanish or change under a change, and devices that are not NICs (SPEC §1.3, §1.6).
+"""Devices that vanish or change under a change, and devices that are not NICs (docs/api.md, §1.6).
 
 A 200-network change (bridges on three NICs and 197 isolated bridges) is applied, and between the
 apply and the verification's read-back the test (through the backend seam of the pipeline)

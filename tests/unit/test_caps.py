@@ -270,11 +270,12 @@ def test_802_3ad_facts_of_bond_and_slaves() -> None:
 
 
 def test_network_whose_device_is_missing_is_not_reported() -> None:
-    # VDSM's netinfo skips a network whose device is gone (SPEC 1.4)
+    # VDSM's netinfo skips a network whose device is gone (docs/api.md, capabilities)
     doc = capabilities(make_state([]), config(RED), dirty=False)
     assert doc["networks"] == {}
 def test_network_whose_top_device_is_gone_is_not_reported() -> None:
-    # SPEC 1.4: a bridge (or a bridgeless network's device) deleted behind the agent's back.
+    # docs/api.md, capabilities: a bridge (or a bridgeless network's device) deleted behind the
+    # agent's back.
     state = host()
     without_bridge = make_state([d for n, d in state.devices.items() if n != "red"])
     doc = capabilities(without_bridge, config(RED, ISO, BLUE), dirty=False)

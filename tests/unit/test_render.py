@@ -1,4 +1,4 @@
-"""render(): the desired state of the managed devices (SPEC §1.3 MTU, ports, addresses)."""
+"""render(): the desired state of the managed devices (docs/api.md: MTU, ports, addresses)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request parsing: every rule of SPEC §1.3/§1.5 with its exact message, and fuzzing."""
+"""Request parsing: every rule of docs/api.md with its exact message, and fuzzing."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The shipped systemd units load cleanly (``systemd-analyze verify``) and keep the promises
-the agent makes about stopping (SPEC §1.1)."""
+the agent makes about stopping (docs/config.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 ``FakeTransport`` implements ``engine_client.agent_client.Transport``: it decodes the JSON-RPC
 request and hands it to the ``FakeAgent`` registered for the endpoint's URL, which keeps a
-capabilities document (SPEC §1.4) that ``Host.setupNetworks`` changes. It is a test double of
+capabilities document (docs/api.md) that ``Host.setupNetworks`` changes. It is a test double of
 the network and of remote hosts, not of the code under test: the engine client's real
 ``AgentClient`` and ``rollout`` run unchanged over it.
 
@@ -206,7 +206,7 @@ class FakeAgent:
             await asyncio.sleep(self.setup_delay)
         options = params.get("options") or {}
         if options.get("connectivityCheck", True) in _BOOL_TRUE:
-            # Only a confirmation that arrives from now on counts (SPEC §1.6 step 5).
+            # Only a confirmation that arrives from now on counts (docs/transaction.md, step 6).
             self._confirmed = asyncio.Event()
             try:
                 await asyncio.wait_for(
@@ -220,7 +220,7 @@ class FakeAgent:
             finally:
                 self._confirmed = None
         if options.get("commitOnSuccess", False) in _BOOL_TRUE:
-            # As the agent: made safe only once confirmed (SPEC §1.6 step 6).
+            # As the agent: made safe only once confirmed (docs/transaction.md, step 7).
             self.safe = copy.deepcopy(self.networks)
         return {}
 

@@ -1,5 +1,5 @@
 """The engine-client command line, end to end over an in-process transport to fake agents:
-store contents, agent calls, event texts (SPEC §2.3, verbatim), exit codes, --json output."""
+store contents, agent calls, exact event texts (docs/engine-cli.md), exit codes, --json output."""
 
 from __future__ import annotations
 
@@ -518,7 +518,7 @@ def test_db_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert json.loads(capsys.readouterr().out) == [{"name": "x", "version": "4.2"}]
 
 
-# -- status (SPEC §2.2) ---------------------------------------------------------------------
+# -- status (docs/engine-cli.md) -------------------------------------------------------------------
 
 
 def test_status_counts_unreachable_hosts_out_of_sync_and_rollouts(attached: Cli) -> None:

@@ -1,6 +1,6 @@
 """``engine-client events [--correlation-id ID] [--host H] [--network N] [--follow]``: filters,
 times in the local zone with their offset, and --follow printing new events as they are
-stored by another engine-client (SPEC §2.2)."""
+stored by another engine-client (docs/engine-cli.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The one meaning of "in sync" (SPEC §2.3): golden cases of ``insync.judge`` (an attachment
-against the agent's capabilities, SPEC §1.4), and the setupNetworks entry that makes a host
+"""The one meaning of "in sync" (docs/engine-cli.md): golden cases of ``insync.judge`` (an
+attachment
+against the agent's capabilities, docs/api.md), and the setupNetworks entry that makes a host
 match its logical definition."""
 
 from __future__ import annotations

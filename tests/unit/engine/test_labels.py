@@ -1,4 +1,4 @@
-"""Network labels (SPEC §2.5) end to end through the engine-client CLI over in-process fake
+"""Network labels (docs/engine-cli.md) end to end through the engine-client CLI over in-process fake
 agents: which attachments labels make, that a label change provisions or removes exactly those
 through the rollout path (events, correlation id, summary), and the refusals."""
 
@@ -92,7 +92,7 @@ def test_host_label_provisions_isolated_network(cli: Cli) -> None:
     # Isolated: no uplink, no VLAN, only the MTU of the definition.
     assert setups(cli, H1) == [{"iso": {"mtu": 9000, "bridged": True}}]
     assert agent(cli, H1).caps()["networks"]["iso"]["isolated"] is True
-    assert agent(cli, H1).safe == agent(cli, H1).networks  # made safe, as in SPEC §2.3
+    assert agent(cli, H1).safe == agent(cli, H1).networks  # made safe, as in docs/engine-cli.md
     att = attachments(cli, "iso")["h1"]
     assert (att.isolated, att.via_label, synced(cli, "iso")["h1"]) == (True, "lab", True)
     assert doc["action"] == "label add" and doc["host"] == "h1" and doc["nic"] is None

@@ -1,4 +1,4 @@
-"""The concurrent multi-host rollout (SPEC §2.3) against in-process fake agents."""
+"""The concurrent multi-host rollout (docs/engine-cli.md) against in-process fake agents."""
 
 from __future__ import annotations
 

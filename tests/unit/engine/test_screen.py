@@ -1,4 +1,5 @@
-"""The terminal as the operator sees it (SPEC §2.3): rich's Console forced to a terminal of 80
+"""The terminal as the operator sees it (docs/engine-cli.md): rich's Console forced to a terminal
+of 80
 columns, its output replayed on a small screen model (text, newline, carriage return, cursor
 up, erase line: all rich's live display uses), so that the tests assert what is on the screen
 after each step, not the escape codes that drew it."""

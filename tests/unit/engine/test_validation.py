@@ -1,4 +1,4 @@
-"""SPEC §2.4: each refusal, with its exact text, and the agent's value checks."""
+"""docs/engine-cli.md, validation: each refusal with its text, and the agent's value checks."""
 
 from __future__ import annotations
 
