@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.dump import Dump, dump_state
+from tests.kernel.dhcp_server import inside
 from tests.netns import NetNS, kernel_has_cached
 from tests.uml import ENV_MODE, needed_kinds
 
@@ -35,3 +36,20 @@ def kernel_dump() -> Callable[[NetNS], Dump]:
         return dump_state(ns.name)
 
     return dump
+
+
+@pytest.fixture
+def peer() -> Iterator[NetNS]:
+    """A second namespace (a DHCP server's, say), removed after the test."""
+    ns = NetNS("dhs")
+    try:
+        yield ns
+    finally:
+        ns.close()
+
+
+@pytest.fixture
+def here(netns: NetNS) -> Iterator[NetNS]:
+    """The test's namespace, with this thread inside it for the test's duration."""
+    with inside(netns):
+        yield netns

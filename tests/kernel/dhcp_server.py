@@ -17,6 +17,7 @@ from pathlib import Path
 from pyroute2 import netns as pr_netns
 
 from tests.netns import NetNS
+from vdsm_net.dhcp import DhcpTiming
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 SERVER_ADDR = "10.77.0.1"
@@ -160,3 +161,7 @@ async def wait_until(predicate: Callable[[], object], timeout: float, what: str)
 
 
 assert os.path.exists(DNSMASQ), f"{DNSMASQ} is missing: apt-get install dnsmasq-base"
+
+
+# Retransmissions every ~0.5-1 s instead of 4-32 s, so a lost exchange costs a test a second.
+FAST = DhcpTiming(retransmit_first=0.5, retransmit_max=1.0, reboot_timeout=5.0)

@@ -13,18 +13,18 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.kernel.dhcp_server import (
+    FAST,
     POOL,
     SERVER_ADDR,
     Capture,
     Dnsmasq,
     addresses,
-    inside,
     veth_to_peer,
     wait_until,
 )
@@ -40,24 +40,8 @@ from vdsm_net.errors import ErrorKind, NetError
 
 pytestmark = pytest.mark.kernel
 
-# Retransmissions every ~0.5-1 s instead of 4-32 s, so a lost exchange costs a test a second.
-FAST = DhcpTiming(retransmit_first=0.5, retransmit_max=1.0, reboot_timeout=5.0)
 
 
-@pytest.fixture
-def peer() -> Iterator[NetNS]:
-    ns = NetNS("dhs")
-    try:
-        yield ns
-    finally:
-        ns.close()
-
-
-@pytest.fixture
-def here(netns: NetNS) -> Iterator[NetNS]:
-    """The test's namespace, with this thread inside it for the test's duration."""
-    with inside(netns):
-        yield netns
 
 
 class Recorder:

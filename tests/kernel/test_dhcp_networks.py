@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,36 +19,21 @@ import pytest
 from tests.agenthelp import AgentInNs, RpcError
 from tests.dump import diff_dumps, dump_state
 from tests.kernel.dhcp_server import (
+    FAST,
     POOL,
     SERVER_ADDR,
     Capture,
     Dnsmasq,
     addresses,
-    inside,
     veth_to_peer,
     wait_until,
 )
 from tests.netns import NetNS
-from vdsm_net.dhcp import DhcpTiming
 
 pytestmark = pytest.mark.kernel
 
-FAST = DhcpTiming(retransmit_first=0.5, retransmit_max=1.0, reboot_timeout=5.0)
 
 
-@pytest.fixture
-def peer() -> Iterator[NetNS]:
-    ns = NetNS("dhs")
-    try:
-        yield ns
-    finally:
-        ns.close()
-
-
-@pytest.fixture
-def here(netns: NetNS) -> Iterator[NetNS]:
-    with inside(netns):
-        yield netns
 
 
 @pytest.fixture
