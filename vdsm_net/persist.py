@@ -18,13 +18,14 @@ import errno
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.model import BondConfig, NetConfig, NetworkConfig, frozen_map
+from vdsm_net.model import NetConfig
+from vdsm_net.request import parse_config
 
 FORMAT_VERSION = 1
 RUNNING = "running.json"
@@ -142,123 +143,27 @@ def remove_durably(path: Path) -> None:
 # ---- the stored form -------------------------------------------------------------------
 
 
-class _Reader:
-    """Strict reader of ``NetConfig.to_json()``; errors name the JSON path and the value."""
-
-    _NETWORK_KEYS = frozenset(
-        {"mtu", "bridged", "nic", "bonding", "vlan", "stp", "ipaddr", "prefix", "gateway",
-         "ipv6addr", "ipv6gateway", "bootproto", "defaultRoute", "blockingdhcp", "ipv6autoconf"}
-    )
-    _BOND_KEYS = frozenset({"nics", "options"})
-
-    @staticmethod
-    def _fail(where: str, expected: str, value: object) -> ValueError:
-        return ValueError(f"{where}: expected {expected}, got {value!r}")
-
-    def _obj(self, value: object, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, dict):
-            raise self._fail(where, "an object", value)
-        return value
-
-    def _str(self, value: object, where: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self._fail(where, "a non-empty string", value)
-        return value
-
-    def _int(self, value: object, where: str, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self._fail(where, f"an integer {low}-{high}", value)
-        return value
-
-    def _bool(self, value: object, where: str) -> bool:
-        if not isinstance(value, bool):
-            raise self._fail(where, "true or false", value)
-        return value
-
-    def _opt_str(self, attrs: Mapping[str, Any], key: str, where: str) -> str | None:
-        return None if key not in attrs else self._str(attrs[key], f"{where}.{key}")
-
-    def _unknown(self, attrs: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
-        for key in sorted(set(attrs) - allowed):
-            raise ValueError(f"{where}.{key}: unknown attribute (value {attrs[key]!r})")
-
-    def network(self, name: str, value: object) -> NetworkConfig:
-        where = f"networks.{name}"
-        attrs = self._obj(value, where)
-        self._unknown(attrs, self._NETWORK_KEYS, where)
-        nic = self._opt_str(attrs, "nic", where)
-        bonding = self._opt_str(attrs, "bonding", where)
-        if nic is not None and bonding is not None:
-            raise ValueError(f"{where}: both nic {nic!r} and bonding {bonding!r}")
-        vlan = None if "vlan" not in attrs else self._int(attrs["vlan"], f"{where}.vlan", 0, 4094)
-        ipv4 = None
-        if "ipaddr" in attrs or "prefix" in attrs:
-            addr = self._str(attrs.get("ipaddr"), f"{where}.ipaddr")
-            prefix = self._int(attrs.get("prefix"), f"{where}.prefix", 0, 32)
-            ipv4 = f"{addr}/{prefix}"
-        return NetworkConfig(
-            name=name,
-            nic=nic,
-            bonding=bonding,
-            vlan=vlan,
-            mtu=self._int(attrs.get("mtu"), f"{where}.mtu", 68, 65535),
-            bridged=self._bool(attrs.get("bridged"), f"{where}.bridged"),
-            stp=self._bool(attrs.get("stp", False), f"{where}.stp"),
-            ipv4=ipv4,
-            gateway=self._opt_str(attrs, "gateway", where),
-            ipv6=self._opt_str(attrs, "ipv6addr", where),
-            ipv6gateway=self._opt_str(attrs, "ipv6gateway", where),
-            bootproto=self._opt_str(attrs, "bootproto", where) or "none",
-            default_route=self._bool(attrs.get("defaultRoute", False), f"{where}.defaultRoute"),
-            blocking_dhcp=self._bool(attrs.get("blockingdhcp", False), f"{where}.blockingdhcp"),
-            ipv6autoconf=self._bool(attrs.get("ipv6autoconf", False), f"{where}.ipv6autoconf"),
-        )
-
-    def bond(self, name: str, value: object) -> BondConfig:
-        where = f"bondings.{name}"
-        attrs = self._obj(value, where)
-        self._unknown(attrs, self._BOND_KEYS, where)
-        nics = attrs.get("nics")
-        if not isinstance(nics, list):
-            raise self._fail(f"{where}.nics", "a list of NIC names", nics)
-        options_text = attrs.get("options", "")
-        if not isinstance(options_text, str):
-            raise self._fail(f"{where}.options", "a string", options_text)
-        options: dict[str, str] = {}
-        for pair in options_text.split():
-            key, sep, val = pair.partition("=")
-            if not sep or not key or not val:
-                raise self._fail(f"{where}.options", "key=value pairs", options_text)
-            options[key] = val
-        if "mode" not in options:
-            options = {"mode": "balance-rr", **options}
-        return BondConfig(
-            name=name,
-            nics=tuple(self._str(n, f"{where}.nics[{i}]") for i, n in enumerate(nics)),
-            options=frozen_map(options),
-        )
-
-    def config(self, value: object) -> NetConfig:
-        doc = self._obj(value, "(top level)")
-        self._unknown(doc, frozenset({"version", "networks", "bondings"}), "(top level)")
-        version = doc.get("version")
-        if version != FORMAT_VERSION:
-            raise self._fail("version", str(FORMAT_VERSION), version)
-        networks = self._obj(doc.get("networks", {}), "networks")
-        bondings = self._obj(doc.get("bondings", {}), "bondings")
-        return NetConfig(
-            networks=frozen_map({n: self.network(n, a) for n, a in networks.items()}),
-            bondings=frozen_map({n: self.bond(n, a) for n, a in bondings.items()}),
-        )
-
-
 def config_to_json(cfg: NetConfig) -> dict[str, Any]:
     return {"version": FORMAT_VERSION, **cfg.to_json()}
 
 
 def config_from_json(doc: object) -> NetConfig:
-    """Raises ValueError naming the offending JSON path and value."""
-    return _Reader().config(doc)
+    """Raises ValueError naming the offending JSON path and value.
+
+    The body is read by the one parser of VDSM's attribute shape, ``request.parse_config``:
+    a state file holds what a request would, so a file accepted here is a config the agent
+    would have accepted on the wire, and a new attribute is parsed in one place.
+    """
+    if not isinstance(doc, dict):
+        raise ValueError(f"(top level): expected an object, got {doc!r}")
+    for key in sorted(set(doc) - {"version", "networks", "bondings"}):
+        raise ValueError(f"(top level).{key}: unknown attribute (value {doc[key]!r})")
+    if doc.get("version") != FORMAT_VERSION:
+        raise ValueError(f"version: expected {FORMAT_VERSION}, got {doc.get('version')!r}")
+    try:
+        return parse_config({k: v for k, v in doc.items() if k != "version"})
+    except NetError as exc:
+        raise ValueError(exc.message) from None
 
 
 def _encode(cfg: NetConfig) -> bytes:

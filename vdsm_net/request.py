@@ -92,7 +92,8 @@ def _object(path: str, value: object) -> Mapping[str, Any]:
 def _reject_unknown(path: str, entry: Mapping[str, Any], allowed: frozenset[str]) -> None:
     for key in sorted(entry):
         if key not in allowed:
-            raise _fail(E.BAD_PARAMS, f"{path}.{_key(key)}: unknown attribute")
+            raise _fail(E.BAD_PARAMS,
+                        f"{path}.{_key(key)}: unknown attribute (value {show(entry[key])})")
 
 
 def _bool(path: str, value: object) -> bool:
@@ -228,7 +229,7 @@ def _southbound(path: str, entry: Mapping[str, Any]) -> tuple[str | None, str | 
         if problem:
             raise _fail(E.BAD_BONDING, f"{path}.bonding: bad bond name {show(bonding)} ({problem})")
     if nic is not None and bonding is not None:
-        raise _fail(E.BAD_PARAMS, f"{path}: nic and bonding are exclusive")
+        raise _fail(E.BAD_PARAMS, f"{path}: nic {show(nic)} and bonding {show(bonding)} are exclusive")
     return nic, bonding
 
 
