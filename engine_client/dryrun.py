@@ -48,7 +48,7 @@ class HostPlan:
 
 
 def describe(op: Mapping[str, Any]) -> str:
-    """One operation of a plan as a line: ``SetMtu name=eth1 mtu=9000``."""
+    """One operation of a plan as a line: ``SetMtu device=eth1 mtu=9000``."""
     args = " ".join(f"{k}={_value(v)}" for k, v in op.items() if k != "op")
     return f"{op.get('op', '?')} {args}".rstrip()
 
