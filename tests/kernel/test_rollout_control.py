@@ -118,12 +118,18 @@ def test_dry_run_of_attach_detach_labels_and_sync(cluster: Cluster) -> None:
                       expect=1)
     assert hosts(doc)["h1"]["code"] == 23 and "eth9" in hosts(doc)["h1"]["failure"]
     doc = cluster.cli("network", "detach", NET, "h2", "--dry-run")
-    assert any(op["op"] == "DeleteOwned" or "Delete" in op["op"]
+    assert any(op["op"].startswith("Delete")
                for op in hosts(doc)["h2"]["plan"]), hosts(doc)["h2"]["plan"]
+    # A labelled VM network, then a host label that would attach it (isolated) on h3.
+    cluster.cli("network", "add", "iso", "--dc", DC, "--label", "lab")
+    kernels, store = dumps(cluster), store_files(cluster)
     doc = cluster.cli("label", "add", "h3", "lab", "--dry-run")
-    assert doc["networks"] == []
-    doc = cluster.cli("network", "add", "iso", "--dc", DC, "--label", "lab", "--dry-run")
-    assert doc["networks"] == []  # no host carries the label: nothing to plan
+    (iso,) = doc["networks"]
+    assert iso["network"] == "iso" and sorted(hosts(iso)) == ["h3"]
+    assert any(op["op"] == "CreateBridge" and op.get("name") == "iso"
+               for op in hosts(iso)["h3"]["plan"]), hosts(iso)["h3"]["plan"]
+    doc = cluster.cli("network", "add", "iso2", "--dc", DC, "--label", "lab", "--dry-run")
+    assert doc["networks"] == []  # no host carries the label yet: nothing to plan
     doc = cluster.cli("network", "remove", NET, "--dry-run")
     assert sorted(hosts(doc)) == ["h1", "h2", "h3"] and doc["failed"] == 0
     doc = cluster.cli("sync", "--dry-run")
@@ -131,7 +137,8 @@ def test_dry_run_of_attach_detach_labels_and_sync(cluster: Cluster) -> None:
     for name, before in kernels.items():
         assert_same_state(before, dump_state(cluster.node(name).ns.name), f"{name} kernel")
     assert store_files(cluster) == store
-    assert [n["name"] for n in cluster.cli("network", "list")] == ["blue", NET]
+    assert [n["name"] for n in cluster.cli("network", "list")] == ["blue", "iso", NET]
+    assert cluster.cli("label", "list", "h3") == []
 
 
 def test_failed_canary_leaves_the_other_hosts_untouched(cluster: Cluster) -> None:
