@@ -393,13 +393,12 @@ class Agent:
                 log.info("%sconnectivity confirmed after %.1f s", tag, time.monotonic() - waited)
             await probing
         except NetError as error:
+            await _stopped(probing)  # no probe runs while the kernel is being reverted
             if await self._roll_back(snapshot, scope, error, tag):
                 error.extend("; the change was rolled back")
             raise
         finally:
-            probing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, NetError):
-                await probing
+            await _stopped(probing)
         if options.probes:
             log.info("%s%d probes passed after %.1f s", tag, len(options.probes),
                      time.monotonic() - waited)
@@ -638,6 +637,12 @@ class Agent:
             log.warning("restore: reverting the unfinished change failed (%s); "
                         "converging to the safe config anyway", exc.message)
         return True
+
+
+async def _stopped(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, NetError):
+        await task
 
 
 def _log_ops(tag: str, ops: Sequence[Op]) -> None:
