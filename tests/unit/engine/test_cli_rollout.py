@@ -4,11 +4,13 @@ agents' plans and the kernels are tests/kernel/test_rollout_control.py's."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.unit.engine.fakeagent import FakeTransport
 from tests.unit.engine.test_cli import H1, H2, Cli, agent, setup_calls
 
 # Every table of the store, in full: what a dry run must leave as it was.
@@ -118,3 +120,27 @@ def test_sqlite_dry_run_of_a_missing_store_creates_no_file(tmp_path: Path) -> No
     db = tmp_path / "none" / "engine.db"
     assert main(["--db", str(db), "sync", "--dry-run"]) == 0
     assert not db.exists() and not db.parent.exists()
+
+
+def test_sqlite_dry_run_runs_beside_a_writer(
+    tmp_path: Path, transport: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dry run only reads the file: another engine-client in the middle of a write
+    transaction (holding SQLite's write lock) does not stop it, nor is it stopped by it.
+    (PostgreSQL: the scratch transaction takes no write lock; the tests above cover it.)"""
+    cli = Cli(tmp_path / "engine.db", transport, capsys)
+    assert cli("dc", "add", "dc1", "--version", "4.7") == 0
+    assert cli("host", "add", "h1", H1, "--dc", "dc1") == 0
+    assert cli("network", "add", "red", "--dc", "dc1") == 0
+    assert cli("network", "attach", "red", "h1", "--nic", "eth1") == 0
+    writer = sqlite3.connect(str(cli.db), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE network SET mtu = 1600 WHERE name = 'red'")
+        assert cli("network", "update", "red", "--mtu", "9000", "--dry-run") == 0
+        assert "1 of 1 hosts could apply" in cli.out
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    with cli.store() as s:
+        assert s.get_network("red").mtu == 1600  # the writer's, not the dry run's
