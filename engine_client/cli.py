@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any, TextIO
 
-from engine_client import labels, tlsfiles, validation
+from engine_client import cli_rollout, labels, tlsfiles, validation
 from engine_client import operations as ops
 from engine_client.agent_client import AgentClient, AgentError, Transport
 from engine_client.cli_labels import add_commands as add_label_commands
@@ -196,7 +196,7 @@ def cmd_network_add(ctx: Ctx, a: argparse.Namespace) -> int:
         labels.check(ctx.store, plan)
         labels.record(ctx.store, plan)
     if not ctx.json:
-        ctx.print(f"network {net.name} added")
+        ctx.print(f"network {net.name} {'would be added' if ctx.dry_run else 'added'}")
     cid = ops.start(ctx) if plan.add else None
     pushes = labels.apply(ctx, plan, cid) if cid is not None else []
     return ops.report_all(ctx, pushes, cid, "add", _net_json(net))
@@ -400,7 +400,7 @@ def remove_everywhere(
         ops.mark(ctx, pushed, removed=True)
         if not ctx.store.list_attachments(network=net.name):
             ctx.store.remove_network(net.name)
-    if not ctx.json and ctx.store.find_network(net.name) is not None:
+    if not ctx.json and not ctx.dry_run and ctx.store.find_network(net.name) is not None:
         left = ", ".join(x.host for x in ctx.store.list_attachments(network=net.name))
         ctx.print(
             f"network {net.name} is being removed; still on: {left} (run `engine-client "
@@ -464,6 +464,7 @@ def cmd_sync(ctx: Ctx, a: argparse.Namespace) -> int:
                 "networks": [p.to_json(cid) for p in pushes],
                 "events": ctx.events_json(),
             }
+            | ({"dry_run": True} if ctx.dry_run else {})
         )
         return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
     if not pushes:
@@ -700,6 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="VM network (a bridge on every host); --no-vm for a bare device",
     )
     p.add_argument("--label")
+    cli_rollout.add_options(p)
     p = sub(net, "list", cmd_network_list, "list logical networks")
     p.add_argument("--dc")
     p = sub(net, "show", cmd_network_show, "per host: where attached, in sync, what differs")
@@ -711,9 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--nic")
     where.add_argument("--bond")
     where.add_argument("--isolated", action="store_true")
+    cli_rollout.add_options(p)
     p = sub(net, "detach", cmd_network_detach, "remove from a host")
     p.add_argument("name")
     p.add_argument("host")
+    cli_rollout.add_options(p)
     p = sub(net, "update", cmd_network_update, "change and push to every attached host")
     p.add_argument("name")
     tag = p.add_mutually_exclusive_group()
@@ -725,14 +729,17 @@ def build_parser() -> argparse.ArgumentParser:
     label = p.add_mutually_exclusive_group()
     label.add_argument("--label")
     label.add_argument("--no-label", action="store_true", help="remove the network's label")
+    cli_rollout.add_options(p)
     p = sub(net, "remove", cmd_network_remove, "remove from every host, then from the store")
     p.add_argument("name")
+    cli_rollout.add_options(p)
 
     add_label_commands(group, sub)
 
     p = sub(groups, "sync", cmd_sync, "bring out-of-sync attachments back to their definition")
     p.add_argument("--host")
     p.add_argument("--network")
+    cli_rollout.add_options(p)
     p = sub(groups, "status", cmd_status, "the fleet at a glance: hosts, networks, rollouts")
     p.add_argument(
         "--rollouts", type=int, default=10, metavar="N", help="last rollouts shown (default 10)"
@@ -809,6 +816,7 @@ def main(
         transport=transport,
         out=stdout if stdout is not None else sys.stdout,
         err=err,
+        control=cli_rollout.control(args),
     )
     handler: Handler = args.handler
     try:

@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from engine_client import labels
+from engine_client import cli_rollout, labels
 from engine_client import operations as ops
 from engine_client.operations import EXIT_OK, Ctx, table
 
@@ -58,7 +58,7 @@ def cmd_label_add(ctx: Ctx, a: argparse.Namespace) -> int:
         labels.check(ctx.store, p)
         labels.record(ctx.store, p)
     if not ctx.json:
-        ctx.print(f"label {a.label} added to {_where(a)}")
+        ctx.print(f"label {a.label} {'would be added' if ctx.dry_run else 'added'} to {_where(a)}")
     return _push(ctx, p, a, "label add")
 
 
@@ -76,7 +76,9 @@ def cmd_label_remove(ctx: Ctx, a: argparse.Namespace) -> int:
         labels.check_removals(ctx.store, p)
         labels.record(ctx.store, p)
     if not ctx.json:
-        ctx.print(f"label {a.label} removed from {_where(a)}")
+        ctx.print(
+            f"label {a.label} {'would be removed' if ctx.dry_run else 'removed'} from {_where(a)}"
+        )
     return _push(ctx, p, a, "label remove")
 
 
@@ -133,5 +135,6 @@ def add_commands(group: Group, sub: Sub) -> None:
         p.add_argument("host")
         p.add_argument("label")
         p.add_argument("--nic", metavar="DEV", help="a NIC (or bond) label instead of a host one")
+        cli_rollout.add_options(p)
     p = sub(lab, "list", cmd_label_list, "labels of a host (of every host without HOST)")
     p.add_argument("host", nargs="?")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, TextIO, TypeVar
 
-from engine_client import validation
+from engine_client import dryrun, validation
 from engine_client.agent_client import AgentClient, AgentError, Endpoint, Transport
 from engine_client.events import MAX_AGE, EventBuffer, PendingEvent, event_json
 from engine_client.insync import IN_SYNC, Verdict, desired_attrs, judge
@@ -25,6 +25,7 @@ from engine_client.leases import NetworkLeases
 from engine_client.models import Attachment, Host, LogicalNetwork
 from engine_client.report import print_summary, summary_json
 from engine_client.rollout import HostChange, HostOutcome, rollout
+from engine_client.rollout_policy import RolloutControl
 from engine_client.screen import HostsBar, NoBar, Screen
 from engine_client.store import Store
 from engine_client.transport import HttpTransport
@@ -79,6 +80,14 @@ class Ctx:
     _pool: HttpTransport | None = None
     _cid: str | None = None
     _leases: NetworkLeases | None = None
+    # --dry-run, --max-failures, --canary, --probe (engine_client/cli_rollout.py).
+    control: RolloutControl = field(default_factory=RolloutControl)
+
+    @property
+    def dry_run(self) -> bool:
+        """Nothing is stored and no host changed: the store is a scratch copy
+        (``Store.open_scratch``) and hosts are only asked for their plans."""
+        return self.control.dry_run
 
     @property
     def correlation_id(self) -> str:
@@ -91,7 +100,10 @@ class Ctx:
     def hold(self, networks: Iterable[str]) -> None:
         """Lease ``networks`` for the rest of the command (docs/engine-cli.md "One change of a
         network
-        at a time"): ``NetworkBusy`` (exit 3) if another engine-client holds one of them."""
+        at a time"): ``NetworkBusy`` (exit 3) if another engine-client holds one of them. A
+        dry run holds nothing: it changes nothing, and writes no lease."""
+        if self.dry_run:
+            return
         if self._leases is None:
             self._leases = NetworkLeases.for_db(self.store, self.db, self.correlation_id)
         self._leases.acquire(list(networks))
@@ -110,7 +122,7 @@ class Ctx:
     def store(self) -> Store:
         """Opened on first use, so that ``pki`` needs no database."""
         if self._store is None:
-            self._store = Store.open(self.db)
+            self._store = Store.open_scratch(self.db) if self.dry_run else Store.open(self.db)
         return self._store
 
     @property
@@ -298,12 +310,18 @@ class Push:
     # Per host, ``insync.judge`` of what it reported right after the change (a removal: in
     # sync once applied); absent for a host that failed or could not be read back.
     verdicts: Mapping[str, Verdict] = field(default_factory=dict)
+    # A dry run: each host's plan (``outcomes`` then say which hosts could apply).
+    plans: tuple[dryrun.HostPlan, ...] | None = None
 
     @property
     def failed(self) -> bool:
         return any(not o.ok for o in self.outcomes)
 
     def to_json(self, correlation_id: str) -> dict[str, Any]:
+        if self.plans is not None:
+            return dryrun.plans_json(self.network, self.plans, correlation_id=correlation_id) | {
+                "unsupported_dc": self.unsupported_dc
+            }
         doc = summary_json(self.network, self.outcomes, correlation_id=correlation_id)
         doc["unsupported_dc"] = self.unsupported_dc
         for entry in doc["hosts"]:
@@ -339,9 +357,12 @@ def push(
             endpoint=endpoint(hosts.get(att.host) or ctx.store.get_host(att.host)),
             networks={net.name: {"remove": True} if remove else desired_attrs(net, att)},
         )
-        for att in atts
+        # Hosts start in host-name order (docs/engine-cli.md): the canaries are the first.
+        for att in sorted(atts, key=lambda a: a.host)
     ]
 
+    if ctx.dry_run:
+        return _plan(ctx, net, changes, cid, atts)
     bar = ctx.bar(f"network {net.name}", len(changes))
 
     async def run() -> list[HostOutcome]:
@@ -356,6 +377,8 @@ def push(
                 connectivity_timeout=ctx.timeout,
                 call_timeout=ctx.call_timeout,
                 bar=bar,
+                policy=ctx.control.policy,
+                probes=ctx.control.probes,
             )
 
     ctx.check_leases()
@@ -371,6 +394,28 @@ def push(
         if o.ok and (remove or o.caps is not None)
     }
     return Push(net.name, outcomes, attachments=tuple(atts), verdicts=verdicts)
+
+
+def _plan(
+    ctx: Ctx, net: LogicalNetwork, changes: Sequence[HostChange], cid: str,
+    atts: Sequence[Attachment],
+) -> Push:
+    """--dry-run: each host's plan instead of the change; no event, no rollout record."""
+    bar = ctx.bar(f"dry run: network {net.name}", len(changes))
+    plans = ctx.run(
+        dryrun.plan_all(
+            changes,
+            transport=ctx.agent_transport(),
+            correlation_id=cid,
+            parallel=ctx.parallel,
+            connectivity_timeout=ctx.timeout,
+            call_timeout=ctx.call_timeout,
+            probes=ctx.control.probes,
+            bar=bar,
+        )
+    )
+    return Push(net.name, [p.outcome() for p in plans], attachments=tuple(atts),
+                plans=tuple(plans))
 
 
 @asynccontextmanager
@@ -440,15 +485,28 @@ def report(
             )
             | (extra or {})
             | ({"message": EVERY_HOST_IN_SYNC} if not any(p.outcomes for p in pushes) else {})
+            | _dry(ctx)
             | {"events": ctx.events_json()}
         )
     else:
         for p in pushes:
-            if p.outcomes:
+            if p.plans is not None:
+                _print_plans(ctx, p, f"dry run: {action} network {p.network}")
+            elif p.outcomes:
                 print_summary(p.outcomes, title=f"{action} network {p.network}", stream=ctx.out)
             elif p.unsupported_dc is None:
                 ctx.print(f"network {p.network}: {EVERY_HOST_IN_SYNC}")
     return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
+
+
+def _dry(ctx: Ctx) -> dict[str, Any]:
+    """A dry run's JSON says so at its top (``dry_run``), as each network's does."""
+    return {"dry_run": True} if ctx.dry_run else {}
+
+
+def _print_plans(ctx: Ctx, p: Push, title: str) -> None:
+    ctx.screen.end()
+    dryrun.print_plans(p.plans or (), title=title, stream=ctx.out)
 
 
 def report_all(
@@ -469,10 +527,13 @@ def report_all(
                 "networks": [p.to_json(cid or "") for p in pushes],
                 "events": ctx.events_json(),
             }
+            | _dry(ctx)
         )
     else:
         for p in pushes:
-            if p.outcomes:
+            if p.plans is not None:
+                _print_plans(ctx, p, f"dry run: {action}: network {p.network}")
+            elif p.outcomes:
                 print_summary(p.outcomes, title=f"{action}: network {p.network}", stream=ctx.out)
     return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
 
@@ -483,6 +544,8 @@ def start(ctx: Ctx) -> str:
     cid = ctx.correlation_id
     if not ctx.json:
         ctx.print(f"correlation id: {cid}")
+        if ctx.dry_run:
+            ctx.print("dry run: the hosts are asked for their plans; nothing is stored or changed")
         ctx.screen.begin("starting")
     return cid
 

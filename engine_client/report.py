@@ -24,10 +24,13 @@ class OutcomeLike(Protocol):
     def failure(self) -> str | None: ...
     @property
     def seconds(self) -> float: ...
+    @property
+    def skipped(self) -> bool: ...
 
 
 def summary_table(outcomes: Sequence[OutcomeLike], *, title: str | None = None) -> Table:
-    """One row per host: result, time taken, and the failure if any."""
+    """One row per host: result, time taken, and the failure if any (a host not sent:
+    skipped)."""
     from rich.table import Table
 
     table = Table(title=title)
@@ -36,7 +39,13 @@ def summary_table(outcomes: Sequence[OutcomeLike], *, title: str | None = None) 
     table.add_column("seconds", justify="right")
     table.add_column("failure", overflow="fold")
     for o in outcomes:
-        result = "[green]updated[/green]" if o.ok else "[red]failed[/red]"
+        result = (
+            "[green]updated[/green]"
+            if o.ok
+            else "[yellow]skipped[/yellow]"
+            if o.skipped
+            else "[red]failed[/red]"
+        )
         table.add_row(o.host, result, f"{o.seconds:.2f}", o.failure or "")
     return table
 
@@ -45,14 +54,20 @@ def summary_table(outcomes: Sequence[OutcomeLike], *, title: str | None = None) 
 class SummaryCounts:
     planned: int
     updated: int
+    skipped: int = 0  # not sent (failure budget spent, canary failed)
 
     @property
     def failed(self) -> int:
-        return self.planned - self.updated
+        """Sent and failed."""
+        return self.planned - self.updated - self.skipped
 
 
 def counts(outcomes: Sequence[OutcomeLike]) -> SummaryCounts:
-    return SummaryCounts(planned=len(outcomes), updated=sum(1 for o in outcomes if o.ok))
+    return SummaryCounts(
+        planned=len(outcomes),
+        updated=sum(1 for o in outcomes if o.ok),
+        skipped=sum(1 for o in outcomes if o.skipped),
+    )
 
 
 def summary_json(
@@ -66,8 +81,15 @@ def summary_json(
         "planned": c.planned,
         "updated": c.updated,
         "failed": c.failed,
+        "skipped": c.skipped,
         "hosts": [
-            {"host": o.host, "ok": o.ok, "failure": o.failure, "seconds": round(o.seconds, 3)}
+            {
+                "host": o.host,
+                "ok": o.ok,
+                "failure": o.failure,
+                "seconds": round(o.seconds, 3),
+                "skipped": o.skipped,
+            }
             for o in outcomes
         ],
     }
@@ -80,3 +102,10 @@ def print_summary(
 
     console = Console(file=stream if stream is not None else sys.stdout)
     console.print(summary_table(outcomes, title=title))
+    c = counts(outcomes)
+    if c.skipped:
+        console.print(
+            f"{c.planned} hosts: {c.updated} updated, {c.failed} failed, {c.skipped} skipped "
+            f"(failure budget spent)",
+            highlight=False,
+        )

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from engine_client.agent_client import AgentClient, AgentError, Endpoint, Transport
+from engine_client.rollout_policy import SKIPPED, RolloutPolicy
 from engine_client.screen import HostsBar, NoBar
 
 POLL_INTERVAL: Final = 0.5
@@ -48,6 +49,8 @@ class HostOutcome:
     # the outcome's in-sync state is judged from.
     caps: dict[str, Any] | None = None
     code: int | None = None  # the agent's error code (or AgentError's transport code)
+    # Not sent: the failure budget was spent, or a canary failed (rollout_policy).
+    skipped: bool = False
 
 
 class EventSink(Protocol):
@@ -72,6 +75,10 @@ def updated_event(i: int, n: int, network: str, host: str) -> str:
 
 def failed_event(i: int, n: int, network: str, host: str, failure: str) -> str:
     return f"{i}/{n} failed to update {network} changes on host {host} due to: {failure}"
+
+
+def skipped_event(network: str, host: str) -> str:
+    return f"network {network} was not sent to host {host}: {SKIPPED}"
 
 
 def partial_event(planned: int, updated: int) -> str:
@@ -193,17 +200,17 @@ async def _apply_one(
     correlation_id: str,
     timeouts: _Timeouts,
     pace: _Pace,
+    probes: Sequence[Mapping[str, str]],
 ) -> None:
-    params = {
-        "networks": change.networks,
-        "bondings": change.bondings,
-        "options": {
-            "connectivityCheck": True,
-            "connectivityTimeout": timeouts.connectivity,
-            # Persisted by the agent only after the confirmation (docs/transaction.md, steps 6-7).
-            "commitOnSuccess": True,
-        },
+    options: dict[str, Any] = {
+        "connectivityCheck": True,
+        "connectivityTimeout": timeouts.connectivity,
+        # Persisted by the agent only after the confirmation (docs/transaction.md, steps 6-7).
+        "commitOnSuccess": True,
     }
+    if probes:
+        options["probes"] = [dict(p) for p in probes]
+    params = {"networks": change.networks, "bondings": change.bondings, "options": options}
     started = time.monotonic()
     sent: list[float] = []
     setup = asyncio.ensure_future(
@@ -245,11 +252,16 @@ async def rollout(
     bar: HostsBar | None = None,
     poll_interval: float = POLL_INTERVAL,
     read_back: bool = True,
+    policy: RolloutPolicy | None = None,
+    probes: Sequence[Mapping[str, str]] = (),
 ) -> list[HostOutcome]:
-    """Apply each host's change concurrently (at most ``parallel`` at once); the outcomes are
-    in the order of ``changes``. Never raises for a host's failure. ``bar`` is told as each
-    host starts and ends. ``read_back``: a host that applied is asked for its capabilities
-    at once, on the connection its change used."""
+    """Apply each host's change concurrently (at most ``parallel`` at once), hosts started in
+    the order of ``changes`` (the commands give host-name order), as are the outcomes.
+    Never raises for a host's failure. ``bar`` is told as each host starts and ends.
+    ``read_back``: a host that applied is asked for its capabilities at once, on the
+    connection its change used. ``policy``: the failure budget and canaries (hosts it
+    stops are not sent, outcome ``skipped``); ``probes``: sent to every host as
+    ``options.probes``."""
     if parallel < 1:
         raise ValueError(f"parallel: expected >= 1, got {parallel}")
     timeouts = _Timeouts(
@@ -261,13 +273,17 @@ async def rollout(
     gate = asyncio.Semaphore(parallel)
     order = _Counter()
     pace = _Pace()
+    policy = policy or RolloutPolicy()
+    budget = policy.budget(n)
 
     shown = bar if bar is not None else NoBar()
 
-    async def one(change: HostChange) -> HostOutcome:
+    async def one(change: HostChange, canary: bool) -> HostOutcome:
         # The slot is the host's change: freed as soon as setupNetworks answered (the next
         # host starts at once, a sliding window), the bookkeeping below runs outside it.
         async with gate:
+            if not budget.may_send():
+                return _skipped(change)
             i = order.take()
             shown.running()
             events.emit(
@@ -277,8 +293,12 @@ async def rollout(
                 network=network,
             )
             start = time.monotonic()
-            failure, code = await _guarded(change, correlation_id, transport, timeouts, pace)
+            failure, code = await _guarded(
+                change, correlation_id, transport, timeouts, pace, probes
+            )
             seconds = time.monotonic() - start
+            # Inside the slot: the next host's turn sees this failure (--parallel 1).
+            budget.record(failure is None, canary=canary)
         if failure is None:
             events.emit(
                 updated_event(i, n, network, change.host),
@@ -301,7 +321,25 @@ async def rollout(
         await _release(transport, change.endpoint)
         return HostOutcome(change.host, failure is None, failure, seconds, caps, code)
 
-    outcomes = list(await asyncio.gather(*(one(c) for c in changes)))
+    def _skipped(change: HostChange) -> HostOutcome:
+        shown.running()
+        shown.finished(False)
+        events.emit(
+            skipped_event(network, change.host),
+            correlation_id=correlation_id,
+            host=change.host,
+            network=network,
+            severity="warning",
+        )
+        return HostOutcome(change.host, False, SKIPPED, 0.0, skipped=True)
+
+    done: dict[int, HostOutcome] = {}
+    waves = policy.waves(list(enumerate(changes)))
+    for number, wave in enumerate(waves):
+        canary = policy.canary > 0 and number == 0 and len(waves) > 1
+        results = await asyncio.gather(*(one(c, canary) for _, c in wave))
+        done.update(zip((index for index, _ in wave), results, strict=True))
+    outcomes = [done[index] for index in range(n)]
     updated = sum(1 for o in outcomes if o.ok)
     if updated < n:
         events.emit(
@@ -319,12 +357,13 @@ async def _guarded(
     transport: Transport,
     timeouts: _Timeouts,
     pace: _Pace,
+    probes: Sequence[Mapping[str, str]] = (),
 ) -> tuple[str | None, int | None]:
     """The host's failure as text and its code, or (None, None) on success."""
     client = AgentClient(change.endpoint, transport, timeout=timeouts.call)
     try:
         async with asyncio.timeout(timeouts.host):
-            await _apply_one(change, client, correlation_id, timeouts, pace)
+            await _apply_one(change, client, correlation_id, timeouts, pace, probes)
     except AgentError as exc:
         return str(exc), exc.code
     except TimeoutError:

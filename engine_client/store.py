@@ -41,6 +41,8 @@ from engine_client.store_backend import (
     Backend,
     Held,
     Row,
+    SqliteBackend,
+    is_url,
     open_backend,
     split_script,
 )
@@ -309,6 +311,22 @@ class Store:
         except BaseException:
             store.close()
             raise
+        return store
+
+    @classmethod
+    def open_scratch(cls, location: str | os.PathLike[str]) -> Store:
+        """The store as it is now, for a command that must write nothing (``--dry-run``):
+        whatever it writes is thrown away. SQLite: an in-memory copy of the file (the file is
+        only read, and no lock is held while the command runs). PostgreSQL: one transaction
+        that every block joins and ``close`` rolls back; it takes no write lock (nothing is
+        committed), so other engine-clients, their lease heartbeats included, go on."""
+        if is_url(location):
+            store = cls.open(location)
+            store._db.execute("BEGIN")
+            store._depth = 1
+            return store
+        store = cls(SqliteBackend.copy_of(Path(location)))
+        store._migrate()
         return store
 
     @property

@@ -123,6 +123,22 @@ class SqliteBackend:
         conn.execute("PRAGMA foreign_keys = ON")
         return cls(conn)
 
+    @classmethod
+    def copy_of(cls, target: Path) -> SqliteBackend:
+        """An in-memory copy of the file as it is now (nothing if it does not exist): what a
+        dry run writes lands in the copy. The file is only read (``mode=ro``: not even a
+        journal), so it stays byte for byte as it was."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        if target.exists():
+            source = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            try:
+                source.backup(conn)
+            finally:
+                source.close()
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        return cls(conn)
+
     def ddl(self, sql: str) -> str:
         return sql
 

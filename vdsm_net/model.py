@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from vdsm_net.probespec import Probe
+
 DEFAULT_MTU = 1500
 
 
@@ -137,6 +139,8 @@ class SetupOptions:
     connectivity_timeout: float | None = None  # None: the agent's configured default
     commit_on_success: bool = False
     dry_run: bool = False
+    # What the host must still reach once the change is applied (docs/api.md).
+    probes: tuple[Probe, ...] = ()
 
 
 @dataclass(frozen=True)

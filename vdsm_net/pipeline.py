@@ -17,6 +17,7 @@ request), when what was read reaches outside the scope, when an undo journal is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from vdsm_net import API_VERSION, __version__, coexist, ipv6conf, resolver
+from vdsm_net import API_VERSION, __version__, coexist, ipv6conf, probes, resolver
 from vdsm_net.caps import LinkStats, capabilities, statistics
 from vdsm_net.config import AgentConfig
 from vdsm_net.dhcp.client import DhcpTiming
@@ -33,7 +34,7 @@ from vdsm_net.dhcp.manager import DhcpChange, DhcpManager
 from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.journal import Journal, PendingChange
 from vdsm_net.merge import merge
-from vdsm_net.model import NetConfig, NetworkConfig
+from vdsm_net.model import NetConfig, NetworkConfig, SetupOptions
 from vdsm_net.ops import Op
 from vdsm_net.persist import (
     StagedFile,
@@ -340,20 +341,8 @@ class Agent:
             if await self._roll_back(current, scope, exc, tag):
                 exc.extend("; the change was rolled back")
             raise
-        if ops and request.options.connectivity_check:
-            waited = time.monotonic()
-            outcome = await self._wait_for_confirmation(timeout)
-            if outcome is not True:
-                why = (f"no Host.confirmConnectivity within {timeout:g} s"
-                       if outcome is None else "the agent is stopping (SIGTERM or SIGINT)")
-                error = NetError(
-                    ErrorKind.CONNECTIVITY,
-                    f"connectivity check failed: {why}; the change was rolled back",
-                )
-                await self._roll_back(current, scope, error, tag)
-                raise error
-            log.info("%sconnectivity confirmed after %.1f s", tag,
-                     time.monotonic() - waited)
+        if ops and (request.options.connectivity_check or request.options.probes):
+            await self._check_connectivity(request.options, timeout, current, scope, tag)
 
         # The commit is part of the transaction: the files first, then memory. A change that
         # cannot be saved is rolled back, or a restart would find a kernel that no state
@@ -384,6 +373,35 @@ class Agent:
         self._ipv6_undo = ipv6conf.apply(ipv6conf.wanted(networks))
         await self.dhcp.start(self._dhcp_change, config)
         await self.dhcp.wait(self._dhcp_change, config, timeout)
+
+    async def _check_connectivity(
+        self, options: SetupOptions, timeout: float, snapshot: KernelState,
+        scope: ReadScope | None, tag: str,
+    ) -> None:
+        """Step 5 (docs/transaction.md): the engine's confirmation (when connectivityCheck is
+        on) and every probe of ``options.probes``, at once, within one timeout; either failing
+        rolls the change back with error 10."""
+        waited = time.monotonic()
+        probing = asyncio.ensure_future(probes.check(options.probes, timeout))
+        try:
+            if options.connectivity_check:
+                outcome = await self._wait_for_confirmation(timeout)
+                if outcome is not True:
+                    why = (f"no Host.confirmConnectivity within {timeout:g} s"
+                           if outcome is None else "the agent is stopping (SIGTERM or SIGINT)")
+                    raise NetError(ErrorKind.CONNECTIVITY, f"connectivity check failed: {why}")
+                log.info("%sconnectivity confirmed after %.1f s", tag, time.monotonic() - waited)
+            await probing
+        except NetError as error:
+            await _stopped(probing)  # no probe runs while the kernel is being reverted
+            if await self._roll_back(snapshot, scope, error, tag):
+                error.extend("; the change was rolled back")
+            raise
+        finally:
+            await _stopped(probing)
+        if options.probes:
+            log.info("%s%d probes passed after %.1f s", tag, len(options.probes),
+                     time.monotonic() - waited)
 
     def _render(
         self, config: NetConfig, current: KernelState, scope: ReadScope | None
@@ -619,6 +637,12 @@ class Agent:
             log.warning("restore: reverting the unfinished change failed (%s); "
                         "converging to the safe config anyway", exc.message)
         return True
+
+
+async def _stopped(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, NetError):
+        await task
 
 
 def _log_ops(tag: str, ops: Sequence[Op]) -> None:

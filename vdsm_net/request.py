@@ -33,6 +33,7 @@ from vdsm_net.names import (
     network_name_problem,
     show,
 )
+from vdsm_net.probespec import parse_probes
 
 E = ErrorKind
 
@@ -46,7 +47,9 @@ NETWORK_ATTRS = frozenset(
 )
 IP_ATTRS = ("ipaddr", "netmask", "prefix", "gateway", "ipv6addr", "ipv6gateway")
 BOND_ATTRS = frozenset({"nics", "options", "remove"})
-OPTION_ATTRS = frozenset({"connectivityCheck", "connectivityTimeout", "commitOnSuccess", "dryRun"})
+OPTION_ATTRS = frozenset(
+    {"connectivityCheck", "connectivityTimeout", "commitOnSuccess", "dryRun", "probes"}
+)
 
 # Every option the kernel's bonding driver knows (its sysfs names). Those the agent cannot
 # set and read back (bond_options.OPTION_NAMES) are refused as unsupported, not as unknown.
@@ -392,6 +395,7 @@ def parse_options(raw: object, default_timeout: float) -> SetupOptions:
         connectivity_timeout=timeout,
         commit_on_success=_bool("options.commitOnSuccess", entry.get("commitOnSuccess", False)),
         dry_run=_bool("options.dryRun", entry.get("dryRun", False)),
+        probes=parse_probes("options.probes", entry.get("probes", [])),
     )
 
 

@@ -196,6 +196,9 @@ class FakeAgent:
         requested: dict[str, Any] = params.get("networks") or {}
         for name, attrs in requested.items():
             self._check(name, attrs)
+        if (params.get("options") or {}).get("dryRun", False) in _BOOL_TRUE:
+            # As the agent: validated, planned, nothing touched (one "op" per network here).
+            return {"plan": [{"op": "Network", "name": n, **a} for n, a in requested.items()]}
         before = copy.deepcopy(self.networks)
         for name, attrs in requested.items():
             if attrs.get("remove") in _BOOL_TRUE:

@@ -270,8 +270,10 @@ def test_summary_table_and_json() -> None:
         "planned": 2,
         "updated": 1,
         "failed": 1,
+        "skipped": 0,
         "hosts": [
-            {"host": "h1", "ok": True, "failure": None, "seconds": 0.25},
-            {"host": "h2", "ok": False, "failure": "boom (code 41)", "seconds": 1},
+            {"host": "h1", "ok": True, "failure": None, "seconds": 0.25, "skipped": False},
+            {"host": "h2", "ok": False, "failure": "boom (code 41)", "seconds": 1,
+             "skipped": False},
         ],
     }
