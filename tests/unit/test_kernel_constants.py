@@ -79,9 +79,9 @@ def test_the_few_pyroute2_lacks() -> None:
     # linux/if_link.h: the bonding attributes after pyroute2's last (IFLA_BOND_TLB_DYNAMIC_LB).
     last = len(bond.nla_map) - 1
     assert bond.nla_map[last][0] == "IFLA_BOND_TLB_DYNAMIC_LB"
-    assert (constants.IFLA_BOND_PEER_NOTIF_DELAY, constants.IFLA_BOND_AD_LACP_ACTIVE,
-            constants.IFLA_BOND_MISSED_MAX, constants.IFLA_BOND_NS_IP6_TARGET) == (
-                last + 1, last + 2, last + 3, last + 4)
+    ours = (constants.IFLA_BOND_PEER_NOTIF_DELAY, constants.IFLA_BOND_AD_LACP_ACTIVE,
+            constants.IFLA_BOND_MISSED_MAX, constants.IFLA_BOND_NS_IP6_TARGET)
+    assert ours == (last + 1, last + 2, last + 3, last + 4)
 
 
 def test_operstates_are_pyroute2s_in_lower_case() -> None:

@@ -8,9 +8,8 @@ must carry the same keys: ``normalize`` adds the kernel defaults for the missing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import ipaddress
+from collections.abc import Mapping
 
 from vdsm_net.kernel import constants as c
 
