@@ -57,6 +57,7 @@ DEFAULT_BOND_MODE = "balance-rr"
 _DIGITS = re.compile(r"[0-9]{1,10}", re.ASCII)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_+\-]{1,40}", re.ASCII)
 _OPTION_VALUE_MAX = 64
+_LIST_VALUE_MAX = 16 * 40  # 16 IPv6 targets, comma-separated
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
@@ -281,8 +282,8 @@ def _nameservers(path: str, value: object, default_route: bool) -> tuple[str, ..
         out.append(text if "%" in text else str(address))
     if out and not default_route:  # VDSM: "Name servers may only be defined on the default
         # host network"
-        raise _fail(E.BAD_PARAMS, f"{path}: name servers {show(value)} are allowed only on "
-                    "the defaultRoute network")
+        raise _fail(E.BAD_PARAMS, f"{path}: name servers ({', '.join(out)}) are allowed "
+                    "only on the defaultRoute network")
     return tuple(out)
 
 
@@ -421,7 +422,8 @@ def parse_bond_options(path: str, value: object) -> dict[str, str]:
         if key in options:
             raise _fail(E.BAD_BONDING, f"{path}: option {key} is given twice")
         # str.isdigit() accepts "²", which int() refuses; keep canonical() to plain ASCII.
-        if len(raw) > _OPTION_VALUE_MAX or not raw.isascii():
+        longest = _LIST_VALUE_MAX if key in bond_options.ADDRESS_LISTS else _OPTION_VALUE_MAX
+        if len(raw) > longest or not raw.isascii():
             raise _fail(E.BAD_BONDING, f"{path}: {key}: bad value {show(raw)}")
         if key == bond_options.PRIMARY and ifname_problem(raw):
             raise _fail(E.BAD_BONDING, f"{path}: primary: bad NIC name {show(raw)}")
