@@ -217,3 +217,115 @@ async def test_a_failed_move_leaves_the_default_route_where_it_was(
         assert caps["networks"]["old"]["defaultRoute"] is True
     finally:
         agent.close()
+
+
+# ---- bonds (User-Mode Linux) -------------------------------------------------------------
+
+ARP = "mode=active-backup arp_interval=1000 arp_ip_target=192.0.2.1,192.0.2.2"
+
+
+def bond_sysfs(ns: NetNS, bond: str) -> tuple[str, str, str]:
+    """(MAC, ARP targets, mode) as the bond's sysfs shows them."""
+    return (sysfs(ns, f"{bond}/address"), sysfs(ns, f"{bond}/bonding/arp_ip_target"),
+            sysfs(ns, f"{bond}/bonding/mode"))
+
+
+async def _bond_hwaddr_and_arp_targets(ns: NetNS, state: Path) -> None:
+    for nic in ("nic0", "nic1"):
+        ns.add_nic(nic)
+    agent, faults = failing_agent(ns, state)
+    try:
+        bond = {"nics": ["nic0", "nic1"], "hwaddr": "02:00:00:00:0b:01", "options": ARP}
+        await agent.setup({"blue": {"bonding": "bond1", "bridged": False}}, {"bond1": bond})
+        assert bond_sysfs(ns, "bond1") == ("02:00:00:00:0b:01", "192.0.2.1 192.0.2.2",
+                                           "active-backup 1")
+        entry = (await agent.caps())["bondings"]["bond1"]
+        assert (entry["hwaddr"], entry["opts"]) == ("02:00:00:00:0b:01", {
+            "mode": "1", "arp_interval": "1000", "arp_ip_target": "192.0.2.1,192.0.2.2"})
+        # Changed in place: a new MAC, one target less, one more (netlink replaces the list).
+        changed = {"nics": ["nic0", "nic1"], "hwaddr": "02:00:00:00:0b:02",
+                   "options": "mode=active-backup arp_interval=1000 "
+                              "arp_ip_target=192.0.2.2,192.0.2.3"}
+        index = ns.link("bond1")["ifindex"]
+        await agent.setup({}, {"bond1": changed})
+        assert bond_sysfs(ns, "bond1") == ("02:00:00:00:0b:02", "192.0.2.2 192.0.2.3",
+                                           "active-backup 1")
+        assert ns.link("bond1")["ifindex"] == index
+        # Rolled back: the MAC and the targets as they were.
+        again = {**changed, "hwaddr": "02:00:00:00:0b:03",
+                 "options": "mode=active-backup arp_interval=1000 arp_ip_target=192.0.2.9"}
+        await fail_at_last_op(agent, faults, {"blue": {"bonding": "bond1", "bridged": False,
+                                                       "mtu": 1400}}, {"bond1": again})
+        assert bond_sysfs(ns, "bond1") == ("02:00:00:00:0b:02", "192.0.2.2 192.0.2.3",
+                                           "active-backup 1")
+        assert ns.link("bond1")["mtu"] == 1500
+        # Every other option the kernel has, set and read back by sysfs name.
+        more = {"nics": ["nic0", "nic1"], "options": (
+            "mode=active-backup miimon=100 num_unsol_na=3 resend_igmp=4 arp_missed_max=5 "
+            "peer_notif_delay=200 primary_reselect=better all_slaves_active=1 lp_interval=3 "
+            "arp_all_targets=all ns_ip6_target=2001:db8::1,2001:db8::2")}
+        await agent.setup({}, {"bond1": more})
+        got = {name: sysfs(ns, f"bond1/bonding/{name}") for name in (
+            "num_grat_arp", "num_unsol_na", "resend_igmp", "arp_missed_max", "peer_notif_delay",
+            "all_slaves_active", "lp_interval", "ns_ip6_target", "arp_ip_target")}
+        assert got == {"num_grat_arp": "3", "num_unsol_na": "3", "resend_igmp": "4",
+                       "arp_missed_max": "5", "peer_notif_delay": "200",
+                       "all_slaves_active": "1", "lp_interval": "3",
+                       "ns_ip6_target": "2001:db8::1 2001:db8::2", "arp_ip_target": ""}
+        assert sysfs(ns, "bond1/bonding/primary_reselect") == "better 1"
+        assert sysfs(ns, "bond1/bonding/arp_all_targets") == "all 1"
+    finally:
+        agent.close()
+
+
+async def _adopted_bond_is_kept_then_removed(ns: NetNS, state: Path) -> None:
+    for nic in ("nic2", "nic3"):
+        ns.add_nic(nic)
+    # An installer's bond: 802.3ad, fast LACP, its own MAC, two slaves.
+    ns.ip("link", "add", "bond9", "address", "02:00:00:00:09:09", "type", "bond",
+          "mode", "802.3ad", "lacp_rate", "fast")
+    for nic in ("nic2", "nic3"):
+        ns.ip("link", "set", nic, "down")
+        ns.ip("link", "set", nic, "master", "bond9")
+    ns.ip("link", "set", "bond9", "up")
+    before = ns.link("bond9")
+    agent, faults = failing_agent(ns, state)
+    try:
+        # A failed adoption gives the bond back as it was (not the agent's: default group).
+        await fail_at_last_op(agent, faults, {"green": {"bonding": "bond9", "ipaddr": "192.0.2.9",
+                                                        "prefix": 24}})
+        after_failure = ns.link("bond9")
+        assert (after_failure.get("group"), after_failure["ifindex"]) == ("default",
+                                                                         before["ifindex"])
+        assert "green" not in ns.links()
+        await agent.setup({"green": {"bonding": "bond9"}})
+        bond = ns.link("bond9")
+        data = bond["linkinfo"]["info_data"]
+        assert (bond["ifindex"], bond["address"], data["mode"], data["ad_lacp_rate"]) == (
+            before["ifindex"], "02:00:00:00:09:09", "802.3ad", "fast")
+        assert sorted(n for n, d in ns.links().items() if d.get("master") == "bond9") == [
+            "nic2", "nic3"]
+        assert ns.link("green")["linkinfo"]["info_kind"] == "bridge"
+        caps = await agent.caps()
+        assert caps["bondings"]["bond9"]["opts"] == {"mode": "4", "lacp_rate": "1"}
+        assert caps["networks"]["green"]["southbound"] == "bond9"
+        # The agent owns it now: changed and removed through bondings.
+        await agent.setup({}, {"bond9": {"nics": ["nic2"], "options": "mode=4 lacp_rate=1"}})
+        assert sorted(n for n, d in ns.links().items() if d.get("master") == "bond9") == [
+            "nic2"]
+        await agent.setup({"green": {"remove": True}}, {"bond9": {"remove": True}})
+        links = ns.links()
+        assert "bond9" not in links and "green" not in links
+        assert {"nic2", "nic3"} <= set(links)
+    finally:
+        agent.close()
+
+
+@pytest.mark.needs("bond", "dummy")
+async def test_bonds_hwaddr_options_and_adoption(tmp_path: Path) -> None:
+    for case in (_bond_hwaddr_and_arp_targets, _adopted_bond_is_kept_then_removed):
+        ns = NetNS()
+        try:
+            await case(ns, tmp_path / case.__name__)
+        finally:
+            ns.close()
