@@ -113,6 +113,23 @@ def _refusals(ns: NetNS, bridge: str) -> dict[str, Any]:
     return {"datagrams": [d.hex() for d in rec.received], "ip_says": said}
 
 
+# Bonding options beyond the first ones: our (sysfs) name -> the name ``ip -d -j`` uses.
+_IP_BOND_NAMES = {
+    "peer_notif_delay": "peer_notify_delay",
+    "arp_missed_max": "arp_missed_max",
+    "arp_all_targets": "arp_all_targets",
+    "resend_igmp": "resend_igmp",
+    "num_grat_arp": "num_peer_notif",
+    "lp_interval": "lp_interval",
+    "packets_per_slave": "packets_per_slave",
+    "lacp_active": "ad_lacp_active",
+    "tlb_dynamic_lb": "tlb_dynamic_lb",
+    "ad_actor_sys_prio": "ad_actor_sys_prio",
+    "ad_user_port_key": "ad_user_port_key",
+    "ad_actor_system": "ad_actor_system",
+}
+
+
 def _expected_links(ip_links: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What ``ip -d -j link`` reports, in the decoder's terms (see test_kernel_golden)."""
     index = {d["ifname"]: d["ifindex"] for d in ip_links}
@@ -158,6 +175,13 @@ def _expected_links(ip_links: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 entry["bond"]["primary"] = data["primary"]
             if "use_carrier" in data:
                 entry["bond"]["use_carrier"] = str(data["use_carrier"])
+            for ours, theirs in _IP_BOND_NAMES.items():
+                if theirs in data:
+                    value = data[theirs]
+                    entry["bond"][ours] = str(value) if isinstance(value, int) else value
+            for ours in ("arp_ip_target", "ns_ip6_target"):  # ip: a list; ours: comma-joined
+                if data.get(ours):
+                    entry["bond"][ours] = ",".join(data[ours])
             entry["active_slave"] = index.get(data.get("active_slave", ""), 0)
         out.append(entry)
     return out

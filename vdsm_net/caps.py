@@ -228,6 +228,8 @@ def capabilities(
         top = state.get(net.top)
         if top is not None:
             networks[name] = _network(net, top, state, ports, routes)
+            if networks[name]["defaultRoute"]:  # the host's resolvers are this network's
+                networks[name]["nameservers"] = list(nameservers)
     return {
         "networks": networks,
         "bridges": {

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.kernel import bridge_options
 from vdsm_net.persist import atomic_write, remove_durably
 from vdsm_net.scope import ReadScope
 from vdsm_net.state import Device, KernelState, Route, make_state
@@ -33,6 +34,8 @@ def _device_to_json(d: Device) -> dict[str, Any]:
         "owned": d.owned, "vlan_base": d.vlan_base, "vlan_id": d.vlan_id,
         "bond_options": dict(d.bond_options), "stp": d.stp, "mac": d.mac,
         "ipv4": sorted(d.ipv4), "ipv6": sorted(d.ipv6),
+        "bridge_opts": {k: v for k, v in d.bridge_opts.items()
+                        if k in bridge_options.SETTABLE_NAMES},
     }
 
 
@@ -42,6 +45,7 @@ def _device_from_json(o: dict[str, Any]) -> Device:
         owned=bool(o["owned"]), vlan_base=o["vlan_base"], vlan_id=o["vlan_id"],
         bond_options=dict(o["bond_options"]), stp=bool(o["stp"]), mac=o["mac"],
         ipv4=frozenset(o["ipv4"]), ipv6=frozenset(o["ipv6"]),
+        bridge_opts=dict(o.get("bridge_opts", {})),  # absent in journals of older agents
     )
 
 

@@ -13,12 +13,14 @@ over the whole resulting config.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TypeVar
 
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.model import BondConfig, NetConfig, Removal, SetupRequest, frozen_map
+from vdsm_net.kernel import bond_options
+from vdsm_net.model import BondConfig, NetConfig, NetworkConfig, Removal, SetupRequest, frozen_map
 from vdsm_net.names import IFNAME_MAX
-from vdsm_net.state import KernelState
+from vdsm_net.state import BOND, KernelState
 
 E = ErrorKind
 _T = TypeVar("_T")
@@ -28,13 +30,16 @@ def merge(running: NetConfig, request: SetupRequest, current: KernelState) -> Ne
     """The new running config; raises NetError for a semantic rule violation."""
     networks = _apply(running.networks, request.networks, "networks", E.BAD_BRIDGE)
     bondings = _apply(running.bondings, request.bondings, "bondings", E.BAD_BONDING)
-    config = NetConfig(networks=frozen_map(networks), bondings=frozen_map(bondings))
     touched_nets = sorted(n for n, e in request.networks.items() if not isinstance(e, Removal))
+    _move_default_route(networks, touched_nets)
+    adopted = _adopt_bonds(networks, bondings, current, touched_nets)
+    config = NetConfig(networks=frozen_map(networks), bondings=frozen_map(bondings))
     touched_bonds = sorted(n for n, e in request.bondings.items() if not isinstance(e, Removal))
+    touched_bonds = sorted(set(touched_bonds) | set(adopted))
     removed_bonds = sorted(n for n, e in request.bondings.items() if isinstance(e, Removal))
 
     _check_removed_bonds_unused(config, removed_bonds)
-    _check_bonds(config, current, touched_bonds)
+    _check_bonds(config, current, touched_bonds, set(adopted))
     _check_networks(config, current, touched_nets)
     _check_pairs(config)
     _check_names(config)
@@ -61,6 +66,53 @@ def _apply(
     return result
 
 
+def _move_default_route(networks: dict[str, NetworkConfig], touched: list[str]) -> None:
+    """VDSM moves the default route: a network given defaultRoute takes it from the running
+    network that had it, which keeps its gateway in a table of its own (render) and loses
+    its name servers (only the defaultRoute network has them)."""
+    takers = [n for n in touched if networks[n].default_route]
+    if len(takers) != 1:
+        return  # none, or two (refused by the request parser and _check_default_route)
+    for name in sorted(networks):
+        net = networks[name]
+        if name != takers[0] and net.default_route:
+            networks[name] = replace(net, default_route=False, nameservers=())
+
+
+def _adopt_bonds(
+    networks: Mapping[str, NetworkConfig],
+    bondings: dict[str, BondConfig],
+    current: KernelState,
+    touched: list[str],
+) -> list[str]:
+    """A network naming a bond that the config does not define, which exists in the kernel
+    and is not the agent's (an installer's), adopts it as it is: its slaves, its options,
+    its MAC. Returns the adopted bonds."""
+    adopted = []
+    for name in touched:
+        bond = networks[name].bonding
+        if bond is None or bond in bondings:
+            continue
+        device = current.get(bond)
+        if device is None or device.kind != BOND or device.owned or not current.ports_of(bond):
+            continue  # not a foreign bond: _check_networks says why
+        have = device.bond_options
+        defaults = bond_options.normalize({"mode": have.get("mode", bond_options.DEFAULTS["mode"])})
+        options = {k: v for k, v in have.items()
+                   if k not in bond_options.ALIASES and (k == "mode" or v != defaults.get(k))}
+        bondings[bond] = BondConfig(
+            name=bond, nics=tuple(current.ports_of(bond)),
+            options=frozen_map(dict(sorted(options.items(), key=lambda kv: _mode_first(kv[0])))),
+            hwaddr=device.mac,
+        )
+        adopted.append(bond)
+    return adopted
+
+
+def _mode_first(key: str) -> tuple[bool, str]:
+    return key != "mode", key
+
+
 def _users(config: NetConfig, bond: str) -> list[str]:
     return sorted(n for n, c in config.networks.items() if c.bonding == bond)
 
@@ -73,7 +125,9 @@ def _check_removed_bonds_unused(config: NetConfig, removed: list[str]) -> None:
                            f"used by network {', '.join(users)}")
 
 
-def _nic_problem(name: str, current: KernelState) -> tuple[ErrorKind, str] | None:
+def _nic_problem(
+    name: str, current: KernelState, adopted: frozenset[str] | set[str] = frozenset()
+) -> tuple[ErrorKind, str] | None:
     device = current.get(name)
     if device is None:
         return E.BAD_NIC, f"no such NIC {name}"
@@ -83,12 +137,14 @@ def _nic_problem(name: str, current: KernelState) -> tuple[ErrorKind, str] | Non
         what = f"an owned {device.kind}" if device.owned else f"a {device.kind}"
         return E.BAD_NIC, f"{name} is not a NIC (it is {what})"
     master = current.get(device.master) if device.master else None
-    if master is not None and not master.owned:
+    if master is not None and not master.owned and master.name not in adopted:
         return E.USED_NIC, f"{name} is already used by {master.name}, which the agent does not own"
     return None
 
 
-def _check_bonds(config: NetConfig, current: KernelState, touched: list[str]) -> None:
+def _check_bonds(
+    config: NetConfig, current: KernelState, touched: list[str], adopted: set[str]
+) -> None:
     owner: dict[str, str] = {}
     for name in sorted(config.bondings):
         for nic in config.bondings[name].nics:
@@ -98,9 +154,10 @@ def _check_bonds(config: NetConfig, current: KernelState, touched: list[str]) ->
             owner[nic] = name
     for name in touched:
         bond: BondConfig = config.bondings[name]
-        _check_name_free(f"bondings.{name}", name, current)
+        if name not in adopted:
+            _check_name_free(f"bondings.{name}", name, current)
         for nic in bond.nics:
-            problem = _nic_problem(nic, current)
+            problem = _nic_problem(nic, current, adopted)
             if problem is not None:
                 raise NetError(problem[0], f"bondings.{name}.nics: {problem[1]}")
 
@@ -111,7 +168,13 @@ def _check_networks(config: NetConfig, current: KernelState, touched: list[str])
         net = config.networks[name]
         path = f"networks.{name}"
         if net.bonding is not None and net.bonding not in config.bondings:
-            raise NetError(E.BAD_BONDING, f"{path}.bonding: no such bond {net.bonding}")
+            device = current.get(net.bonding)
+            what = ""
+            if device is not None and device.kind == BOND:
+                what = " (a bond of that name has no slaves: nothing to adopt)"
+            elif device is not None:
+                what = f" ({net.bonding} is a {device.kind or 'NIC'})"
+            raise NetError(E.BAD_BONDING, f"{path}.bonding: no such bond {net.bonding}{what}")
         if net.nic is not None and net.nic in slave_of:
             raise NetError(E.USED_NIC, f"{path}.nic: {net.nic} is a slave of bond "
                            f"{slave_of[net.nic]} and cannot carry a network")

@@ -40,6 +40,11 @@ class NetworkConfig:
     default_route: bool = False
     blocking_dhcp: bool = False  # setupNetworks waits for the lease (bootproto dhcp)
     ipv6autoconf: bool = False  # SLAAC on the top device; off: RAs and autoconf off
+    nameservers: tuple[str, ...] = ()  # defaultRoute network only: the resolver file's
+    custom: Mapping[str, str] = field(default_factory=frozen_map)  # VDSM's custom properties
+    # custom["bridge_opts"] parsed: sysfs option name -> value as sysfs spells it (stp_state
+    # excluded: it is ``stp``).
+    bridge_opts: Mapping[str, str] = field(default_factory=frozen_map)
 
     @property
     def southbound(self) -> str | None:
@@ -92,6 +97,10 @@ class NetworkConfig:
             out["blockingdhcp"] = True
         if self.ipv6autoconf:
             out["ipv6autoconf"] = True
+        if self.nameservers:
+            out["nameservers"] = list(self.nameservers)
+        if self.custom:
+            out["custom"] = dict(self.custom)
         return out
 
     @property
@@ -104,12 +113,16 @@ class BondConfig:
     name: str
     nics: tuple[str, ...]
     options: Mapping[str, str] = field(default_factory=frozen_map)  # always includes "mode"
+    hwaddr: str | None = None  # the bond's MAC; None: the kernel's choice
 
     def options_string(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.options.items())
 
     def to_attrs(self) -> dict[str, Any]:
-        return {"nics": list(self.nics), "options": self.options_string()}
+        out: dict[str, Any] = {"nics": list(self.nics), "options": self.options_string()}
+        if self.hwaddr is not None:
+            out["hwaddr"] = self.hwaddr
+        return out
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ class OpVisitor(Protocol):
     def set_up(self, op: SetUp) -> None: ...
     def set_bond_options(self, op: SetBondOptions) -> None: ...
     def set_stp(self, op: SetStp) -> None: ...
+    def set_bridge_options(self, op: SetBridgeOptions) -> None: ...
+    def set_mac(self, op: SetMac) -> None: ...
+    def set_group(self, op: SetGroup) -> None: ...
     def add_address(self, op: AddAddress) -> None: ...
     def del_address(self, op: DelAddress) -> None: ...
     def add_route(self, op: AddRoute) -> None: ...
@@ -145,6 +148,40 @@ class SetStp(Op):
 
     def accept(self, visitor: OpVisitor) -> None:
         visitor.set_stp(self)
+
+
+@dataclass(frozen=True)
+class SetBridgeOptions(Op):
+    """Bridge options (sysfs names and spellings, ``kernel.bridge_options``) in one request."""
+
+    device: str
+    options: Mapping[str, str]  # only the options that change
+
+    def accept(self, visitor: OpVisitor) -> None:
+        visitor.set_bridge_options(self)
+
+
+@dataclass(frozen=True)
+class SetMac(Op):
+    """A bond's MAC (``hwaddr``)."""
+
+    device: str
+    mac: str
+
+    def accept(self, visitor: OpVisitor) -> None:
+        visitor.set_mac(self)
+
+
+@dataclass(frozen=True)
+class SetGroup(Op):
+    """Take a device into the agent's ownership (an adopted bond) or give it back (the
+    revert of an adoption)."""
+
+    device: str
+    owned: bool
+
+    def accept(self, visitor: OpVisitor) -> None:
+        visitor.set_group(self)
 
 
 @dataclass(frozen=True)

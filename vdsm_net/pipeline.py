@@ -239,6 +239,7 @@ class Agent:
         # What the transaction in progress did besides the kernel change, for its rollback.
         self._dhcp_change = DhcpChange()
         self._ipv6_undo: dict[ipv6conf.Setting, str] = {}
+        self._resolver_undo: resolver.Previous | None = None
 
     async def start_clients(self) -> None:
         """Daemon start: the DHCP clients of the running config resume from their saved
@@ -307,6 +308,7 @@ class Agent:
 
         self._dhcp_change = dhcp = await self.dhcp.prepare(self.running, new_config)
         self._ipv6_undo = {}
+        self._resolver_undo = None
         if dhcp.released:
             # Released leases took their addresses along: plan from the kernel as it is now.
             current, scope = await self._tx.call(
@@ -353,7 +355,7 @@ class Agent:
                 self._commit, new_config, changed, request.options.commit_on_success
             )
         except StateFileError as exc:
-            if not ops and not dhcp.touched and not self._ipv6_undo:
+            if not ops and not dhcp.touched and not self._ipv6_undo and not self._resolver_undo:
                 exc.extend("; nothing was changed")
                 raise
             if await self._roll_back(current, scope, exc, tag):
@@ -371,6 +373,11 @@ class Agent:
         networks, DHCP clients for the DHCP networks, and the ``blockingdhcp`` wait."""
         networks = [config.networks[n] for n in sorted(named) if n in config.networks]
         self._ipv6_undo = ipv6conf.apply(ipv6conf.wanted(networks))
+        servers = [n.nameservers for n in networks if n.default_route and n.nameservers]
+        if servers:  # [] (or none given) leaves the resolvers alone (docs/api.md)
+            path = self.cfg.resolv_conf
+            self._resolver_undo = await asyncio.to_thread(
+                resolver.write_nameservers, path, servers[0])
         await self.dhcp.start(self._dhcp_change, config)
         await self.dhcp.wait(self._dhcp_change, config, timeout)
 
@@ -475,6 +482,9 @@ class Agent:
         try:
             await self._tx.call(lambda b: revert(b, snapshot, scope))
             ipv6conf.restore(self._ipv6_undo)
+            if self._resolver_undo is not None:
+                await asyncio.to_thread(resolver.restore, self._resolver_undo)
+                self._resolver_undo = None
             await self.dhcp.resume(self._dhcp_change)
         except Exception as exc:
             # The journal stays: the next start (or `vdsm-net-agent restore`) converges.

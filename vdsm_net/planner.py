@@ -16,7 +16,9 @@ Order (ARCHITECTURE.md "Plan order"; by name within a phase):
  5. SetMtu decreases top-down, then increases bottom-up (a VLAN's MTU <= its base's)
  6. SetUp(True) for bases of new VLANs         (a VLAN cannot go up on a down base)
  7. CreateVlan, CreateBridge, SetMaster(port, bridge)
- 8. SetStp, SetBondOptions, SetUp (down top-down, then up bottom-up)
+ 0. SetGroup(owned) of adopted devices       (so that the rest of the plan may touch them)
+ 8. SetStp, SetBridgeOptions, SetBondOptions, SetMac, SetUp (down top-down, then up
+    bottom-up); SetGroup(not owned) last when an adoption is reverted
  9. AddAddress, AddRoute
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from vdsm_net.kernel import bridge_options
 from vdsm_net.ops import (
     AddAddress,
     AddRoute,
@@ -36,6 +39,9 @@ from vdsm_net.ops import (
     DelRoute,
     Op,
     SetBondOptions,
+    SetBridgeOptions,
+    SetGroup,
+    SetMac,
     SetMaster,
     SetMtu,
     SetStp,
@@ -51,13 +57,20 @@ def _depth(device: Device) -> int:
     return _DEPTH.get(device.kind, 0)
 
 
+def _adoption(now: Device, want: Device) -> bool:
+    """A bond changing hands: adopted (someone else's bond becomes the agent's) or the
+    adoption reverted. Ownership is the device's group: it changes in place."""
+    return now.kind == BOND == want.kind and now.owned != want.owned
+
+
 def _same_identity(now: Device, want: Device) -> bool:
     """What cannot change in place: kind, VLAN base and id, a bond's mode (the kernel
-    accepts a mode change only on a bond with no slaves and down), and ownership."""
+    accepts a mode change only on a bond with no slaves and down), and ownership (but for an
+    adopted bond)."""
     mode = want.bond_options.get("mode")
     return (
         now.kind == want.kind
-        and now.owned == want.owned
+        and (now.owned == want.owned or _adoption(now, want))
         and now.vlan_base == want.vlan_base
         and now.vlan_id == want.vlan_id
         and (mode is None or now.bond_options.get("mode") == mode)
@@ -122,6 +135,7 @@ def plan(current: KernelState, desired: KernelState) -> list[Op]:
     diff = _Diff(current, desired)
     lower_up = _lower_up(diff)
     return [
+        *_groups(diff, owned=True),
         *_del_routes(diff),
         *_del_addresses(diff),
         *_releases(diff),
@@ -134,10 +148,13 @@ def plan(current: KernelState, desired: KernelState) -> list[Op]:
         *_create_bridges(diff),
         *_attach(diff, to_bond=False),
         *_stp(diff),
+        *_bridge_options(diff),
         *_bond_options(diff),
+        *_macs(diff),
         *_states(diff, set(lower_up)),
         *_add_addresses(diff),
         *_add_routes(diff),
+        *_groups(diff, owned=False),
     ]
 
 
@@ -268,6 +285,42 @@ def _stp(diff: _Diff) -> Sequence[Op]:
         SetStp(name, want.stp)
         for name, (now, want) in sorted(diff.kept.items())
         if want.kind == BRIDGE and now.stp != want.stp
+    ]
+
+
+def _groups(diff: _Diff, *, owned: bool) -> Sequence[Op]:
+    return [
+        SetGroup(name, owned)
+        for name, (now, want) in sorted(diff.kept.items())
+        if _adoption(now, want) and want.owned == owned
+    ]
+
+
+def _bridge_options(diff: _Diff) -> Sequence[Op]:
+    """The settable options that ``desired`` names and the kernel has otherwise (a read
+    state names them all: a revert restores every one that changed)."""
+    ops: list[SetBridgeOptions] = []
+    pairs = [(n, now.bridge_opts, w) for n, (now, w) in diff.kept.items()]
+    pairs += [(n, bridge_options.DEFAULTS, w) for n, w in diff.created.items()]
+    for name, now_opts, want in sorted(pairs, key=lambda p: p[0]):
+        if want.kind != BRIDGE:
+            continue
+        changed = {
+            k: v
+            for k, v in want.bridge_opts.items()
+            if k in bridge_options.SETTABLE_NAMES
+            and not bridge_options.same(k, now_opts.get(k), v)
+        }
+        if changed:
+            ops.append(SetBridgeOptions(name, changed))
+    return ops
+
+
+def _macs(diff: _Diff) -> Sequence[Op]:
+    return [
+        SetMac(name, want.mac)
+        for name, (now, want) in sorted(diff.kept.items())
+        if want.kind == BOND and want.mac is not None and now.mac != want.mac
     ]
 
 

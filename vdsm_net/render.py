@@ -26,7 +26,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Mapping
 
-from vdsm_net.kernel import bond_options
+from vdsm_net.kernel import bond_options, bridge_options
 from vdsm_net.model import DEFAULT_MTU, NetConfig, NetworkConfig, frozen_map
 from vdsm_net.state import BOND, BRIDGE, MAIN_TABLE, VLAN, Device, KernelState, Route
 
@@ -110,14 +110,14 @@ def _devices(
         mtu = base_mtu.get(name, DEFAULT_MTU)
         out[name] = Device(
             name=name, kind=BOND, mtu=mtu, up=True, master=port_of.get(name), owned=True,
-            bond_options=frozen_map(bond_options.normalize(bond.options)),
+            bond_options=frozen_map(bond_options.normalize(bond.options)), mac=bond.hwaddr,
         )
         for nic in bond.nics:
             slave = _nic(current, nic, mtu, name)
             if slave is not None:
                 out[nic] = slave
     for net in _sorted_networks(config):
-        out.update(_chain(net, current, base_mtu, port_of))
+        out.update(_chain(net, current, base_mtu, port_of, previous.networks.get(net.name)))
     # A NIC that only networks outside the config still use: what their chains would give.
     for nic in sorted(set(floor) - set(out) - set(config.bondings)):
         device = _nic(current, nic, base_mtu[nic], port_of.get(nic))
@@ -152,6 +152,7 @@ def _chain(
     current: KernelState,
     base_mtu: dict[str, int],
     port_of: dict[str, str],
+    before: NetworkConfig | None,
 ) -> dict[str, Device]:
     """The devices of one network above its bond (bonds are rendered with their slaves)."""
     out: dict[str, Device] = {}
@@ -168,9 +169,18 @@ def _chain(
     if net.bridged:
         out[net.name] = Device(
             name=net.name, kind=BRIDGE, mtu=net.mtu, up=True, owned=True, stp=net.stp,
-            mac=_new_bridge_mac(net, current),
+            mac=_new_bridge_mac(net, current), bridge_opts=_bridge_opts(net, before),
         )
     return out
+
+
+def _bridge_opts(net: NetworkConfig, before: NetworkConfig | None) -> Mapping[str, str]:
+    """The network's bridge options; those its previous definition set and this one does
+    not go back to the kernel's defaults (a network entry replaces the whole definition)."""
+    dropped = set(before.bridge_opts) - set(net.bridge_opts) if before is not None else set()
+    defaults = bridge_options.DEFAULTS
+    resets = {k: defaults[k] for k in sorted(dropped) if k in defaults}
+    return frozen_map({**resets, **net.bridge_opts})
 
 
 def _new_bridge_mac(net: NetworkConfig, current: KernelState) -> str | None:

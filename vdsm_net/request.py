@@ -14,8 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from vdsm_net.capsdoc import LEGACY_SWITCH
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.kernel import bond_options
+from vdsm_net.kernel import bond_options, bridge_options
 from vdsm_net.model import (
     DEFAULT_MTU,
     BondConfig,
@@ -42,32 +43,24 @@ NETWORK_ATTRS = frozenset(
     {
         "nic", "bonding", "vlan", "mtu", "bridged", "stp", "ipaddr", "netmask", "prefix",
         "gateway", "ipv6addr", "ipv6gateway", "bootproto", "defaultRoute", "remove",
-        "blockingdhcp", "dhcpv6", "ipv6autoconf",
+        "blockingdhcp", "dhcpv6", "ipv6autoconf", "STP", "switch", "nameservers", "custom",
     }
 )
 IP_ATTRS = ("ipaddr", "netmask", "prefix", "gateway", "ipv6addr", "ipv6gateway")
-BOND_ATTRS = frozenset({"nics", "options", "remove"})
+BOND_ATTRS = frozenset({"nics", "options", "remove", "hwaddr", "switch"})
 OPTION_ATTRS = frozenset(
     {"connectivityCheck", "connectivityTimeout", "commitOnSuccess", "dryRun", "probes"}
 )
 
-# Every option the kernel's bonding driver knows (its sysfs names). Those the agent cannot
-# set and read back (bond_options.OPTION_NAMES) are refused as unsupported, not as unknown.
-KERNEL_BOND_OPTIONS = frozenset(
-    {
-        "mode", "miimon", "updelay", "downdelay", "arp_interval", "arp_ip_target",
-        "arp_validate", "arp_all_targets", "primary", "primary_reselect", "fail_over_mac",
-        "xmit_hash_policy", "resend_igmp", "num_grat_arp", "num_unsol_na", "lacp_rate",
-        "ad_select", "min_links", "all_slaves_active", "use_carrier", "packets_per_slave",
-        "lp_interval", "tlb_dynamic_lb", "ad_actor_sys_prio", "ad_user_port_key",
-        "ad_actor_system", "peer_notif_delay",
-    }
-)
+# Every option the kernel's bonding driver knows (its sysfs names, Linux 6.1). active_slave
+# is the driver's choice at run time (VDSM refuses it in options too): use primary.
+KERNEL_BOND_OPTIONS = bond_options.OPTION_NAMES | {"active_slave"}
 DEFAULT_BOND_MODE = "balance-rr"
 
 _DIGITS = re.compile(r"[0-9]{1,10}", re.ASCII)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_+\-]{1,40}", re.ASCII)
 _OPTION_VALUE_MAX = 64
+_LIST_VALUE_MAX = 16 * 40  # 16 IPv6 targets, comma-separated
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
@@ -128,11 +121,13 @@ def _str(path: str, value: object, kind: ErrorKind = E.BAD_PARAMS) -> str:
     return value
 
 
-def _removal(path: str, name: str, entry: Mapping[str, Any]) -> Removal:
+def _removal(
+    path: str, name: str, entry: Mapping[str, Any], may_accompany: frozenset[str] = frozenset()
+) -> Removal:
     if not _bool(f"{path}.remove", entry["remove"]):
         got = show(entry["remove"])
         raise _fail(E.BAD_PARAMS, f"{path}.remove: only true is allowed, got {got}")
-    others = sorted(k for k in entry if k != "remove")
+    others = sorted(k for k in entry if k != "remove" and k not in may_accompany)
     if others:
         raise _fail(
             E.BAD_PARAMS,
@@ -256,6 +251,80 @@ def _check_isolated(path: str, entry: Mapping[str, Any], net: NetworkConfig) -> 
                     "bonding) takes no IP settings")
 
 
+_STP_TRUE = frozenset({"true", "on", "yes", "1"})
+_STP_FALSE = frozenset({"false", "off", "no", "0"})
+
+
+def _stp(path: str, value: object) -> bool:
+    """A boolean, or VDSM's words for it ("on"/"off", "yes"/"no", any case)."""
+    if type(value) is str and value.lower() in _STP_TRUE | _STP_FALSE:
+        return value.lower() in _STP_TRUE
+    return _bool(path, value)
+
+
+def _switch(path: str, entry: Mapping[str, Any]) -> None:
+    """VDSM's switch type: only the Linux bridge ("legacy") is built by this agent."""
+    value = entry.get("switch", LEGACY_SWITCH)
+    if value != LEGACY_SWITCH:
+        raise _fail(E.BAD_PARAMS, f'{path}: only "legacy" is supported, got {show(value)}')
+
+
+def _nameservers(path: str, value: object, default_route: bool) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise _fail(E.BAD_PARAMS, f"{path}: expected a list of addresses, got {show(value)}")
+    out: list[str] = []
+    for item in value:
+        text = _str(path, item, E.BAD_ADDR)
+        try:
+            # VDSM strips an IPv6 zone ("fe80::1%eth0") before checking the address.
+            address = ipaddress.ip_address(text.split("%", 1)[0])
+        except ValueError:
+            raise _fail(E.BAD_ADDR, f"{path}: bad name server address {show(item)}") from None
+        if address.is_unspecified or address.is_multicast:
+            raise _fail(E.BAD_ADDR, f"{path}: {show(item)} cannot be a name server")
+        out.append(text if "%" in text else str(address))
+    if out and not default_route:  # VDSM: "Name servers may only be defined on the default
+        # host network"
+        raise _fail(E.BAD_PARAMS, f"{path}: name servers ({', '.join(out)}) are allowed "
+                    "only on the defaultRoute network")
+    return tuple(out)
+
+
+def _custom(path: str, value: object) -> dict[str, str]:
+    """VDSM's custom properties: an object of strings."""
+    entry = _object(path, value)
+    for key in sorted(entry):
+        if type(entry[key]) is not str:
+            raise _fail(E.BAD_PARAMS, f"{path}.{_key(key)}: expected a string, got "
+                        f"{show(entry[key])}")
+    return dict(entry)
+
+
+def _bridge_opts(path: str, custom: Mapping[str, str], bridged: bool) -> dict[str, str]:
+    if "bridge_opts" not in custom:
+        return {}
+    text = custom["bridge_opts"]
+    if not bridged:
+        raise _fail(E.BAD_PARAMS, f"{path}: a bridgeless network has no bridge (got "
+                    f"{show(text)})")
+    try:
+        return bridge_options.parse(text)
+    except ValueError as exc:
+        raise _fail(E.BAD_PARAMS, f"{path}: {exc}") from None
+
+
+def _hwaddr(path: str, value: object) -> str:
+    text = _str(path, value, E.BAD_BONDING)
+    try:
+        mac = bond_options.canonical(bond_options.AD_ACTOR_SYSTEM, text)
+    except ValueError:
+        raise _fail(E.BAD_BONDING, f"{path}: expected a MAC address xx:xx:xx:xx:xx:xx, got "
+                    f"{show(value)}") from None
+    if int(mac[:2], 16) & 1 or mac == "00:00:00:00:00:00":
+        raise _fail(E.BAD_BONDING, f"{path}: {mac} is not a unicast MAC address")
+    return mac
+
+
 def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
     path = f"networks.{_key(name)}"
     problem = network_name_problem(name)
@@ -264,13 +333,24 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
     entry = _object(path, raw)
     _reject_unknown(path, entry, NETWORK_ATTRS)
     if "remove" in entry:
-        return _removal(path, name, entry)
+        if "custom" in entry:  # VDSM allows it beside remove; it has no effect there
+            _custom(f"{path}.custom", entry["custom"])
+        return _removal(path, name, entry, frozenset({"custom"}))
     nic, bonding = _southbound(path, entry)
     vlan = _int_in(f"{path}.vlan", entry["vlan"], 0, 4094, E.BAD_VLAN) if "vlan" in entry else None
     mtu = _int_in(f"{path}.mtu", entry.get("mtu", DEFAULT_MTU), 68, 65535, E.BAD_PARAMS)
     bridged = _bool(f"{path}.bridged", entry.get("bridged", True))
-    stp = _bool(f"{path}.stp", entry.get("stp", False))
+    # VDSM's engine spells it STP; stp wins when both are given, as in VDSM.
+    stp_attr = "stp" if "stp" in entry or "STP" not in entry else "STP"
+    stp = _stp(f"{path}.{stp_attr}", entry.get(stp_attr, False))
+    _switch(f"{path}.switch", entry)
+    custom = _custom(f"{path}.custom", entry.get("custom", {}))
+    bridge_opts = _bridge_opts(f"{path}.custom.bridge_opts", custom, bridged)
+    if "stp_state" in bridge_opts:  # VDSM applies bridge_opts last: it wins over stp
+        stp = bridge_opts.pop("stp_state") != "0"
     default_route = _bool(f"{path}.defaultRoute", entry.get("defaultRoute", False))
+    nameservers = _nameservers(f"{path}.nameservers", entry.get("nameservers", []),
+                               default_route)
     bootproto = entry.get("bootproto", "none")
     if bootproto not in ("none", "dhcp"):
         raise _fail(
@@ -297,12 +377,13 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
         name=name, nic=nic, bonding=bonding, vlan=vlan, mtu=mtu, bridged=bridged, stp=stp,
         ipv4=ipv4, gateway=gateway, ipv6=ipv6, ipv6gateway=ipv6gateway,
         bootproto=str(bootproto), default_route=default_route, blocking_dhcp=blocking_dhcp,
-        ipv6autoconf=ipv6autoconf,
+        ipv6autoconf=ipv6autoconf, nameservers=nameservers, custom=frozen_map(custom),
+        bridge_opts=frozen_map(bridge_opts),
     )
     if net.isolated:
         _check_isolated(path, entry, net)
-    if not bridged and "stp" in entry and stp:
-        raise _fail(E.BAD_PARAMS, f"{path}.stp: a bridgeless network has no bridge")
+    if not bridged and stp_attr in entry and stp:
+        raise _fail(E.BAD_PARAMS, f"{path}.{stp_attr}: a bridgeless network has no bridge")
     return net
 
 
@@ -338,11 +419,14 @@ def parse_bond_options(path: str, value: object) -> dict[str, str]:
         if key not in KERNEL_BOND_OPTIONS:
             raise _fail(E.BAD_BONDING, f"{path}: unknown bonding option {show(key)}")
         if key not in bond_options.OPTION_NAMES:
-            raise _fail(E.BAD_BONDING, f"{path}: bonding option {key} is not supported")
+            raise _fail(E.BAD_BONDING, f"{path}: bonding option {key} cannot be set (value "
+                        f"{show(raw)}): the driver picks it at run time; use primary")
+        key = bond_options.ALIASES.get(key, key)  # num_unsol_na is num_grat_arp
         if key in options:
             raise _fail(E.BAD_BONDING, f"{path}: option {key} is given twice")
         # str.isdigit() accepts "²", which int() refuses; keep canonical() to plain ASCII.
-        if len(raw) > _OPTION_VALUE_MAX or not raw.isascii():
+        longest = _LIST_VALUE_MAX if key in bond_options.ADDRESS_LISTS else _OPTION_VALUE_MAX
+        if len(raw) > longest or not raw.isascii():
             raise _fail(E.BAD_BONDING, f"{path}: {key}: bad value {show(raw)}")
         if key == bond_options.PRIMARY and ifname_problem(raw):
             raise _fail(E.BAD_BONDING, f"{path}: primary: bad NIC name {show(raw)}")
@@ -367,7 +451,9 @@ def parse_bond(name: str, raw: object) -> BondConfig | Removal:
         raise _fail(E.BAD_PARAMS, f"{path}.nics: missing (a bond needs at least one NIC)")
     nics = _bond_nics(f"{path}.nics", entry["nics"])
     options = parse_bond_options(f"{path}.options", entry.get("options", ""))
-    return BondConfig(name=name, nics=nics, options=frozen_map(options))
+    _switch(f"{path}.switch", entry)
+    hwaddr = _hwaddr(f"{path}.hwaddr", entry["hwaddr"]) if "hwaddr" in entry else None
+    return BondConfig(name=name, nics=nics, options=frozen_map(options), hwaddr=hwaddr)
 
 
 # ---- options and the whole request -------------------------------------------------------

@@ -70,12 +70,24 @@ class ReadScope:
         )
 
 
+def _reaches_out(running: NetConfig, name: str, net: NetworkConfig) -> bool:
+    """A change of other networks or bonds than those named: a bond to adopt (merge), or
+    the default route taken from another network."""
+    if net.bonding is not None and net.bonding not in running.bondings:
+        return True
+    return net.default_route and any(
+        other.default_route for n, other in running.networks.items() if n != name
+    )
+
+
 def scope_of(running: NetConfig, request: SetupRequest) -> ReadScope | None:
     """The scope of ``request`` applied to ``running``; None: the whole state is needed."""
     if request.bondings:
         return None
     named = set(request.networks)
     new_nets = {n: e for n, e in request.networks.items() if isinstance(e, NetworkConfig)}
+    if any(_reaches_out(running, name, net) for name, net in new_nets.items()):
+        return None
     southbounds = {
         net.southbound
         for net in [*(running.networks[n] for n in named if n in running.networks),

@@ -107,7 +107,9 @@ async def run_golden(name: str, ns: NetNS, tmp_path: Path) -> None:
     assert problems == []
 
 
-@pytest.mark.parametrize("name", ["bridged", "bridgeless", "isolated"])
+@pytest.mark.parametrize(
+    "name", ["bridged", "bridgeless", "isolated", "static_default_route", "default_route_moved"]
+)
 async def test_golden_document_on_this_kernel(name: str, netns: NetNS, tmp_path: Path) -> None:
     await run_golden(name, netns, tmp_path)
 
@@ -115,7 +117,7 @@ async def test_golden_document_on_this_kernel(name: str, netns: NetNS, tmp_path:
 # VLANs and bonds need User-Mode Linux here: one test, several documents, one guest boot.
 @pytest.mark.needs("vlan", "bond")
 async def test_golden_documents_with_vlans_and_bonds(tmp_path: Path) -> None:
-    for name in ("tagged", "bond"):
+    for name in ("tagged", "bond", "bond_arp_tagged"):
         ns = NetNS()
         try:
             await run_golden(name, ns, tmp_path / name)

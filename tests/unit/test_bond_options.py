@@ -20,7 +20,7 @@ def test_canonical_accepts_names_and_numbers() -> None:
     [
         ("mode", "7", "mode: expected one of"),
         ("mode", "fast", "'fast'"),
-        ("miimon", "-1", "miimon: expected a non-negative integer"),
+        ("miimon", "-1", "miimon: expected an integer 0-2147483647"),
         ("use_carrier", "2", "use_carrier: expected 0 or 1"),
         ("nosuch", "1", "unknown bonding option 'nosuch'"),
     ],

@@ -29,7 +29,9 @@ NLA_MAPS: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (
 )
 # Numbers pyroute2 has no name for, each checked another way below.
 NOT_IN_PYROUTE2 = {"SO_RCVBUFFORCE", "NLA_TYPE_MASK", "ETH_MIN_MTU", "NETLINK_CAP_ACK",
-                   "IFLA_INET6_CONF", "DEVCONF_ACCEPT_RA", "DEVCONF_AUTOCONF"}
+                   "IFLA_INET6_CONF", "DEVCONF_ACCEPT_RA", "DEVCONF_AUTOCONF",
+                   "IFLA_BOND_PEER_NOTIF_DELAY", "IFLA_BOND_AD_LACP_ACTIVE",
+                   "IFLA_BOND_MISSED_MAX", "IFLA_BOND_NS_IP6_TARGET"}
 
 
 def _ours() -> dict[str, int]:
@@ -74,6 +76,12 @@ def test_the_few_pyroute2_lacks() -> None:
     # pyroute2 decodes the devconf array by field position, not by these names.
     assert (constants.IFLA_INET6_CONF, constants.DEVCONF_ACCEPT_RA,
             constants.DEVCONF_AUTOCONF) == (2, 3, 5)
+    # linux/if_link.h: the bonding attributes after pyroute2's last (IFLA_BOND_TLB_DYNAMIC_LB).
+    last = len(bond.nla_map) - 1
+    assert bond.nla_map[last][0] == "IFLA_BOND_TLB_DYNAMIC_LB"
+    ours = (constants.IFLA_BOND_PEER_NOTIF_DELAY, constants.IFLA_BOND_AD_LACP_ACTIVE,
+            constants.IFLA_BOND_MISSED_MAX, constants.IFLA_BOND_NS_IP6_TARGET)
+    assert ours == (last + 1, last + 2, last + 3, last + 4)
 
 
 def test_operstates_are_pyroute2s_in_lower_case() -> None:

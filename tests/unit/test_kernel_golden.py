@@ -65,7 +65,7 @@ def _as_ip_reports_it(link: Link, names: dict[int, str]) -> dict[str, Any]:
             name: names.get(value, "") if name == bond_options.PRIMARY
             else bond_options.from_number(name, value)
             for name, value in link.bond.items()
-        }
+        } | dict(link.bond_text)
         out["active_slave"] = link.active_slave
     return out
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.kernel import bond_options
 from vdsm_net.merge import merge
 from vdsm_net.model import NetConfig, NetworkConfig
 from vdsm_net.request import parse_config, parse_setup_request
@@ -103,14 +104,51 @@ def test_rejects_with_exact_message(params: dict[str, Any], kind: ErrorKind, mes
     assert (info.value.kind, info.value.message) == (kind, message)
 
 
-def test_second_default_route_across_configs() -> None:
-    running = parse_config({"networks": {"blue": {"nic": "eth1", "ipaddr": "10.0.0.1",
-                                                  "prefix": 24, "defaultRoute": True}}})
+def test_default_route_given_to_another_network_moves_there() -> None:
+    # VDSM: the network that had it loses it (and its name servers), keeping its gateway.
+    running = parse_config({"networks": {"blue": {
+        "nic": "eth1", "ipaddr": "10.0.0.2", "prefix": 24, "gateway": "10.0.0.1",
+        "defaultRoute": True, "nameservers": ["10.0.0.53"]}}})
+    config = run({"networks": {"pink": {"nic": "eth0", "defaultRoute": True}}}, running)
+    assert [n for n, c in config.networks.items() if c.default_route] == ["pink"]
+    blue = config.networks["blue"]
+    assert (blue.gateway, blue.nameservers) == ("10.0.0.1", ())
+
+
+def test_two_default_routes_in_one_request_are_refused() -> None:
     with pytest.raises(NetError) as info:
-        run({"networks": {"pink": {"nic": "eth0", "defaultRoute": True}}}, running)
+        run({"networks": {"pink": {"nic": "eth0", "defaultRoute": True},
+                          "grey": {"nic": "eth1", "defaultRoute": True}}})
     assert (info.value.kind, info.value.message) == (
-        E.BAD_PARAMS, "networks: defaultRoute is set on more than one network (blue, pink)"
+        E.BAD_PARAMS, "networks: defaultRoute is set on more than one network (grey, pink)"
     )
+
+
+ADOPTABLE = make_state([
+    Device("eth0", "", 1500, True),
+    Device("eth1", "", 1500, True, master="bond8"),
+    Device("eth2", "", 1500, True, master="bond8"),
+    Device("bond8", "bond", 1500, True, mac="02:00:00:00:08:08",
+           bond_options=bond_options.normalize({"mode": "802.3ad", "lacp_rate": "fast"})),
+    Device("bond6", "bond", 1500, True),  # an installer's bond without slaves
+])
+
+
+def test_a_network_on_someone_elses_bond_adopts_it_as_it_is() -> None:
+    config = run({"networks": {"pink": {"bonding": "bond8"}}}, NetConfig(), ADOPTABLE)
+    bond = config.bondings["bond8"]
+    assert (bond.nics, dict(bond.options), bond.hwaddr) == (
+        ("eth1", "eth2"), {"mode": "802.3ad", "lacp_rate": "fast"}, "02:00:00:00:08:08")
+    # Persisted, it reads back the same (the agent owns it from now on).
+    assert parse_config(config.to_json()) == config
+
+
+def test_a_slaveless_foreign_bond_is_not_adopted() -> None:
+    with pytest.raises(NetError) as info:
+        run({"networks": {"pink": {"bonding": "bond6"}}}, NetConfig(), ADOPTABLE)
+    assert (info.value.kind, info.value.message) == (
+        E.BAD_BONDING, "networks.pink.bonding: no such bond bond6 (a bond of that name has no "
+        "slaves: nothing to adopt)")
 
 
 def test_moving_the_default_route_in_one_request() -> None:

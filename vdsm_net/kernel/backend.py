@@ -34,7 +34,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from vdsm_net.caps import LinkStats
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.kernel import bond_options, view
+from vdsm_net.kernel import bond_options, bridge_options, view
 from vdsm_net.kernel import route_socket as rs
 from vdsm_net.kernel.batch import LinkBatch, Refused
 from vdsm_net.kernel.constants import (
@@ -48,6 +48,7 @@ from vdsm_net.kernel.constants import (
     IFLA_MASTER,
     IFLA_MTU,
     IFLA_VLAN_ID,
+    NLA_F_NESTED,
     NLM_F_DUMP,
     NLM_F_REQUEST,
     RTM_GETADDR,
@@ -68,6 +69,9 @@ from vdsm_net.ops import (
     DelRoute,
     Op,
     SetBondOptions,
+    SetBridgeOptions,
+    SetGroup,
+    SetMac,
     SetMaster,
     SetMtu,
     SetStp,
@@ -383,6 +387,11 @@ class Backend:
     def _bond_attrs(self, options: Mapping[str, str]) -> bytes:
         out = b""
         for name, value in options.items():
+            if name in bond_options.ALIASES:
+                continue  # the same kernel value as the name it aliases
+            if name in bond_options.TEXT_ATTRS:
+                out += _bond_text_attr(name, value)
+                continue
             wire = bond_options.NETLINK_ATTRS.get(name)
             if wire is None:
                 raise Refused(f"unsupported bonding option {name}={value}")
@@ -499,6 +508,18 @@ class Backend:
     def set_stp(self, op: SetStp) -> None:
         self._set(op.device, attrs=rs.linkinfo(BRIDGE, _stp_data(op.stp)))
 
+    def set_bridge_options(self, op: SetBridgeOptions) -> None:
+        self._set(op.device, attrs=rs.linkinfo(BRIDGE, bridge_options.encode(op.options)))
+
+    def set_mac(self, op: SetMac) -> None:
+        # The bonding driver passes a new MAC on to its slaves (unless fail_over_mac says
+        # otherwise), up or down.
+        self._set(op.device, attrs=rs.nla(IFLA_ADDRESS, _mac(op.mac)))
+
+    def set_group(self, op: SetGroup) -> None:
+        # Given back: the default group (0); the group it had before is not recorded.
+        self._set(op.device, attrs=_group(OWNED_GROUP if op.owned else 0))
+
     def _addr(self, command: str, device: str, cidr: str) -> None:
         address, _, prefix = cidr.partition("/")
         six = ":" in address
@@ -534,6 +555,19 @@ class Backend:
 
     def del_route(self, op: DelRoute) -> None:
         self._route("del", op.route)
+
+
+def _bond_text_attr(name: str, value: str) -> bytes:
+    """An address list as a nest (the kernel clears the list, then adds each: an empty nest
+    clears it), or the 6-byte ad_actor_system."""
+    number = bond_options.TEXT_ATTRS[name]
+    if name == bond_options.AD_ACTOR_SYSTEM:
+        return rs.nla(number, _mac(value))
+    packed = b"".join(
+        rs.nla(position, address.packed)
+        for position, address in enumerate(bond_options.addresses(name, value))
+    )
+    return rs.nla(number | NLA_F_NESTED, packed)
 
 
 def _group(group: int) -> bytes:

@@ -104,3 +104,138 @@ def as_sysfs(opts: Mapping[str, str]) -> dict[str, str]:
     if "vlan_protocol" not in out:
         out.pop("vlan_filtering", None)
     return out
+
+
+# ---- setting options (``custom: {"bridge_opts": "k=v k=v"}``) -----------------------------
+
+# Read-only state (ids, the root port, topology flags, the timers' remaining times), and
+# hash_elasticity, which the kernel accepts and ignores since Linux 5.0 (it always reads 16).
+READ_ONLY = frozenset({
+    "root_id", "bridge_id", "root_port", "root_path_cost", "topology_change",
+    "topology_change_detected", "hello_timer", "tcn_timer", "topology_change_timer",
+    "gc_timer", "hash_elasticity",
+})
+NO_LL_LEARN = "no_linklocal_learn"
+# sysfs name -> (IFLA_BR_* number, struct format, spelling) of every option one can set.
+SETTABLE: Mapping[str, tuple[int, str, str]] = MappingProxyType({
+    name: (number, fmt, how)
+    for number, (name, fmt, how) in ATTRS.items()
+    if name not in READ_ONLY
+})
+# Every option that a SetBridgeOptions may carry (stp_state is the network's ``stp``).
+SETTABLE_NAMES = frozenset(SETTABLE) - {"stp_state"} | {"no_linklocal_learn"}
+# Kept in times of 1/100 s (clock_t) but stored in jiffies: a value may read back one less
+# (3125 reads 3124 at HZ=250), so these compare within one unit.
+CLOCK_T = frozenset({
+    "forward_delay", "hello_time", "max_age", "ageing_time", "multicast_last_member_interval",
+    "multicast_membership_interval", "multicast_querier_interval", "multicast_query_interval",
+    "multicast_query_response_interval", "multicast_startup_query_interval",
+})
+# What a new bridge reports (Linux 6.1 and 6.18): an option a network stops setting goes
+# back to this.
+DEFAULTS: Mapping[str, str] = MappingProxyType({
+    "forward_delay": "1500", "hello_time": "200", "max_age": "2000", "ageing_time": "30000",
+    "priority": "32768", "vlan_filtering": "0", "vlan_protocol": "0x8100",
+    "group_fwd_mask": "0x0", "group_addr": "01:80:c2:00:00:00", "multicast_router": "1",
+    "multicast_snooping": "1", "multicast_query_use_ifaddr": "0", "multicast_querier": "0",
+    "hash_max": "4096", "multicast_last_member_count": "2",
+    "multicast_startup_query_count": "2", "multicast_last_member_interval": "100",
+    "multicast_membership_interval": "26000", "multicast_querier_interval": "25500",
+    "multicast_query_interval": "12500", "multicast_query_response_interval": "1000",
+    "multicast_startup_query_interval": "3125", "nf_call_iptables": "0",
+    "nf_call_ip6tables": "0", "nf_call_arptables": "0", "default_pvid": "1",
+    "vlan_stats_enabled": "0", "multicast_stats_enabled": "0", "multicast_igmp_version": "2",
+    "multicast_mld_version": "1", "vlan_stats_per_port": "0", NO_LL_LEARN: "0",
+})
+STP_STATE = "stp_state"
+
+
+def parse(text: str) -> dict[str, str]:
+    """``"multicast_snooping=0 forward_delay=1500"`` -> {name: value as sysfs spells it},
+    sorted. Raises ValueError naming the token, the option or the value."""
+    out: dict[str, str] = {}
+    for token in text.split():
+        name, sep, value = token.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"expected key=value, got {token!r}")
+        if name in out:
+            raise ValueError(f"option {name} is given twice")
+        out[name] = canonical(name, value)
+    return dict(sorted(out.items()))
+
+
+def canonical(name: str, value: str) -> str:
+    """The sysfs spelling of a value for option ``name``; ValueError if it cannot be set."""
+    if name in READ_ONLY:
+        raise ValueError(f"bridge option {name} cannot be set (value {value!r})")
+    if name == NO_LL_LEARN:
+        return _number(name, value, 0, 1)
+    known = SETTABLE.get(name)
+    if known is None:
+        raise ValueError(f"unknown bridge option {name!r} (value {value!r})")
+    _, fmt, how = known
+    if how == MAC:
+        return _group_addr(name, value)
+    high = 2 ** (8 * struct.calcsize(fmt)) - 1
+    if name == STP_STATE:
+        high = 1
+    number = _number(name, value, 0, high)
+    if how == HEX:
+        return f"{int(number):#x}"
+    if how == HEX4:
+        return f"{int(number):#06x}"
+    return number
+
+
+def _number(name: str, value: str, low: int, high: int) -> str:
+    """Decimal, or hexadecimal with 0x (sysfs reads these with kstrtoul base 0)."""
+    text = value.lower()
+    base = 10
+    if text.startswith("0x"):
+        text, base = text[2:], 16
+    digits = "0123456789abcdef"[:base]
+    if not text or len(text) > 20 or any(ch not in digits for ch in text):
+        raise ValueError(f"{name}: bad value {value!r}")
+    number = int(text, base)
+    if not low <= number <= high:
+        raise ValueError(f"{name}: expected {low}-{high}, got {value!r}")
+    return str(number)
+
+
+def _group_addr(name: str, value: str) -> str:
+    parts = value.lower().split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdef" for c in p)
+                                  for p in parts):
+        raise ValueError(f"{name}: expected a MAC address, got {value!r}")
+    return ":".join(parts)
+
+
+def same(name: str, now: str | None, want: str) -> bool:
+    """Whether the kernel's ``now`` is the wanted value (clock_t options within a jiffy)."""
+    if now is None:
+        return False
+    if name in CLOCK_T and now.isdigit() and want.isdigit():
+        return abs(int(now) - int(want)) <= 1
+    return now == want
+
+
+def encode(options: Mapping[str, str]) -> bytes:
+    """The IFLA_BR_* attributes (IFLA_INFO_DATA of kind "bridge") that set ``options``."""
+    out = b""
+    for name, value in options.items():
+        if name == NO_LL_LEARN:
+            bit = 1 << NO_LL_LEARN_BIT
+            out += _nla(MULTI_BOOLOPT, struct.pack("=II", bit if value == "1" else 0, bit))
+            continue
+        number, fmt, how = SETTABLE[name]
+        if how == MAC:
+            payload = bytes.fromhex(value.replace(":", ""))
+        else:
+            payload = struct.pack(fmt, int(value, 0))
+        out += _nla(number, payload)
+    return out
+
+
+def _nla(kind: int, payload: bytes) -> bytes:
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)

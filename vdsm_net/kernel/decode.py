@@ -28,10 +28,12 @@ from vdsm_net.kernel.constants import (
     IFLA_ADDRESS,
     IFLA_AF_SPEC,
     IFLA_BOND_ACTIVE_SLAVE,
+    IFLA_BOND_AD_ACTOR_SYSTEM,
     IFLA_BOND_AD_INFO,
     IFLA_BOND_AD_INFO_AGGREGATOR,
     IFLA_BOND_AD_INFO_PARTNER_MAC,
     IFLA_BOND_ARP_IP_TARGET,
+    IFLA_BOND_NS_IP6_TARGET,
     IFLA_BOND_SLAVE_AD_AGGREGATOR_ID,
     IFLA_BOND_SLAVE_PERM_HWADDR,
     IFLA_BR_STP_STATE,
@@ -108,7 +110,9 @@ class Link:
     active_slave: int = 0  # IFLA_BOND_ACTIVE_SLAVE
     # Reported in the capabilities only (VDSM's netinfo), never planned:
     bridge_opts: Mapping[str, str] = field(default_factory=lambda: _NO_OPTS)  # sysfs spelling
-    arp_ip_target: tuple[str, ...] = ()  # IFLA_BOND_ARP_IP_TARGET
+    # Bonds: the options that are not one integer (bond_options.TEXT_ATTRS), sysfs-spelled
+    # (address lists comma-joined, as VDSM writes them).
+    bond_text: Mapping[str, str] = field(default_factory=lambda: _NO_OPTS)
     ad_aggregator_id: int | None = None  # IFLA_BOND_AD_INFO (802.3ad bonds)
     ad_partner_mac: str | None = None
     slave_perm_mac: str | None = None  # a bond slave's own MAC (IFLA_INFO_SLAVE_DATA)
@@ -205,14 +209,15 @@ def _ipv6_autoconf(data: bytes, start: int, end: int) -> bool | None:
     return None
 
 
-def _arp_targets(data: bytes, start: int, end: int) -> tuple[str, ...]:
-    return tuple(str(ipaddress.IPv4Address(data[s : s + 4]))
-                 for _, s, e in _nlas(data, start, end) if e - s >= 4)
+def _targets(data: bytes, start: int, end: int, size: int) -> str:
+    """A nest of IPv4 (``size`` 4) or IPv6 (16) addresses, comma-joined."""
+    return ",".join(str(ipaddress.ip_address(data[s : s + size]))
+                    for _, s, e in _nlas(data, start, end) if e - s >= size)
 
 
 _LinkInfo = tuple[
     str, str, int | None, int | None, Mapping[str, int], int,
-    Mapping[str, str], tuple[str, ...], int | None, str | None, str | None, int | None,
+    Mapping[str, str], Mapping[str, str], int | None, str | None, str | None, int | None,
 ]
 
 
@@ -235,7 +240,7 @@ def _linkinfo(data: bytes, start: int, end: int) -> _LinkInfo:
     bond: dict[str, int] = {}
     active_slave = 0
     bridge_opts: dict[str, str] = {}
-    arp_ip_target: tuple[str, ...] = ()
+    bond_text: dict[str, str] = {}
     ad_aggregator_id: int | None = None
     ad_partner_mac: str | None = None
     for attr, s, e in _nlas(data, *span) if span is not None else ():
@@ -248,7 +253,11 @@ def _linkinfo(data: bytes, start: int, end: int) -> _LinkInfo:
             if spelled is not None:
                 bridge_opts[spelled[0]] = spelled[1]
         elif kind == "bond" and attr == IFLA_BOND_ARP_IP_TARGET:
-            arp_ip_target = _arp_targets(data, s, e)
+            bond_text[bond_options.ARP_IP_TARGET] = _targets(data, s, e, 4)
+        elif kind == "bond" and attr == IFLA_BOND_NS_IP6_TARGET:
+            bond_text[bond_options.NS_IP6_TARGET] = _targets(data, s, e, 16)
+        elif kind == "bond" and attr == IFLA_BOND_AD_ACTOR_SYSTEM and e - s >= 6:
+            bond_text[bond_options.AD_ACTOR_SYSTEM] = data[s : s + 6].hex(":")
         elif kind == "bond" and attr == IFLA_BOND_AD_INFO:
             for sub, ss, se in _nlas(data, s, e):
                 if sub == IFLA_BOND_AD_INFO_AGGREGATOR and se - ss >= 2:
@@ -271,7 +280,8 @@ def _linkinfo(data: bytes, start: int, end: int) -> _LinkInfo:
                 slave_ad_aggregator_id = _UNPACK_U16(data, s)[0]
     return (kind, slave_kind, vlan_id, stp_state,
             MappingProxyType(bond) if bond else _EMPTY, active_slave,
-            MappingProxyType(bridge_opts) if bridge_opts else _NO_OPTS, arp_ip_target,
+            MappingProxyType(bridge_opts) if bridge_opts else _NO_OPTS,
+            MappingProxyType(bond_text) if bond_text else _NO_OPTS,
             ad_aggregator_id, ad_partner_mac, slave_perm_mac, slave_ad_aggregator_id)
 
 

@@ -100,6 +100,9 @@ def _bond_options(link: Link, names: Mapping[int, str]) -> dict[str, str]:
             out[name] = names.get(value, "")
         else:
             out[name] = bond_options.from_number(name, value)
+    out.update(link.bond_text)
+    for alias, name in bond_options.ALIASES.items():
+        out[alias] = out[name]
     return out
 
 
