@@ -229,7 +229,8 @@ def _southbound(path: str, entry: Mapping[str, Any]) -> tuple[str | None, str | 
         if problem:
             raise _fail(E.BAD_BONDING, f"{path}.bonding: bad bond name {show(bonding)} ({problem})")
     if nic is not None and bonding is not None:
-        raise _fail(E.BAD_PARAMS, f"{path}: nic {show(nic)} and bonding {show(bonding)} are exclusive")
+        raise _fail(E.BAD_PARAMS,
+                    f"{path}: nic {show(nic)} and bonding {show(bonding)} are exclusive")
     return nic, bonding
 
 

@@ -35,7 +35,8 @@ ERRORS: list[tuple[Any, ErrorKind, str]] = [
     ({"networks": {1: {}}}, E.BAD_PARAMS, "networks: keys must be strings, got 1"),
     (net("x"), E.BAD_PARAMS, "networks.red: expected an object, got string"),
     (net({"foo": 1}), E.BAD_PARAMS, "networks.red.foo: unknown attribute (value 1)"),
-    (net({"nic": "eth1", "a b": 1}), E.BAD_PARAMS, 'networks.red."a b": unknown attribute (value 1)'),
+    (net({"nic": "eth1", "a b": 1}), E.BAD_PARAMS,
+     'networks.red."a b": unknown attribute (value 1)'),
     # names
     (net({}, ""), E.BAD_BRIDGE, 'networks: bad network name "" (empty name)'),
     (net({}, "a" * 16), E.BAD_BRIDGE,
@@ -214,7 +215,8 @@ ERRORS: list[tuple[Any, ErrorKind, str]] = [
     (bond({"nics": ["eth1"], "options": "primary=a:b"}), E.BAD_BONDING,
      'bondings.bond0.options: primary: bad NIC name "a:b"'),
     # options
-    ({"options": {"rollback": True}}, E.BAD_PARAMS, "options.rollback: unknown attribute (value true)"),
+    ({"options": {"rollback": True}}, E.BAD_PARAMS,
+     "options.rollback: unknown attribute (value true)"),
     ({"options": {"connectivityCheck": "no"}}, E.BAD_PARAMS,
      'options.connectivityCheck: expected a boolean, got "no"'),
     ({"options": {"connectivityTimeout": 0}}, E.BAD_PARAMS,
