@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from vdsm_net.qos.model import HostQos
+
 DEFAULT_MTU = 1500
 
 
@@ -38,6 +40,7 @@ class NetworkConfig:
     default_route: bool = False
     blocking_dhcp: bool = False  # setupNetworks waits for the lease (bootproto dhcp)
     ipv6autoconf: bool = False  # SLAAC on the top device; off: RAs and autoconf off
+    host_qos: HostQos | None = None  # outbound shaping on the southbound NIC or bond
 
     @property
     def southbound(self) -> str | None:
@@ -90,6 +93,8 @@ class NetworkConfig:
             out["blockingdhcp"] = True
         if self.ipv6autoconf:
             out["ipv6autoconf"] = True
+        if self.host_qos is not None:
+            out["hostQos"] = self.host_qos.to_json()
         return out
 
     @property

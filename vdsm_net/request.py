@@ -33,6 +33,7 @@ from vdsm_net.names import (
     network_name_problem,
     show,
 )
+from vdsm_net.qos.model import HostQos
 
 E = ErrorKind
 
@@ -41,7 +42,7 @@ NETWORK_ATTRS = frozenset(
     {
         "nic", "bonding", "vlan", "mtu", "bridged", "stp", "ipaddr", "netmask", "prefix",
         "gateway", "ipv6addr", "ipv6gateway", "bootproto", "defaultRoute", "remove",
-        "blockingdhcp", "dhcpv6", "ipv6autoconf",
+        "blockingdhcp", "dhcpv6", "ipv6autoconf", "hostQos",
     }
 )
 IP_ATTRS = ("ipaddr", "netmask", "prefix", "gateway", "ipv6addr", "ipv6gateway")
@@ -253,6 +254,17 @@ def _check_isolated(path: str, entry: Mapping[str, Any], net: NetworkConfig) -> 
                     "bonding) takes no IP settings")
 
 
+def _host_qos(path: str, entry: Mapping[str, Any], southbound: str | None) -> HostQos | None:
+    """``hostQos`` (docs/qos.md): shaping needs a NIC or bond to shape on."""
+    if "hostQos" not in entry:
+        return None
+    qos = HostQos.from_json(entry["hostQos"], f"{path}.hostQos")
+    if qos is not None and southbound is None:
+        raise _fail(E.BAD_PARAMS, f"{path}.hostQos: an isolated network (no nic or bonding) "
+                    f"has no device to shape, got {show(entry['hostQos'])}")
+    return qos
+
+
 def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
     path = f"networks.{_key(name)}"
     problem = network_name_problem(name)
@@ -294,7 +306,7 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
         name=name, nic=nic, bonding=bonding, vlan=vlan, mtu=mtu, bridged=bridged, stp=stp,
         ipv4=ipv4, gateway=gateway, ipv6=ipv6, ipv6gateway=ipv6gateway,
         bootproto=str(bootproto), default_route=default_route, blocking_dhcp=blocking_dhcp,
-        ipv6autoconf=ipv6autoconf,
+        ipv6autoconf=ipv6autoconf, host_qos=_host_qos(path, entry, nic or bonding),
     )
     if net.isolated:
         _check_isolated(path, entry, net)

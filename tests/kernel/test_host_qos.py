@@ -14,7 +14,8 @@ import pytest
 
 from tests.netns import NetNS
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.qos import DeviceQos, HostQos, QosKernel, plan
+from vdsm_net.qos import DeviceQos, HostQos, plan
+from vdsm_net.qos.kernel import QosKernel
 
 pytestmark = [pytest.mark.kernel, pytest.mark.needs("hfsc")]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -123,9 +123,31 @@ class QosKernel:
     def read_tree(self, dev: str) -> QosTree | None:
         """The shaping of ``dev`` (None when its root is not a ``1389:`` HFSC qdisc)."""
         index = self._index(dev)
-        qdiscs = list(self._ipr.get_qdiscs(index=index))
-        root = [q for q in qdiscs if q["parent"] == TC_H_ROOT]
-        if not root or root[0]["handle"] != ROOT_HANDLE or root[0].get_attr("TCA_KIND") != "hfsc":
+        return self._tree(index, list(self._ipr.get_qdiscs(index=index)))
+
+    def read_trees(self, devices: Mapping[str, int]) -> dict[str, QosTree]:
+        """The shaping of those ``devices`` (name -> ifindex) that carry a ``1389:`` HFSC
+        root: one dump of every qdisc, then classes and filters of the shaped ones only."""
+        by_index: dict[int, list[Any]] = {}
+        for qdisc in self._ipr.get_qdiscs():
+            by_index.setdefault(int(qdisc["index"]), []).append(qdisc)
+        trees = {}
+        for name, index in sorted(devices.items()):
+            qdiscs = by_index.get(index, [])
+            if not any(_is_root(q) for q in qdiscs):
+                continue
+            try:
+                tree = self._tree(index, qdiscs)
+            except NetlinkError as err:
+                if err.code != errno.ENODEV:  # gone since the dump
+                    raise
+                continue
+            if tree is not None:
+                trees[name] = tree
+        return trees
+
+    def _tree(self, index: int, qdiscs: list[Any]) -> QosTree | None:
+        if not any(_is_root(q) for q in qdiscs):
             return None
         classes = {
             c["handle"] & 0xFFFF: _class_curves(c)
@@ -187,6 +209,12 @@ class QosKernel:
         except NetlinkError as err:
             if err.code not in _MISSING:
                 raise
+
+
+def _is_root(qdisc: Any) -> bool:
+    """The agent's root: HFSC with handle ``1389:`` (another root is not the agent's)."""
+    return bool(qdisc["parent"] == TC_H_ROOT and qdisc["handle"] == ROOT_HANDLE
+                and qdisc.get_attr("TCA_KIND") == "hfsc")
 
 
 def _class_curves(msg: Any) -> ClassCurves:
