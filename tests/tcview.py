@@ -79,15 +79,25 @@ def dump_all(ns: NetNS, dev: str) -> str:
 
 def tc_view(ns: NetNS) -> dict[str, tuple[list[str], list[str], str]]:
     """Every device's qdiscs, classes and root filters as `tc` prints them: for "nothing
-    changed". Qdiscs and classes sorted (the kernel lists them by hash bucket, newest first
-    within one, so the same tree made in another order lists in another order), without
-    the per-flow classes fq_codel shows while packets are queued."""
+    changed". One `tc qdisc show` for all devices; classes and filters of those with a
+    qdisc that can have them (neither a noqueue nor a default root can). Qdiscs and classes
+    sorted (the kernel lists them by hash bucket, newest first within one, so the same tree
+    made in another order lists in another order), without the per-flow classes fq_codel
+    shows while packets are queued."""
+    by_dev: dict[str, list[str]] = {}
+    for line in ns.sh("tc", "qdisc", "show").stdout.splitlines():
+        words = line.split()
+        by_dev.setdefault(words[words.index("dev") + 1], []).append(line)
     out = {}
-    for link in ns.ip_json("link", "show"):
-        dev = link["ifname"]
-        qdisc_lines = ns.sh("tc", "qdisc", "show", "dev", dev).stdout.splitlines()
-        class_lines = ns.sh("tc", "class", "show", "dev", dev).stdout.splitlines()
-        out[dev] = (sorted(qdisc_lines),
-                    sorted(line for line in class_lines if not line.startswith("class fq_codel")),
-                    ns.sh("tc", "filter", "show", "dev", dev).stdout)
+    for dev, lines in sorted(by_dev.items()):
+        classful = [line for line in lines
+                    if line.split()[1] not in ("noqueue", "pfifo_fast", "fq_codel", "mq")
+                    or "parent" in line.split()]
+        class_lines, filter_text = [], ""
+        if classful:
+            class_lines = sorted(
+                line for line in ns.sh("tc", "class", "show", "dev", dev).stdout.splitlines()
+                if not line.startswith("class fq_codel"))
+            filter_text = ns.sh("tc", "filter", "show", "dev", dev).stdout
+        out[dev] = (sorted(lines), class_lines, filter_text)
     return out

@@ -177,8 +177,8 @@ async def test_a_bad_hostqos_is_refused_and_changes_nothing(agent: AgentInNs,
             assert err.value.code == 21, err.value.message
             assert err.value.message.startswith(field) and shown in err.value.message, \
                 err.value.message
-            assert tc_view(netns) == tc_before
-            assert dump_state(netns.name) == links_before
+    assert tc_view(netns) == tc_before
+    assert dump_state(netns.name) == links_before
     with pytest.raises(RpcError) as err:
         await agent.setup({"iso": {"hostQos": {"out": VLAN10}}})
     assert err.value.code == 21 and "networks.iso.hostQos" in err.value.message
