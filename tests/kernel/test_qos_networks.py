@@ -182,7 +182,10 @@ async def test_a_bad_hostqos_is_refused_and_changes_nothing(agent: AgentInNs,
     with pytest.raises(RpcError) as err:
         await agent.setup({"iso": {"hostQos": {"out": VLAN10}}})
     assert err.value.code == 21 and "networks.iso.hostQos" in err.value.message
-    assert await agent.caps() == caps_before
+    caps = await agent.caps()
+    # (Bridges' timers tick: the networks and NICs are what a refused QoS could change.)
+    assert caps["networks"] == caps_before["networks"]
+    assert caps["nics"] == caps_before["nics"]
 
 
 @pytest.fixture
