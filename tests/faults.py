@@ -98,14 +98,23 @@ class FailingBackend:
 
 
 class FailingQos:
-    """The real tc applier, executing the operations one by one; the one at index
-    ``fail_at`` (counted over every ``apply`` since armed) raises the kernel error the
-    applier would, after the earlier ones really happened."""
+    """The real tc applier in namespace ``netns``, executing the operations one by one; the
+    one at index ``fail_at`` (counted over every ``apply`` since armed) raises the kernel
+    error the applier would, after the earlier ones really happened. The real applier is
+    made on first use, on the agent's worker thread: pyroute2's IPRoute cannot be made
+    inside a running event loop."""
 
-    def __init__(self, real: QosKernel) -> None:
-        self.real = real
+    def __init__(self, netns: str) -> None:
+        self.netns = netns
+        self._real: QosKernel | None = None
         self.fail_at: int | None = None
         self.seen = 0
+
+    @property
+    def real(self) -> QosKernel:
+        if self._real is None:
+            self._real = QosKernel(netns=self.netns)
+        return self._real
 
     def arm(self, fail_at: int | None) -> None:
         self.fail_at, self.seen = fail_at, 0
@@ -125,7 +134,9 @@ class FailingQos:
             self.real.apply([op])
 
     def close(self) -> None:
-        self.real.close()
+        if self._real is not None:
+            self._real.close()
+            self._real = None
 
 
 def remove_collisions(ns: NetNS, plan: FaultPlan) -> None:

@@ -273,10 +273,14 @@ class Agent:
 
     async def start_clients(self) -> None:
         """Daemon start: the DHCP clients of the running config resume from their saved
-        leases, and its networks' IPv6 autoconfiguration is set (devices made at boot by
-        restore start with the kernel's defaults)."""
+        leases, and its networks' IPv6 autoconfiguration and host QoS are set (devices made
+        at boot by restore start with the kernel's defaults; a change that died after its
+        QoS step left its trees)."""
         ipv6conf.apply(ipv6conf.wanted(self.running.networks.values()))
-        await self._tx.call(lambda b: self._sync_qos(b, self.running))
+        try:
+            await self._tx.call(lambda b: self._sync_qos(b, self.running))
+        except NetError as exc:  # the agent still serves; the next change of it retries
+            log.error("host QoS of the running config not applied at start: %s", exc.message)
         await self.dhcp.resume_running(self.running)
 
     async def stop_clients(self) -> None:

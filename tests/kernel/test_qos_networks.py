@@ -192,7 +192,9 @@ async def test_a_bad_hostqos_is_refused_and_changes_nothing(agent: AgentInNs,
 async def failing(netns: NetNS, tmp_path: Path) -> AsyncIterator[tuple[AgentInNs, FailingQos]]:
     netns.add_nic("eth1")
     netns.add_nic("eth2")
-    qos = FailingQos(QosKernel(netns=netns.name))
+    # One applier for both workers: the caps worker only reads, never while the change
+    # applies (the test awaits each call).
+    qos = FailingQos(netns.name)
     a = AgentInNs(netns, tmp_path / "state", connectivity_timeout=0.5,
                   qos_factory=lambda: qos)
     try:
@@ -274,8 +276,13 @@ async def test_restore_and_agent_start_reapply_the_qos(agent: AgentInNs, netns: 
     netns.sh("tc", "qdisc", "del", "dev", "eth1", "root")
     stray = HostQos.from_json({"out": VLAN20}, "hostQos")
     assert stray is not None
-    with QosKernel(netns=netns.name) as kernel:
-        kernel.apply(plan({"eth2": None}, {"eth2": {None: stray}}))
+
+
+    def shape_eth2() -> None:  # off the event loop: pyroute2's IPRoute runs its own
+        with QosKernel(netns=netns.name) as kernel:
+            kernel.apply(plan({"eth2": None}, {"eth2": {None: stray}}))
+
+    await asyncio.to_thread(shape_eth2)
     assert hfsc_on(netns, "eth2")
     restarted = AgentInNs(netns, tmp_path / "state")
     try:
