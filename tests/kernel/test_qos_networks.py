@@ -237,6 +237,7 @@ async def test_a_failure_rolls_the_qos_back(
         pytest.fail("the change never got through")
     # Both NICs' trees from scratch (eth1's changed): a dozen operations at least.
     assert failed >= 12, failed
+    qos.arm(None)
     assert set(classes(netns, "eth1")) == {"1389:a", "1389:14", "1389:1388"}
     assert set(classes(netns, "eth2")) == {"1389:5", "1389:1388"}
     await agent.setup({name: {"remove": True} for name in ("blue", "green", "yellow")}
@@ -244,7 +245,6 @@ async def test_a_failure_rolls_the_qos_back(
     assert tc_view(netns) == tc_before
 
     # No confirmation within the connectivity timeout: rolled back, QoS included.
-    qos.arm(None)
     with pytest.raises(RpcError) as timeout:
         await agent.setup(CHANGE, connectivityCheck=True, connectivityTimeout=0.5)
     assert timeout.value.code == 10, timeout.value.message
