@@ -19,6 +19,8 @@ from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import Op
 from vdsm_net.persist import StateStore
 from vdsm_net.pipeline import Agent, KernelBackend
+from vdsm_net.qos.change import QosBackend
+from vdsm_net.qos.kernel import QosKernel
 from vdsm_net.rpc import make_handler
 
 _ids = itertools.count(1)
@@ -77,6 +79,7 @@ class AgentInNs:
         connectivity_timeout: float = 120.0,
         backend_factory: Callable[[], KernelBackend] | None = None,
         dhcp_timing: DhcpTiming | None = None,
+        qos_factory: Callable[[], QosBackend] | None = None,
     ) -> None:
         self.ns = ns
         cfg = AgentConfig(
@@ -92,7 +95,8 @@ class AgentInNs:
         )
         factory = backend_factory or (lambda: Backend(netns=ns.name))
         self.agent = Agent(cfg, StateStore(state_dir), backend_factory=factory,
-                           dhcp_timing=dhcp_timing)
+                           dhcp_timing=dhcp_timing,
+                           qos_factory=qos_factory or (lambda: QosKernel(netns=ns.name)))
         self.handler = make_handler(self.agent)
 
     async def call(self, method: str, params: dict[str, Any] | None = None, **headers: str) -> Any:

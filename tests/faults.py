@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,8 @@ from vdsm_net.caps import LinkStats
 from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import Op
+from vdsm_net.qos import QosTree, TcOp
+from vdsm_net.qos.kernel import QosKernel
 from vdsm_net.scope import ReadScope
 from vdsm_net.state import KernelState
 
@@ -93,6 +95,48 @@ class FailingBackend:
 
     def close(self) -> None:
         self.real.close()
+
+
+class FailingQos:
+    """The real tc applier in namespace ``netns``, executing the operations one by one; the
+    one at index ``fail_at`` (counted over every ``apply`` since armed) raises the kernel
+    error the applier would, after the earlier ones really happened. The real applier is
+    made on first use, on the agent's worker thread: pyroute2's IPRoute cannot be made
+    inside a running event loop."""
+
+    def __init__(self, netns: str) -> None:
+        self.netns = netns
+        self._real: QosKernel | None = None
+        self.fail_at: int | None = None
+        self.seen = 0
+
+    @property
+    def real(self) -> QosKernel:
+        if self._real is None:
+            self._real = QosKernel(netns=self.netns)
+        return self._real
+
+    def arm(self, fail_at: int | None) -> None:
+        self.fail_at, self.seen = fail_at, 0
+
+    def read_tree(self, dev: str) -> QosTree | None:
+        return self.real.read_tree(dev)
+
+    def read_trees(self, devices: Mapping[str, int]) -> dict[str, QosTree]:
+        return self.real.read_trees(devices)
+
+    def apply(self, ops: Iterable[TcOp]) -> None:
+        for op in ops:
+            index, self.seen = self.seen, self.seen + 1
+            if index == self.fail_at:
+                raise NetError(ErrorKind.KERNEL, f"host QoS on {op.dev}: {op} refused: "
+                               f"{INJECTED} at tc operation {index}")
+            self.real.apply([op])
+
+    def close(self) -> None:
+        if self._real is not None:
+            self._real.close()
+            self._real = None
 
 
 def remove_collisions(ns: NetNS, plan: FaultPlan) -> None:

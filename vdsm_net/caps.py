@@ -14,6 +14,8 @@ from typing import Any
 from vdsm_net import capsdoc
 from vdsm_net.kernel import bond_options
 from vdsm_net.model import NetConfig, NetworkConfig
+from vdsm_net.qos import Curve, HostQos, QosTree
+from vdsm_net.qos.tree import minor_of
 from vdsm_net.state import BOND, BRIDGE, MAIN_TABLE, VLAN, Device, KernelState, Route
 
 # Kinds reported as host NICs: physical devices ("" kind) and what tests simulate NICs with.
@@ -116,12 +118,48 @@ def _southbound(
     return uplink if device is not None and device.kind in _SOUTHBOUND_KINDS else None
 
 
+def _curve(curve: Curve) -> capsdoc.BandwidthCurve:
+    return {"m1": curve.m1, "d": curve.d, "m2": curve.m2}
+
+
+def _qos_doc(qos: HostQos) -> capsdoc.HostQos:
+    """As VDSM reports a class: every curve it has, each with m1, d and m2."""
+    out: capsdoc.HostBandwidth = {"ls": _curve(qos.ls)}
+    if qos.ul is not None:
+        out["ul"] = _curve(qos.ul)
+    if qos.rt is not None:
+        out["rt"] = _curve(qos.rt)
+    return {"out": out}
+
+
+def _shaped_on(southbound: str, state: KernelState) -> tuple[str, int | None]:
+    """The NIC or bond a network's shaping is on, and its VLAN tag there (VDSM's netinfo:
+    a VLAN device's base and tag, else the device itself, untagged)."""
+    device = state.get(southbound)
+    if device is not None and device.kind == VLAN and device.vlan_base is not None:
+        return device.vlan_base, device.vlan_id
+    return southbound, None
+
+
+def _host_qos(southbound: str | None, state: KernelState,
+              trees: Mapping[str, QosTree]) -> capsdoc.HostQos | None:
+    """The network's ``hostQos`` read back from the kernel: only when its class exists."""
+    if southbound is None:
+        return None
+    base, vlan = _shaped_on(southbound, state)
+    tree = trees.get(base)
+    curves = tree.classes.get(minor_of(vlan)) if tree is not None else None
+    qos = curves.to_host_qos() if curves is not None else None
+    return _qos_doc(qos) if qos is not None else None
+
+
 def _network(
     net: NetworkConfig,
     top: Device,
     state: KernelState,
     ports: dict[str, list[str]],
     routes: dict[str, list[Route]],
+    trees: Mapping[str, QosTree],
 ) -> capsdoc.NetInfoNetwork:
     own = routes.get(net.top, [])
     facts = _device_facts(top, routes)
@@ -143,6 +181,9 @@ def _network(
     }
     if south is not None and south.kind == VLAN and south.vlan_id is not None:
         common["vlanid"] = south.vlan_id
+    qos = _host_qos(southbound, state, trees)
+    if qos is not None:
+        common["hostQos"] = qos
     if net.bridged:
         return {
             **common,  # type: ignore[typeddict-item]
@@ -218,18 +259,24 @@ def capabilities(
     pending: bool = False,
     nameservers: Sequence[str] = (),
     supports_ipv6: bool = True,
+    qos: Mapping[str, QosTree] | None = None,
 ) -> capsdoc.NetworkCapabilities:
-    """``nameservers``: the host's resolvers (the resolver file); a network whose top device
-    is gone is left out, as VDSM does."""
+    """``nameservers``: the host's resolvers (the resolver file); ``qos``: the agent's HFSC
+    trees by NIC or bond, as read from the kernel; a network whose top device is gone is
+    left out, as VDSM does."""
+    trees = qos or {}
     nics = sorted((d for d in state.devices.values() if is_host_nic(d)), key=lambda d: d.name)
     ports, routes = _ports(state), _routes(state)
     networks: dict[str, capsdoc.NetInfoNetwork] = {}
     for name, net in sorted(running.networks.items()):
         top = state.get(net.top)
         if top is not None:
-            networks[name] = _network(net, top, state, ports, routes)
+            networks[name] = _network(net, top, state, ports, routes, trees)
             if networks[name]["defaultRoute"]:  # the host's resolvers are this network's
                 networks[name]["nameservers"] = list(nameservers)
+    nic_entries = {d.name: _nic(d, routes) for d in nics}
+    bond_entries = {d.name: _bond(d, ports, routes) for d in _of_kind(state, BOND)}
+    _add_device_qos(networks, state, nic_entries, bond_entries)
     return {
         "networks": networks,
         "bridges": {
@@ -241,7 +288,7 @@ def capabilities(
             }
             for d in _of_kind(state, BRIDGE)
         },
-        "nics": {d.name: _nic(d, routes) for d in nics},
+        "nics": nic_entries,
         "vlans": {
             d.name: {
                 **_device_facts(d, routes),
@@ -250,12 +297,35 @@ def capabilities(
             }
             for d in _of_kind(state, VLAN)
         },
-        "bondings": {d.name: _bond(d, ports, routes) for d in _of_kind(state, BOND)},
+        "bondings": bond_entries,
         "nameservers": list(nameservers),
         "supportsIPv6": supports_ipv6,
         "netConfigDirty": dirty,
         "netConfigPending": pending,
     }
+
+
+def _add_device_qos(
+    networks: Mapping[str, capsdoc.NetInfoNetwork],
+    state: KernelState,
+    nics: dict[str, capsdoc.NetInfoNic],
+    bonds: dict[str, capsdoc.NetInfoBond],
+) -> None:
+    """VDSM's ``qos`` list on a NIC or bond: each network's ``hostQos`` with its VLAN tag
+    there (-1 untagged), by tag."""
+    found: dict[str, list[capsdoc.DeviceQos]] = {}
+    for entry in networks.values():
+        qos, southbound = entry.get("hostQos"), entry["southbound"]
+        if qos is None or southbound is None:
+            continue
+        base, vlan = _shaped_on(southbound, state)
+        found.setdefault(base, []).append({"hostQos": qos, "vlan": -1 if vlan is None else vlan})
+    for base, items in found.items():
+        items.sort(key=lambda item: item["vlan"])
+        if base in nics:
+            nics[base]["qos"] = items
+        elif base in bonds:
+            bonds[base]["qos"] = items
 
 
 def _link_stats(stats: LinkStats, device: Device | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from vdsm_net.probespec import Probe
+from vdsm_net.qos.model import HostQos
 
 DEFAULT_MTU = 1500
 
@@ -45,6 +46,7 @@ class NetworkConfig:
     # custom["bridge_opts"] parsed: sysfs option name -> value as sysfs spells it (stp_state
     # excluded: it is ``stp``).
     bridge_opts: Mapping[str, str] = field(default_factory=frozen_map)
+    host_qos: HostQos | None = None  # outbound shaping on the southbound NIC or bond
 
     @property
     def southbound(self) -> str | None:
@@ -101,6 +103,8 @@ class NetworkConfig:
             out["nameservers"] = list(self.nameservers)
         if self.custom:
             out["custom"] = dict(self.custom)
+        if self.host_qos is not None:
+            out["hostQos"] = self.host_qos.to_json()
         return out
 
     @property

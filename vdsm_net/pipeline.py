@@ -45,6 +45,16 @@ from vdsm_net.persist import (
     remove_durably,
 )
 from vdsm_net.planner import plan
+from vdsm_net.qos import QosTree
+from vdsm_net.qos.change import (
+    QosBackend,
+    QosChange,
+    apply_change,
+    change_of,
+    record_before,
+    sync_config,
+    undo_change,
+)
 from vdsm_net.render import render
 from vdsm_net.request import parse_setup_request
 from vdsm_net.scope import ReadScope, base_floor, covers, in_scope, is_closed, scope_of
@@ -75,18 +85,34 @@ def _default_backend() -> KernelBackend:
     return Backend()
 
 
-class _Worker:
-    """A single thread owning one backend socket."""
+def _default_qos() -> QosBackend:
+    from vdsm_net.qos.kernel import QosKernel  # pyroute2's tc, on first use
 
-    def __init__(self, name: str, factory: Callable[[], KernelBackend]) -> None:
+    return QosKernel()
+
+
+class _Worker:
+    """A single thread owning one backend socket (and, once host QoS is used, one tc
+    socket)."""
+
+    def __init__(self, name: str, factory: Callable[[], KernelBackend],
+                 qos_factory: Callable[[], QosBackend]) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._backend: KernelBackend | None = None
         self._factory = factory
+        self._qos: QosBackend | None = None
+        self._qos_factory = qos_factory
 
     def _get(self) -> KernelBackend:
         if self._backend is None:
             self._backend = self._factory()
         return self._backend
+
+    def qos(self) -> QosBackend:
+        """The worker's tc socket; only from functions that run on the worker."""
+        if self._qos is None:
+            self._qos = self._qos_factory()
+        return self._qos
 
     def call_sync(self, fn: Callable[[KernelBackend], T]) -> T:
         return self._pool.submit(lambda: fn(self._get())).result()
@@ -100,6 +126,9 @@ class _Worker:
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None
+            if self._qos is not None:
+                self._qos.close()
+                self._qos = None
 
         self._pool.submit(_close).result()
         self._pool.shutdown(wait=True)
@@ -221,13 +250,14 @@ class Agent:
         backend_factory: Callable[[], KernelBackend] = _default_backend,
         *,
         dhcp_timing: DhcpTiming | None = None,
+        qos_factory: Callable[[], QosBackend] = _default_qos,
     ) -> None:
         self.cfg = cfg
         self.store = store
         self.journal = Journal(cfg.state_dir)
         self.running: NetConfig = store.load_running()
-        self._tx = _Worker("netlink-tx", backend_factory)
-        self._ro = _Worker("netlink-ro", backend_factory)
+        self._tx = _Worker("netlink-tx", backend_factory, qos_factory)
+        self._ro = _Worker("netlink-ro", backend_factory, qos_factory)
         self._lock = asyncio.Lock()
         # Resolved True by Host.confirmConnectivity, False when the daemon stops.
         self._confirmation: asyncio.Future[bool] | None = None
@@ -240,12 +270,19 @@ class Agent:
         self._dhcp_change = DhcpChange()
         self._ipv6_undo: dict[ipv6conf.Setting, str] = {}
         self._resolver_undo: resolver.Previous | None = None
+        self._qos = QosChange()  # with its undo record, the trees before the change
+        self._qos_ops = 0  # tc operations the transaction applied
 
     async def start_clients(self) -> None:
         """Daemon start: the DHCP clients of the running config resume from their saved
-        leases, and its networks' IPv6 autoconfiguration is set (devices made at boot by
-        restore start with the kernel's defaults)."""
+        leases, and its networks' IPv6 autoconfiguration and host QoS are set (devices made
+        at boot by restore start with the kernel's defaults; a change that died after its
+        QoS step left its trees)."""
         ipv6conf.apply(ipv6conf.wanted(self.running.networks.values()))
+        try:
+            await self._tx.call(lambda b: self._sync_qos(b, self.running))
+        except NetError as exc:  # the agent still serves; the next change of it retries
+            log.error("host QoS of the running config not applied at start: %s", exc.message)
         await self.dhcp.resume_running(self.running)
 
     async def stop_clients(self) -> None:
@@ -306,6 +343,9 @@ class Agent:
         if request.options.dry_run:
             return {"plan": [op.to_json() for op in ops]}
 
+        self._qos, self._qos_ops = change_of(self.running, new_config, request.networks), 0
+        if self._qos:
+            self._qos = await self._tx.call(lambda _b: record_before(self._tx.qos(), self._qos))
         self._dhcp_change = dhcp = await self.dhcp.prepare(self.running, new_config)
         self._ipv6_undo = {}
         self._resolver_undo = None
@@ -343,7 +383,8 @@ class Agent:
             if await self._roll_back(current, scope, exc, tag):
                 exc.extend("; the change was rolled back")
             raise
-        if ops and (request.options.connectivity_check or request.options.probes):
+        if (ops or self._qos_ops) and (request.options.connectivity_check
+                                       or request.options.probes):
             await self._check_connectivity(request.options, timeout, current, scope, tag)
 
         # The commit is part of the transaction: the files first, then memory. A change that
@@ -355,7 +396,8 @@ class Agent:
                 self._commit, new_config, changed, request.options.commit_on_success
             )
         except StateFileError as exc:
-            if not ops and not dhcp.touched and not self._ipv6_undo and not self._resolver_undo:
+            if (not ops and not dhcp.touched and not self._ipv6_undo
+                    and not self._resolver_undo and not self._qos_ops):
                 exc.extend("; nothing was changed")
                 raise
             if await self._roll_back(current, scope, exc, tag):
@@ -369,8 +411,12 @@ class Agent:
     async def _after_kernel(
         self, named: Mapping[str, object], config: NetConfig, timeout: float
     ) -> None:
-        """The steps that need the new devices: IPv6 autoconfiguration of the named
-        networks, DHCP clients for the DHCP networks, and the ``blockingdhcp`` wait."""
+        """The steps that need the new devices: host QoS on their NICs and bonds, IPv6
+        autoconfiguration of the named networks, DHCP clients for the DHCP networks, and the
+        ``blockingdhcp`` wait."""
+        if self._qos:
+            self._qos_ops = await self._tx.call(
+                lambda _b: apply_change(self._tx.qos(), self._qos))
         networks = [config.networks[n] for n in sorted(named) if n in config.networks]
         self._ipv6_undo = ipv6conf.apply(ipv6conf.wanted(networks))
         servers = [n.nameservers for n in networks if n.default_route and n.nameservers]
@@ -481,6 +527,8 @@ class Agent:
         await self.dhcp.abandon(self._dhcp_change)
         try:
             await self._tx.call(lambda b: revert(b, snapshot, scope))
+            if self._qos:  # after the links: a bond the change deleted is back
+                await self._tx.call(lambda _b: undo_change(self._tx.qos(), self._qos))
             ipv6conf.restore(self._ipv6_undo)
             if self._resolver_undo is not None:
                 await asyncio.to_thread(resolver.restore, self._resolver_undo)
@@ -531,7 +579,12 @@ class Agent:
     # ---- queries -------------------------------------------------------------------------
 
     async def network_capabilities(self) -> dict[str, Any]:
-        state = await self._ro.call(lambda b: b.read_state())
+        def read(b: KernelBackend) -> tuple[KernelState, dict[str, QosTree]]:
+            state = b.read_state()
+            devices = {d.name: d.index for d in state.devices.values() if d.index}
+            return state, self._ro.qos().read_trees(devices)
+
+        state, trees = await self._ro.call(read)
         dirty = await asyncio.to_thread(self._dirty)
         resolvers = await asyncio.to_thread(resolver.read_nameservers, self.cfg.resolv_conf)
         ipv6 = await asyncio.to_thread(resolver.supports_ipv6)
@@ -544,6 +597,7 @@ class Agent:
             pending=self._pending,
             nameservers=resolvers,
             supports_ipv6=ipv6,
+            qos=trees,
         )
         return dict(doc)
 
@@ -617,6 +671,7 @@ class Agent:
         for line in report.skipped:
             log.warning("restore: %s", line)
         after = converge(backend, desired, ops)
+        report.ops += self._sync_qos(backend, target, after)
         self.running = target
         self.store.save_running(target)
         self.journal.clear()
@@ -627,6 +682,14 @@ class Agent:
                  ", ".join(report.devices_created) or "none",
                  ", ".join(report.devices_changed) or "none", len(report.skipped))
         return report
+
+    def _sync_qos(self, backend: KernelBackend, config: NetConfig,
+                  state: KernelState | None = None) -> int:
+        """Host QoS as ``config`` says on every device (on the transaction's worker)."""
+        if state is None:
+            state = backend.read_state()
+        devices = {d.name: d.index for d in state.devices.values() if d.index}
+        return sync_config(self._tx.qos(), config, devices)
 
     def _revert_journal(self, backend: KernelBackend) -> bool:
         """First undo a change that died or whose rollback failed: only its snapshot knows

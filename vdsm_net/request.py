@@ -35,6 +35,7 @@ from vdsm_net.names import (
     show,
 )
 from vdsm_net.probespec import parse_probes
+from vdsm_net.qos.model import HostQos
 
 E = ErrorKind
 
@@ -44,6 +45,7 @@ NETWORK_ATTRS = frozenset(
         "nic", "bonding", "vlan", "mtu", "bridged", "stp", "ipaddr", "netmask", "prefix",
         "gateway", "ipv6addr", "ipv6gateway", "bootproto", "defaultRoute", "remove",
         "blockingdhcp", "dhcpv6", "ipv6autoconf", "STP", "switch", "nameservers", "custom",
+        "hostQos",
     }
 )
 IP_ATTRS = ("ipaddr", "netmask", "prefix", "gateway", "ipv6addr", "ipv6gateway")
@@ -325,6 +327,17 @@ def _hwaddr(path: str, value: object) -> str:
     return mac
 
 
+def _host_qos(path: str, entry: Mapping[str, Any], southbound: str | None) -> HostQos | None:
+    """``hostQos`` (docs/qos.md): shaping needs a NIC or bond to shape on."""
+    if "hostQos" not in entry:
+        return None
+    qos = HostQos.from_json(entry["hostQos"], f"{path}.hostQos")
+    if qos is not None and southbound is None:
+        raise _fail(E.BAD_PARAMS, f"{path}.hostQos: an isolated network (no nic or bonding) "
+                    f"has no device to shape, got {show(entry['hostQos'])}")
+    return qos
+
+
 def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
     path = f"networks.{_key(name)}"
     problem = network_name_problem(name)
@@ -379,6 +392,7 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
         bootproto=str(bootproto), default_route=default_route, blocking_dhcp=blocking_dhcp,
         ipv6autoconf=ipv6autoconf, nameservers=nameservers, custom=frozen_map(custom),
         bridge_opts=frozen_map(bridge_opts),
+        host_qos=_host_qos(path, entry, nic or bonding),
     )
     if net.isolated:
         _check_isolated(path, entry, net)

@@ -9,6 +9,7 @@ from vdsm_net.caps import LinkStats, bond_opts, capabilities, statistics
 from vdsm_net.capsdoc import check_document
 from vdsm_net.kernel.bond_options import normalize
 from vdsm_net.model import NetConfig, NetworkConfig
+from vdsm_net.qos import HostQos, QosTree
 from vdsm_net.state import Device, KernelState, Route, make_state
 
 
@@ -337,3 +338,28 @@ def test_statistics() -> None:
     }
     assert doc["networks"]["iso"]["state"] == "down"
     assert "blue" not in doc["networks"]  # its top device has no counters: not reported
+
+
+def test_host_qos_is_read_from_the_kernels_classes() -> None:
+    red_qos = HostQos.from_json({"out": {"ls": {"m2": 400}, "ul": {"m2": 8000}}}, "q")
+    blue_qos = HostQos.from_json({"out": {"ls": {"m1": 16, "d": 5, "m2": 900}}}, "q")
+    assert red_qos is not None and blue_qos is not None
+    on_bond, on_eth0 = QosTree.desired({100: red_qos}), QosTree.desired({7: blue_qos})
+    assert on_bond is not None and on_eth0 is not None
+    running = config(RED, BLUE, ISO)
+    doc = capabilities(host(), running, dirty=False,
+                       qos={"bond0": on_bond, "eth0": on_eth0})
+    assert check_document(doc) == []
+    zeros = {"m1": 0, "d": 0}
+    red = {"out": {"ls": {**zeros, "m2": 400}, "ul": {**zeros, "m2": 8000}}}
+    blue = {"out": {"ls": {"m1": 16, "d": 5, "m2": 900}}}
+    # On the VLAN's base (bond0, eth0), in the class of the VLAN tag.
+    assert doc["networks"]["red"]["hostQos"] == red
+    assert doc["networks"]["blue"]["hostQos"] == blue
+    assert "hostQos" not in doc["networks"]["iso"]
+    assert doc["bondings"]["bond0"]["qos"] == [{"hostQos": red, "vlan": 100}]
+    assert doc["nics"]["eth0"]["qos"] == [{"hostQos": blue, "vlan": 7}]
+    # No class for the network's tag: no hostQos (as VDSM: only when the class exists).
+    other = capabilities(host(), running, dirty=False, qos={"bond0": on_eth0})
+    assert "hostQos" not in other["networks"]["red"] and "qos" not in other["bondings"]["bond0"]
+    assert "hostQos" not in capabilities(host(), running, dirty=False)["networks"]["red"]

@@ -11,6 +11,7 @@ import pyroute2.netlink.rtnl.ifinfmsg as pr_ifinf
 from pyroute2.netlink.rtnl.ifinfmsg.plugins.bond import bond
 from pyroute2.netlink.rtnl.ifinfmsg.plugins.vlan import vlan
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
+from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
 from vdsm_net.kernel import constants
 
@@ -25,6 +26,7 @@ NLA_MAPS: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (
     ("IFLA_", pr_ifinf.ifinfmsg.nla_map),
     ("IFA_", pr_ifaddr.ifaddrmsg.nla_map),
     ("RTA_", rtmsg.nla_map),
+    ("TCA_", tcmsg.nla_map),
     ("NLMSGERR_ATTR_", pr_netlink.nlmsgerr.nla_map),
 )
 # Numbers pyroute2 has no name for, each checked another way below.

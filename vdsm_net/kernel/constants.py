@@ -38,6 +38,11 @@ RTM_NEWADDR = 20
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_GETROUTE = 26
+RTM_NEWQDISC = 36
+RTM_GETQDISC = 38
+
+# -- traffic control (linux/rtnetlink.h, linux/pkt_sched.h) --------------------------------
+TCA_KIND = 1
 
 # -- links (linux/if.h, linux/if_link.h) ---------------------------------------------------
 IFF_UP = 0x1

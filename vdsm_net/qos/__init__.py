@@ -1,7 +1,11 @@
 """Host QoS as VDSM shapes it: the API form (model.py), the HFSC tree in kernel units
-(tree.py), the pure plan from one tree to another (plan.py) and netlink (kernel.py)."""
+(tree.py), the pure plan from one tree to another (plan.py), the transaction's QoS steps
+(change.py) and netlink (kernel.py).
 
-from vdsm_net.qos.kernel import QosKernel
+Only the pure parts are exported here, so that the request parser and the capabilities
+builder load without pyroute2; import ``QosKernel`` from ``vdsm_net.qos.kernel``.
+"""
+
 from vdsm_net.qos.model import Curve, HostQos
 from vdsm_net.qos.plan import DeviceQos, TcOp, plan, plan_device
 from vdsm_net.qos.tree import ClassCurves, KernelCurve, QosTree
@@ -12,7 +16,6 @@ __all__ = [
     "DeviceQos",
     "HostQos",
     "KernelCurve",
-    "QosKernel",
     "QosTree",
     "TcOp",
     "plan",

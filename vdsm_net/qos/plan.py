@@ -156,8 +156,10 @@ def plan_device(dev: str, have: QosTree | None, want: QosTree | None) -> list[Tc
 
 def _plan_changes(dev: str, have: QosTree, want: QosTree) -> list[TcOp]:
     ops: list[TcOp] = []
-    if not have.ingress:
+    if want.ingress and not have.ingress:
         ops.append(AddIngress(dev))
+    elif have.ingress and not want.ingress:
+        ops.append(DeleteIngress(dev))  # back to a tree read without one (a rollback)
     for minor in sorted(set(have.classes) - set(want.classes)):
         if minor in have.vlan_filters:
             ops.append(DeleteFilter(dev, minor))
@@ -178,8 +180,10 @@ def _plan_changes(dev: str, have: QosTree, want: QosTree) -> list[TcOp]:
         ops += [AddClass(dev, minor, curves), AddLeaf(dev, minor)]
         if tagged:
             ops.append(AddVlanFilter(dev, minor))
-    if not have.default_filter:
+    if want.default_filter and not have.default_filter:
         ops.append(AddDefaultFilter(dev))
+    elif have.default_filter and not want.default_filter:
+        ops.append(DeleteFilter(dev, DEFAULT_FILTER_PREF))
     return ops
 
 
