@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any, TextIO
 
-from engine_client import labels, tlsfiles, validation
+from engine_client import ipsettings, labels, tlsfiles, validation
 from engine_client import operations as ops
 from engine_client.agent_client import AgentClient, AgentError, Transport
 from engine_client.cli_labels import add_commands as add_label_commands
@@ -279,8 +279,15 @@ def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _attachment(a: argparse.Namespace) -> Attachment:
-    return Attachment(a.host, a.name, nic=a.nic, bond=a.bond, isolated=a.isolated)
+def _attachment(a: argparse.Namespace, known: Attachment | None) -> Attachment:
+    """The attachment the command states, whole: its place and its IP settings (left out:
+    none). Re-run on an attached host it replaces what is there; a label's attachment stays
+    the label's while it keeps its place (docs/engine-cli.md "Addresses")."""
+    ip = ipsettings.parse(a.ip, a.gateway, a.dhcp)
+    att = Attachment(a.host, a.name, nic=a.nic, bond=a.bond, isolated=a.isolated, ip=ip)
+    if known is not None and known.via_label is not None and labels.same_place(known, att):
+        att = replace(att, via_label=known.via_label)
+    return att
 
 
 def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
@@ -294,7 +301,7 @@ def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
             f"host: expected a host of data center {net.dc}, "
             f"got {host.name} (data center {host.dc})",
         )
-    att = _attachment(a)
+    att = _attachment(a, ctx.store.find_attachment(host.name, net.name))
     others = [
         (ctx.store.get_network(o.network), o)
         for o in ctx.store.list_attachments(host=host.name)
@@ -711,6 +718,14 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--nic")
     where.add_argument("--bond")
     where.add_argument("--isolated", action="store_true")
+    p.add_argument(
+        "--ip",
+        metavar="ADDR/PREFIX",
+        help=f"this host's static address on the network, IPv4 or IPv6: {ipsettings.IP_HELP}; "
+        "re-run attach to change it, without --ip/--dhcp to remove it",
+    )
+    p.add_argument("--gateway", metavar="IP", help="gateway of --ip's subnet (with --ip only)")
+    p.add_argument("--dhcp", action="store_true", help="a DHCPv4 address (not with --ip)")
     p = sub(net, "detach", cmd_network_detach, "remove from a host")
     p.add_argument("name")
     p.add_argument("host")

@@ -32,6 +32,7 @@ from engine_client.models import (
     Event,
     Host,
     HostLabel,
+    IpSettings,
     LogicalNetwork,
     NicLabel,
     Rollout,
@@ -166,6 +167,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE event ADD COLUMN network TEXT;
     CREATE INDEX event_network ON event(network);
     """,
+    # 5: the attachment's own IP settings (docs/engine-cli.md "Addresses"): none, a static
+    # address ("10.0.0.5/24" or "2001:db8::5/64") with an optional gateway, or DHCP.
+    """
+    ALTER TABLE attachment ADD COLUMN boot_protocol TEXT NOT NULL DEFAULT 'none'
+        CHECK (boot_protocol IN ('none', 'static', 'dhcp'));
+    ALTER TABLE attachment ADD COLUMN ip_address TEXT;
+    ALTER TABLE attachment ADD COLUMN ip_gateway TEXT;
+    """,
 )
 
 
@@ -276,6 +285,7 @@ def _attachment(row: Row) -> Attachment:
         bond=row["bond"],
         isolated=bool(row["isolated"]),
         via_label=row["via_label"],
+        ip=IpSettings(row["boot_protocol"], row["ip_address"], row["ip_gateway"]),
         last_error=row["last_error"],
     )
 
@@ -571,11 +581,14 @@ class Store:
                 )
             self._db.execute(
                 "INSERT INTO attachment"
-                " (host, network, nic, bond, isolated, via_label, last_error)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " (host, network, nic, bond, isolated, via_label, last_error,"
+                " boot_protocol, ip_address, ip_gateway)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (host, network) DO UPDATE SET nic = excluded.nic,"
                 " bond = excluded.bond, isolated = excluded.isolated,"
-                " via_label = excluded.via_label, last_error = excluded.last_error",
+                " via_label = excluded.via_label, last_error = excluded.last_error,"
+                " boot_protocol = excluded.boot_protocol, ip_address = excluded.ip_address,"
+                " ip_gateway = excluded.ip_gateway",
                 (
                     att.host,
                     att.network,
@@ -584,6 +597,9 @@ class Store:
                     int(att.isolated),
                     att.via_label,
                     att.last_error,
+                    att.ip.method,
+                    att.ip.address,
+                    att.ip.gateway,
                 ),
             )
         return att

@@ -161,12 +161,19 @@ def check_remove(net: LogicalNetwork, usage: NetworkUsage) -> None:
 
 
 def check_isolated(net: LogicalNetwork, att: Attachment) -> None:
-    """An isolated network is a bridge with no uplink: it must stay a VM network."""
+    """An isolated network is a bridge with no uplink: it must stay a VM network, and it
+    takes no IP settings (the agent refuses both, error 21)."""
     if att.isolated and not net.vm:
         raise NetError(
             ErrorKind.BAD_PARAMS,
             f"networks.{net.name}.bridged: an isolated network (host {att.host}) must be a VM "
             f"network, got non-VM",
+        )
+    if att.isolated and att.ip.method != "none":
+        raise NetError(
+            ErrorKind.BAD_PARAMS,
+            f"networks.{net.name}: an isolated network (host {att.host}) takes no IP "
+            f"settings, got {att.ip.describe()}; attach it to a NIC or bond for an address",
         )
 
 
