@@ -1,0 +1,116 @@
+"""Each host's own address on a shared network (docs/engine-cli.md "Addresses"), end to end:
+real agents in namespaces over mutual TLS (tests/cluster.py), driven through the real
+``engine-client`` CLI. Every assertion about a host is what its kernel reports (``ip -j addr``,
+``ip -j route``) or what ``network show`` says after reading the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.cluster import DC, Cluster, Node, running_cluster
+
+NET = "red"
+GW4 = "10.88.0.1"
+ADDR = {"h1": "10.88.0.11/24", "h2": "10.88.0.12/24"}
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    with running_cluster(("h1", "h2")) as c:
+        yield c
+
+
+def addresses_on(node: Node, dev: str, family: str) -> list[str]:
+    """The global addresses of ``family`` ("inet", "inet6") on ``dev``, as the host's kernel
+    reports them."""
+    (entry,) = node.ns.ip_json("addr", "show", "dev", dev)
+    return sorted(
+        f"{a['local']}/{a['prefixlen']}"
+        for a in entry["addr_info"]
+        if a["family"] == family and a.get("scope") == "global"
+    )
+
+
+def addresses(node: Node, family: str) -> list[str]:
+    """On the network's bridge."""
+    return addresses_on(node, NET, family)
+
+
+def default_gateways(node: Node, version: int) -> list[str]:
+    """The gateways of default routes through the bridge, in any routing table."""
+    routes = node.ns.ip_json(f"-{version}", "route", "show", "table", "all", "dev", NET)
+    return sorted(r["gateway"] for r in routes if r.get("dst") == "default" and "gateway" in r)
+
+
+def show(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    return {r["host"]: r for r in cluster.cli("network", "show", NET)["hosts"]}
+
+
+def test_each_host_keeps_its_own_address_through_update_drift_and_sync(cluster: Cluster) -> None:
+    cluster.cli("network", "add", NET, "--dc", DC)
+    for node in cluster.nodes:
+        cluster.cli(
+            "network", "attach", NET, node.name, "--nic", "eth1",
+            "--ip", ADDR[node.name], "--gateway", GW4,
+        )  # fmt: skip
+    for node in cluster.nodes:
+        assert addresses(node, "inet") == [ADDR[node.name]], node.name
+        assert default_gateways(node, 4) == [GW4], node.name
+    rows = show(cluster)
+    assert all(r["in_sync"] for r in rows.values()), rows
+    assert rows["h1"]["attached"] == f"nic eth1, {ADDR['h1']} gateway {GW4}"
+
+    # A change of the network's definition goes to every host with that host's own address.
+    cluster.cli("network", "update", NET, "--mtu", "1400")
+    for node in cluster.nodes:
+        assert node.ns.link(NET)["mtu"] == 1400
+        assert addresses(node, "inet") == [ADDR[node.name]], node.name
+        assert default_gateways(node, 4) == [GW4], node.name
+    assert all(r["in_sync"] for r in show(cluster).values())
+
+    # Someone removes h1's address behind the agent's back: out of sync, naming the address.
+    h1 = cluster.node("h1")
+    h1.ns.ip("addr", "del", ADDR["h1"], "dev", NET)
+    assert addresses(h1, "inet") == []
+    rows = show(cluster)
+    assert not rows["h1"]["in_sync"]
+    assert {
+        "key": "ipv4_address", "expected": ADDR["h1"], "found": None
+    } in rows["h1"]["differences"]  # fmt: skip
+    assert f"ipv4_address: expected {ADDR['h1']}, found none" in rows["h1"]["differs"]
+    assert rows["h2"]["in_sync"], rows["h2"]
+
+    # sync restores it (and h2 is left alone: it was in sync).
+    doc = cluster.cli("sync")
+    (pushed,) = doc["networks"]
+    assert [h["host"] for h in pushed["hosts"]] == ["h1"]
+    assert addresses(h1, "inet") == [ADDR["h1"]]
+    assert default_gateways(h1, 4) == [GW4]
+    assert all(r["in_sync"] for r in show(cluster).values())
+
+
+def test_reattach_changes_the_address_to_ipv6_then_removes_it(cluster: Cluster) -> None:
+    cluster.cli("network", "add", NET, "--dc", DC, "--no-vm")
+    h1 = cluster.node("h1")
+    cluster.cli("network", "attach", NET, "h1", "--nic", "eth1", "--ip", ADDR["h1"])
+    # A bridgeless network: the address is on the NIC itself.
+    assert addresses_on(h1, "eth1", "inet") == [ADDR["h1"]]
+
+    cluster.cli(
+        "network", "attach", NET, "h1", "--nic", "eth1",
+        "--ip", "2001:DB8:88::11/64", "--gateway", "2001:db8:88::1",
+    )  # fmt: skip
+    assert addresses_on(h1, "eth1", "inet") == []
+    assert addresses_on(h1, "eth1", "inet6") == ["2001:db8:88::11/64"]
+    (row,) = show(cluster).values()
+    assert row["in_sync"], row
+
+    cluster.cli("network", "attach", NET, "h1", "--nic", "eth1")
+    assert addresses_on(h1, "eth1", "inet") == addresses_on(h1, "eth1", "inet6") == []
+    (row,) = show(cluster).values()
+    assert row["in_sync"], row
+
