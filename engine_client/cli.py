@@ -244,6 +244,7 @@ def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
             {
                 "host": att.host,
                 "attached": att.describe(),
+                "ip": asdict(att.ip),
                 "via_label": att.via_label,
                 "reachable": probe.reachable,
                 "in_sync": verdict.in_sync,

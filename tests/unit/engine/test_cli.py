@@ -673,7 +673,7 @@ def test_attach_ip_is_sent_to_that_host_only_and_stored(dc: Cli) -> None:
         assert in_sync(s, "h1", "red") and in_sync(s, "h2", "red")
     # Every later rollout sends each host its own address with the new definition.
     assert dc("network", "update", "red", "--mtu", "9000") == 0
-    assert setup_calls(dc, H1)[-1]["red"] | {} == {
+    assert setup_calls(dc, H1)[-1]["red"] == {
         "nic": "eth1", "vlan": 100, "mtu": 9000, "bridged": True,
         "ipaddr": "10.0.0.5", "prefix": 24, "gateway": "10.0.0.1",
     }  # fmt: skip
@@ -685,7 +685,7 @@ def test_reattach_changes_or_removes_the_ip_and_dhcp(dc: Cli) -> None:
     assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--dhcp") == 0
     assert setup_calls(dc, H1)[-1]["red"]["bootproto"] == "dhcp"
     assert "ipaddr" not in setup_calls(dc, H1)[-1]["red"]
-    code, doc = dc.json("network", "show", "red")
+    _, doc = dc.json("network", "show", "red")
     assert doc["hosts"][0]["attached"] == "nic eth1, dhcp"
     assert doc["hosts"][0]["in_sync"]
     # Re-run without --ip/--dhcp: the attachment is stated whole, so no address.
