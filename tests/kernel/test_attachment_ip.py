@@ -114,3 +114,66 @@ def test_reattach_changes_the_address_to_ipv6_then_removes_it(cluster: Cluster) 
     (row,) = show(cluster).values()
     assert row["in_sync"], row
 
+
+
+def test_rest_ip_address_assignments_through_the_ovirt_sdk(cluster: Cluster) -> None:
+    """oVirt's ``ip_address_assignments`` of a network attachment, through ``ovirtsdk4``'s own
+    writers and readers: setupnetworks gives h1 its address (kernel checked), the attachment
+    reads it back, in sync; a modification by the attachment's id alone changes the address."""
+    from tests.rest_helpers import add_user, serving
+
+    add_user(cluster)
+    cluster.cli("network", "add", NET, "--dc", DC)
+    with serving(cluster) as served:
+        served.ns.run(_sdk_ip, cluster, served)
+
+
+def _sdk_ip(cluster: Cluster, served: Any) -> None:
+    import ovirtsdk4.types as t
+
+    conn = served.connection()
+    system = conn.system_service()
+    [red] = system.networks_service().list(search=f"name={NET}")
+    [h1] = system.hosts_service().list(search="name=h1")
+    h1_service = system.hosts_service().host_service(h1.id)
+
+    def static(address: str, netmask: str, gateway: str, version: Any) -> Any:
+        return t.IpAddressAssignment(
+            assignment_method=t.BootProtocol.STATIC,
+            ip=t.Ip(address=address, netmask=netmask, gateway=gateway, version=version),
+        )
+
+    h1_service.setup_networks(modified_network_attachments=[t.NetworkAttachment(
+        network=t.Network(id=red.id), host_nic=t.HostNic(name="eth1"),
+        ip_address_assignments=[static("10.88.0.11", "255.255.255.0", GW4, t.IpVersion.V4)],
+    )])  # fmt: skip
+    h1_node = cluster.node("h1")
+    assert addresses(h1_node, "inet") == ["10.88.0.11/24"]
+    assert default_gateways(h1_node, 4) == [GW4]
+    [att] = h1_service.network_attachments_service().list()
+    assert att.in_sync is True
+    by_version = {a.ip.version: a for a in att.ip_address_assignments}
+    v4 = by_version[t.IpVersion.V4]
+    assert v4.assignment_method == t.BootProtocol.STATIC
+    assert (v4.ip.address, v4.ip.netmask, v4.ip.gateway) == ("10.88.0.11", "255.255.255.0", GW4)
+    assert by_version[t.IpVersion.V6].assignment_method == t.BootProtocol.NONE
+
+    # The attachment by its id, no host_nic: only its address changes (a prefix length this
+    # time, as the SDK may send it).
+    h1_service.setup_networks(modified_network_attachments=[t.NetworkAttachment(
+        id=att.id, network=t.Network(id=red.id),
+        ip_address_assignments=[static("10.88.0.21", "24", GW4, t.IpVersion.V4)],
+    )])  # fmt: skip
+    assert addresses(h1_node, "inet") == ["10.88.0.21/24"]
+    assert h1_node.links()["eth1"].get("master") == NET
+
+    # Behind the agent's back: reported_configurations name the address, expected and found.
+    h1_node.ns.ip("addr", "del", "10.88.0.21/24", "dev", NET)
+    h1_service.refresh()
+    [att] = h1_service.network_attachments_service().list()
+    assert att.in_sync is False
+    reported = {c.name: c for c in att.reported_configurations}
+    assert reported["ipv4_address"].expected_value == "10.88.0.21/24"
+    assert not reported["ipv4_address"].actual_value  # found none (the SDK reads "" as None)
+    assert reported["ipv4_address"].in_sync is False
+    conn.close()
