@@ -309,6 +309,7 @@ def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
         if o.network != net.name
     ]
     validation.check_attachment(net, att, others)
+    validation.check_own_address(net, att, ctx.store.list_attachments(network=net.name))
     ctx.store.get_dc(net.dc)
     cid = ops.start(ctx)
     pushed = ops.push(ctx, net, [att], cid)

@@ -201,3 +201,19 @@ def check_attachment(
                 f"networks.{net.name}: {slot[0]} ({tag}) on host {att.host} already carries "
                 f"network {other_net.name}",
             )
+
+
+def check_own_address(net: LogicalNetwork, att: Attachment, peers: Sequence[Attachment]) -> None:
+    """A static address is one host's: the other hosts' attachments of the same network
+    (``peers``) must not have it (two hosts answering one address on one network)."""
+    if att.ip.address is None:
+        return
+    mine = att.ip.address.split("/")[0]
+    for peer in peers:
+        if peer.host != att.host and peer.ip.address is not None:
+            if peer.ip.address.split("/")[0] == mine:
+                raise NetError(
+                    ErrorKind.BAD_ADDR,
+                    f"--ip: {mine} is already the address of host {peer.host} on network "
+                    f"{net.name}; give each host its own",
+                )

@@ -6,12 +6,17 @@ real agents in namespaces over mutual TLS (tests/cluster.py), driven through the
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cluster import DC, Cluster, Node, running_cluster
+from tests.kernel.dhcp_server import POOL, SERVER_ADDR, Dnsmasq
+from tests.netns import NetNS
 
 NET = "red"
 GW4 = "10.88.0.1"
@@ -177,3 +182,52 @@ def _sdk_ip(cluster: Cluster, served: Any) -> None:
     assert not reported["ipv4_address"].actual_value  # found none (the SDK reads "" as None)
     assert reported["ipv4_address"].in_sync is False
     conn.close()
+
+
+def _leased(node: Node) -> list[str]:
+    low, high = (int(a.rsplit(".", 1)[1]) for a in POOL)
+    return [
+        a for a in addresses(node, "inet")
+        if a.startswith(SERVER_ADDR.rsplit(".", 1)[0] + ".")
+        and low <= int(a.split("/")[0].rsplit(".", 1)[1]) <= high
+    ]
+
+
+def _wait_for_lease(node: Node, timeout: float = 60) -> list[str]:
+    # The agent's DHCP client runs in its own process: polling here blocks nothing of it.
+    deadline = time.monotonic() + timeout
+    while not (found := _leased(node)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{node.name}: no lease on {NET} after {timeout} s")
+        time.sleep(0.1)
+    return found
+
+
+def test_dhcp_attachment_gets_a_lease_and_keeps_dhcp_through_an_update(tmp_path: Path) -> None:
+    """``--dhcp`` on a real host: a dnsmasq server on the far end of h1's NIC leases the
+    bridge an address (the kernel shows it), in sync; ``network update --mtu`` keeps DHCP."""
+    with running_cluster(("h1",), dummy=False) as cluster:
+        h1 = cluster.node("h1")
+        server_ns = NetNS("dhs")
+        cluster.extra.append(server_ns)
+        # The far end of h1's "cable" (the veth peer of eth1) goes to the server's namespace.
+        h1.ns.ip("link", "set", "eth1p", "netns", server_ns.name)
+        server_ns.ip("addr", "add", f"{SERVER_ADDR}/24", "dev", "eth1p")
+        server_ns.ip("link", "set", "eth1p", "up")
+        dnsmasq = Dnsmasq(server_ns, "eth1p", tmp_path)
+        asyncio.run(dnsmasq.start())
+
+        cluster.cli("network", "add", NET, "--dc", DC)
+        cluster.cli("network", "attach", NET, "h1", "--nic", "eth1", "--dhcp")
+        (address,) = _wait_for_lease(h1)
+        assert address.split("/")[0] in dnsmasq.leases()
+        (row,) = show(cluster).values()
+        assert row["in_sync"], row
+        assert row["attached"] == "nic eth1, dhcp"
+
+        cluster.cli("network", "update", NET, "--mtu", "1400")
+        assert h1.ns.link(NET)["mtu"] == 1400
+        assert _wait_for_lease(h1)
+        (row,) = show(cluster).values()
+        assert row["in_sync"], row
+        assert row["ip"] == {"method": "dhcp", "address": None, "gateway": None}

@@ -717,3 +717,28 @@ def test_address_removed_behind_the_agent_is_out_of_sync_naming_it(dc: Cli) -> N
     assert agent(dc, H1).networks["red"]["ipaddr"] == "10.0.0.5"
     with dc.store() as s:
         assert in_sync(s, "h1", "red")
+
+
+def test_an_address_another_host_has_on_the_network_is_refused(dc: Cli) -> None:
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--ip", "10.0.0.5/24") == 0
+    assert dc("network", "attach", "red", "h2", "--nic", "eth2", "--ip", "10.0.0.5/16") == 2
+    assert "--ip: 10.0.0.5 is already the address of host h1 on network red" in dc.err
+    assert not setup_calls(dc, H2)
+    # Re-attaching h1 with its own address is no conflict.
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--ip", "10.0.0.5/24") == 0
+
+
+def test_reattach_with_an_ip_keeps_a_label_attachment_the_labels(dc: Cli) -> None:
+    assert dc("network", "update", "red", "--label", "lab") == 0
+    assert dc("label", "add", "h1", "lab", "--nic", "eth1") == 0
+    with dc.store() as s:
+        assert s.get_attachment("h1", "red").via_label == "lab"
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--ip", "10.0.0.5/24") == 0
+    with dc.store() as s:
+        att = s.get_attachment("h1", "red")
+    assert (att.via_label, att.ip.address) == ("lab", "10.0.0.5/24")
+    assert setup_calls(dc, H1)[-1]["red"]["ipaddr"] == "10.0.0.5"
+    # The label's next push (sync) keeps the address.
+    agent(dc, H1).networks["red"]["mtu"] = 1280
+    assert dc("sync") == 0
+    assert setup_calls(dc, H1)[-1]["red"]["ipaddr"] == "10.0.0.5"
