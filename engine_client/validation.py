@@ -210,10 +210,10 @@ def check_own_address(net: LogicalNetwork, att: Attachment, peers: Sequence[Atta
         return
     mine = att.ip.address.split("/")[0]
     for peer in peers:
-        if peer.host != att.host and peer.ip.address is not None:
-            if peer.ip.address.split("/")[0] == mine:
-                raise NetError(
-                    ErrorKind.BAD_ADDR,
-                    f"--ip: {mine} is already the address of host {peer.host} on network "
-                    f"{net.name}; give each host its own",
-                )
+        theirs = None if peer.ip.address is None else peer.ip.address.split("/")[0]
+        if peer.host != att.host and theirs == mine:
+            raise NetError(
+                ErrorKind.BAD_ADDR,
+                f"--ip: {mine} is already the address of host {peer.host} on network "
+                f"{net.name}; give each host its own",
+            )
