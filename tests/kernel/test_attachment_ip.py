@@ -12,11 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import ovirtsdk4 as sdk
+import ovirtsdk4.types as t
 import pytest
 
 from tests.cluster import DC, Cluster, Node, running_cluster
 from tests.kernel.dhcp_server import POOL, SERVER_ADDR, Dnsmasq
 from tests.netns import NetNS
+from tests.rest_helpers import Served, add_user, serving
 
 NET = "red"
 GW4 = "10.88.0.1"
@@ -125,17 +128,13 @@ def test_rest_ip_address_assignments_through_the_ovirt_sdk(cluster: Cluster) -> 
     """oVirt's ``ip_address_assignments`` of a network attachment, through ``ovirtsdk4``'s own
     writers and readers: setupnetworks gives h1 its address (kernel checked), the attachment
     reads it back, in sync; a modification by the attachment's id alone changes the address."""
-    from tests.rest_helpers import add_user, serving
-
     add_user(cluster)
     cluster.cli("network", "add", NET, "--dc", DC)
     with serving(cluster) as served:
         served.ns.run(_sdk_ip, cluster, served)
 
 
-def _sdk_ip(cluster: Cluster, served: Any) -> None:
-    import ovirtsdk4.types as t
-
+def _sdk_ip(cluster: Cluster, served: Served) -> None:
     conn = served.connection()
     system = conn.system_service()
     [red] = system.networks_service().list(search=f"name={NET}")
@@ -171,6 +170,19 @@ def _sdk_ip(cluster: Cluster, served: Any) -> None:
     )])  # fmt: skip
     assert addresses(h1_node, "inet") == ["10.88.0.21/24"]
     assert h1_node.links()["eth1"].get("master") == NET
+
+    # What engine-client does not do, or a bad value: oVirt's fault (400), nothing changes.
+    autoconf = t.IpAddressAssignment(
+        assignment_method=t.BootProtocol.AUTOCONF, ip=t.Ip(version=t.IpVersion.V6)
+    )
+    bad = static("10.88.0.300", "24", GW4, t.IpVersion.V4)
+    for assignment, words in ((autoconf, "autoconf"), (bad, "--ip: expected ADDR/PREFIX")):
+        with pytest.raises(sdk.Error) as refused:
+            h1_service.setup_networks(modified_network_attachments=[t.NetworkAttachment(
+                id=att.id, network=t.Network(id=red.id), ip_address_assignments=[assignment],
+            )])  # fmt: skip
+        assert refused.value.code == 400 and words in str(refused.value), refused.value
+        assert addresses(h1_node, "inet") == ["10.88.0.21/24"]
 
     # Behind the agent's back: reported_configurations name the address, expected and found.
     h1_node.ns.ip("addr", "del", "10.88.0.21/24", "dev", NET)
