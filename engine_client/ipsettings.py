@@ -38,6 +38,14 @@ def _interface(text: str) -> Interface:
         raise _bad(f"--ip: {ip} cannot be a host's static address, got {text!r}")
     if ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255"):
         raise _bad(f"--ip: {ip} cannot be a host's static address, got {text!r}")
+    net = iface.network
+    if (
+        net.version == 4
+        and net.prefixlen < 31
+        and ip in (net.network_address, net.broadcast_address)
+    ):
+        what = "network" if ip == net.network_address else "broadcast"
+        raise _bad(f"--ip: {ip} is the {what} address of {net}, not a host's, got {text!r}")
     return iface
 
 
@@ -54,8 +62,9 @@ def _gateway(text: str, iface: Interface) -> str:
     if gateway == iface.ip:
         raise _bad(f"--gateway: {text!r} is the host's own --ip address")
     # The kernel refuses a route through a gateway off every local subnet ("Nexthop has
-    # invalid gateway"): the host would fail and roll back, so say it here.
-    if gateway not in iface.network:
+    # invalid gateway"): the host would fail and roll back, so say it here. An IPv6 router is
+    # often named by its link-local address, which is on every link.
+    if gateway not in iface.network and not (gateway.version == 6 and gateway.is_link_local):
         raise _bad(
             f"--gateway: {text!r} is not in the subnet of --ip {iface.with_prefixlen} "
             f"({iface.network})"
@@ -77,9 +86,7 @@ def parse(ip: str | None, gateway: str | None, dhcp: bool) -> IpSettings:
     iface = _interface(ip)
     # Normal form, as the kernel reports it back (``ip -j addr``: compressed IPv6).
     address = f"{iface.ip.compressed}/{iface.network.prefixlen}"
-    return IpSettings(
-        "static", address, None if gateway is None else _gateway(gateway, iface)
-    )
+    return IpSettings("static", address, None if gateway is None else _gateway(gateway, iface))
 
 
 def setup_attrs(ip: IpSettings) -> dict[str, Any]:

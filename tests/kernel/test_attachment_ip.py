@@ -48,10 +48,15 @@ def addresses(node: Node, family: str) -> list[str]:
     return addresses_on(node, NET, family)
 
 
-def default_gateways(node: Node, version: int) -> list[str]:
-    """The gateways of default routes through the bridge, in any routing table."""
-    routes = node.ns.ip_json(f"-{version}", "route", "show", "table", "all", "dev", NET)
+def gateways_on(node: Node, dev: str, version: int) -> list[str]:
+    """The gateways of default routes through ``dev``, in any routing table."""
+    routes = node.ns.ip_json(f"-{version}", "route", "show", "table", "all", "dev", dev)
     return sorted(r["gateway"] for r in routes if r.get("dst") == "default" and "gateway" in r)
+
+
+def default_gateways(node: Node, version: int) -> list[str]:
+    """Through the network's bridge."""
+    return gateways_on(node, NET, version)
 
 
 def show(cluster: Cluster) -> dict[str, dict[str, Any]]:
@@ -114,6 +119,16 @@ def test_reattach_changes_the_address_to_ipv6_then_removes_it(cluster: Cluster) 
     )  # fmt: skip
     assert addresses_on(h1, "eth1", "inet") == []
     assert addresses_on(h1, "eth1", "inet6") == ["2001:db8:88::11/64"]
+    assert gateways_on(h1, "eth1", 6) == ["2001:db8:88::1"]
+    (row,) = show(cluster).values()
+    assert row["in_sync"], row
+
+    # An IPv6 router named by its link-local address.
+    cluster.cli(
+        "network", "attach", NET, "h1", "--nic", "eth1",
+        "--ip", "2001:db8:88::11/64", "--gateway", "fe80::1",
+    )  # fmt: skip
+    assert gateways_on(h1, "eth1", 6) == ["fe80::1"]
     (row,) = show(cluster).values()
     assert row["in_sync"], row
 

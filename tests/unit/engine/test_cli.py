@@ -634,6 +634,10 @@ def test_sqlite_users_do_not_load_psycopg(tmp_path: Path) -> None:
          "--gateway: an IPv4 gateway '10.0.0.1' for the IPv6 --ip 2001:db8::5/64"),
         (["--ip", "10.0.0.5/24", "--gateway", "10.0.0.5"],
          "--gateway: '10.0.0.5' is the host's own --ip address"),
+        (["--ip", "10.0.0.0/24"], "--ip: 10.0.0.0 is the network address of 10.0.0.0/24"),
+        (["--ip", "10.0.0.255/24"], "--ip: 10.0.0.255 is the broadcast address of 10.0.0.0/24"),
+        (["--ip", "2001:db8::5/64", "--gateway", "2001:db9::1"],
+         "--gateway: '2001:db9::1' is not in the subnet of --ip 2001:db8::5/64"),
     ],
 )
 def test_attach_bad_ip_options_change_nothing(
@@ -644,6 +648,18 @@ def test_attach_bad_ip_options_change_nothing(
     assert not setup_calls(dc, H1)
     with dc.store() as s:
         assert s.list_attachments() == []
+
+
+def test_attach_ipv6_gateway_may_be_link_local_and_ipv4_a_netmask(dc: Cli) -> None:
+    assert dc(
+        "network", "attach", "red", "h1", "--nic", "eth1",
+        "--ip", "2001:db8::5/64", "--gateway", "FE80::1",
+    ) == 0  # fmt: skip
+    assert setup_calls(dc, H1)[-1]["red"]["ipv6gateway"] == "fe80::1"
+    assert dc("network", "attach", "red", "h2", "--nic", "eth2", "--ip", "10.1.2.3/255.255.0.0") == 0
+    assert setup_calls(dc, H2)[-1]["red"]["prefix"] == 16
+    with dc.store() as s:
+        assert s.get_attachment("h2", "red").ip.address == "10.1.2.3/16"
 
 
 def test_attach_isolated_with_ip_refused(dc: Cli) -> None:
