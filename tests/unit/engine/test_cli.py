@@ -656,7 +656,8 @@ def test_attach_ipv6_gateway_may_be_link_local_and_ipv4_a_netmask(dc: Cli) -> No
         "--ip", "2001:db8::5/64", "--gateway", "FE80::1",
     ) == 0  # fmt: skip
     assert setup_calls(dc, H1)[-1]["red"]["ipv6gateway"] == "fe80::1"
-    assert dc("network", "attach", "red", "h2", "--nic", "eth2", "--ip", "10.1.2.3/255.255.0.0") == 0
+    netmask = ["--ip", "10.1.2.3/255.255.0.0"]
+    assert dc("network", "attach", "red", "h2", "--nic", "eth2", *netmask) == 0
     assert setup_calls(dc, H2)[-1]["red"]["prefix"] == 16
     with dc.store() as s:
         assert s.get_attachment("h2", "red").ip.address == "10.1.2.3/16"
