@@ -176,16 +176,16 @@ def _ip_values(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(expected, found) for the attachment's IP settings. A DHCP lease's address and gateway
     are the server's to choose: only the protocol is compared then."""
-    v4 = ip.method == "dhcp" or ip.family == 4
-    v6 = ip.family == 6
-    expected: dict[str, Any] = {"ipv4_boot_protocol": ip.method if v4 else "none"}
+    v4, v6 = ip.family == 4, ip.family == 6
+    protocol4, protocol6 = ip.boot_protocols
+    expected: dict[str, Any] = {"ipv4_boot_protocol": protocol4}
     found: dict[str, Any] = {"ipv4_boot_protocol": _ipv4_protocol(entry)}
     if ip.method != "dhcp":
         expected["ipv4_address"] = ip.address if v4 else None
         found["ipv4_address"] = _addresses(entry.get("ipv4addrs", []))
         expected["ipv4_gateway"] = ip.gateway if v4 else None
         found["ipv4_gateway"] = entry.get("gateway", capsdoc.NO_IPV4_GATEWAY) or None
-    expected["ipv6_boot_protocol"] = "static" if v6 else "none"
+    expected["ipv6_boot_protocol"] = protocol6
     found["ipv6_boot_protocol"] = _ipv6_protocol(entry)
     expected["ipv6_address"] = ip.address if v6 else None
     found["ipv6_address"] = _addresses(entry.get("ipv6addrs", []))

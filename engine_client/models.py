@@ -89,6 +89,13 @@ class IpSettings:
             return None
         return 6 if ":" in self.address else 4
 
+    @property
+    def boot_protocols(self) -> tuple[BootProtocol, BootProtocol]:
+        """(IPv4, IPv6) boot protocol, as oVirt names an attachment's two IP assignments."""
+        if self.family == 6:
+            return "none", self.method
+        return self.method, "none"
+
     def describe(self) -> str:
         if self.method == "dhcp":
             return "dhcp"

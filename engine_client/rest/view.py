@@ -284,20 +284,12 @@ def host_nic(fleet: Fleet, h: Host, dev: str, entry: Mapping[str, Any], bond: bo
 REPORTED = ("mtu", "bridged", "vlan", "nic", "ipv4_boot_protocol", "ipv6_boot_protocol")
 
 
-def _boot_protocols(ip: IpSettings) -> tuple[str, str]:
-    """(IPv4, IPv6) boot protocol of an attachment's IP settings, in oVirt's names."""
-    if ip.family == 6:
-        return "none", "static"
-    return ip.method, "none"
-
-
 def ip_address_assignments(ip: IpSettings) -> Node:
     """oVirt's ``ip_address_assignments`` of an attachment: one for IPv4, one for IPv6; a
     static address as ``ip`` with ``address``, ``netmask`` (dotted for IPv4, the prefix length
     for IPv6, as oVirt writes them), ``gateway`` and ``version``."""
-    methods = _boot_protocols(ip)
     nodes = []
-    for version, method in zip(("v4", "v6"), methods, strict=True):
+    for version, method in zip(("v4", "v6"), ip.boot_protocols, strict=True):
         if method == "static" and ip.address is not None:
             iface = ipaddress.ip_interface(ip.address)
             netmask = iface.netmask if iface.version == 4 else iface.network.prefixlen
@@ -325,7 +317,7 @@ def reported(net: LogicalNetwork, att: Attachment, caps: Mapping[str, Any]) -> t
         "vlan": net.vlan if att.southbound else None,
         "nic": att.southbound,
     }
-    expected["ipv4_boot_protocol"], expected["ipv6_boot_protocol"] = _boot_protocols(att.ip)
+    expected["ipv4_boot_protocol"], expected["ipv6_boot_protocol"] = att.ip.boot_protocols
     configs = []
     for key in (*REPORTED, *(k for k in diff if k not in REPORTED)):
         want, got = diff.get(key, (expected.get(key), expected.get(key)))
