@@ -280,15 +280,12 @@ def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _attachment(a: argparse.Namespace, known: Attachment | None) -> Attachment:
+def _attachment(a: argparse.Namespace) -> Attachment:
     """The attachment the command states, whole: its place and its IP settings (left out:
-    none). Re-run on an attached host it replaces what is there; a label's attachment stays
-    the label's while it keeps its place (docs/engine-cli.md "Addresses")."""
+    none). Re-run on an attached host it replaces what is there, and an attachment made by
+    hand is no label's (docs/engine-cli.md "Addresses")."""
     ip = ipsettings.parse(a.ip, a.gateway, a.dhcp)
-    att = Attachment(a.host, a.name, nic=a.nic, bond=a.bond, isolated=a.isolated, ip=ip)
-    if known is not None and known.via_label is not None and labels.same_place(known, att):
-        att = replace(att, via_label=known.via_label)
-    return att
+    return Attachment(a.host, a.name, nic=a.nic, bond=a.bond, isolated=a.isolated, ip=ip)
 
 
 def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
@@ -302,7 +299,7 @@ def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
             f"host: expected a host of data center {net.dc}, "
             f"got {host.name} (data center {host.dc})",
         )
-    att = _attachment(a, ctx.store.find_attachment(host.name, net.name))
+    att = _attachment(a)
     others = [
         (ctx.store.get_network(o.network), o)
         for o in ctx.store.list_attachments(host=host.name)

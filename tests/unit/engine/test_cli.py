@@ -745,7 +745,9 @@ def test_an_address_another_host_has_on_the_network_is_refused(dc: Cli) -> None:
     assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--ip", "10.0.0.5/24") == 0
 
 
-def test_reattach_with_an_ip_keeps_a_label_attachment_the_labels(dc: Cli) -> None:
+def test_reattach_with_an_ip_makes_a_label_attachment_manual_and_keeps_the_address(
+    dc: Cli,
+) -> None:
     assert dc("network", "update", "red", "--label", "lab") == 0
     assert dc("label", "add", "h1", "lab", "--nic", "eth1") == 0
     with dc.store() as s:
@@ -753,9 +755,12 @@ def test_reattach_with_an_ip_keeps_a_label_attachment_the_labels(dc: Cli) -> Non
     assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--ip", "10.0.0.5/24") == 0
     with dc.store() as s:
         att = s.get_attachment("h1", "red")
-    assert (att.via_label, att.ip.address) == ("lab", "10.0.0.5/24")
+    # Made by hand now (as any attach over a label's attachment): the label no longer owns it.
+    assert (att.via_label, att.ip.address) == (None, "10.0.0.5/24")
     assert setup_calls(dc, H1)[-1]["red"]["ipaddr"] == "10.0.0.5"
-    # The label's next push (sync) keeps the address.
     agent(dc, H1).networks["red"]["mtu"] = 1280
     assert dc("sync") == 0
     assert setup_calls(dc, H1)[-1]["red"]["ipaddr"] == "10.0.0.5"
+    assert dc("label", "remove", "h1", "lab", "--nic", "eth1") == 0
+    with dc.store() as s:
+        assert s.get_attachment("h1", "red").ip.address == "10.0.0.5/24"
