@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any, TextIO
 
-from engine_client import cli_rollout, labels, tlsfiles, validation
+from engine_client import cli_rollout, ipsettings, labels, tlsfiles, validation
 from engine_client import operations as ops
 from engine_client.agent_client import AgentClient, AgentError, Transport
 from engine_client.cli_labels import add_commands as add_label_commands
@@ -244,6 +244,7 @@ def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
             {
                 "host": att.host,
                 "attached": att.describe(),
+                "ip": asdict(att.ip),
                 "via_label": att.via_label,
                 "reachable": probe.reachable,
                 "in_sync": verdict.in_sync,
@@ -280,7 +281,11 @@ def cmd_network_show(ctx: Ctx, a: argparse.Namespace) -> int:
 
 
 def _attachment(a: argparse.Namespace) -> Attachment:
-    return Attachment(a.host, a.name, nic=a.nic, bond=a.bond, isolated=a.isolated)
+    """The attachment the command states, whole: its place and its IP settings (left out:
+    none). Re-run on an attached host it replaces what is there, and an attachment made by
+    hand is no label's (docs/engine-cli.md "Addresses")."""
+    ip = ipsettings.parse(a.ip, a.gateway, a.dhcp)
+    return Attachment(a.host, a.name, nic=a.nic, bond=a.bond, isolated=a.isolated, ip=ip)
 
 
 def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
@@ -301,6 +306,7 @@ def cmd_network_attach(ctx: Ctx, a: argparse.Namespace) -> int:
         if o.network != net.name
     ]
     validation.check_attachment(net, att, others)
+    validation.check_own_address(net, att, ctx.store.list_attachments(network=net.name))
     ctx.store.get_dc(net.dc)
     cid = ops.start(ctx)
     pushed = ops.push(ctx, net, [att], cid)
@@ -713,6 +719,14 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--nic")
     where.add_argument("--bond")
     where.add_argument("--isolated", action="store_true")
+    p.add_argument(
+        "--ip",
+        metavar="ADDR/PREFIX",
+        help=f"this host's static address on the network, IPv4 or IPv6: {ipsettings.IP_HELP}; "
+        "re-run attach to change it, without --ip/--dhcp to remove it",
+    )
+    p.add_argument("--gateway", metavar="IP", help="gateway of --ip's subnet (with --ip only)")
+    p.add_argument("--dhcp", action="store_true", help="a DHCPv4 address (not with --ip)")
     cli_rollout.add_options(p)
     p = sub(net, "detach", cmd_network_detach, "remove from a host")
     p.add_argument("name")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 DEFAULT_MTU = 1500
 # Data centers below this compatibility version do not get network changes pushed to hosts
@@ -68,6 +68,45 @@ class LogicalNetwork:
     generation: int = 1
 
 
+BootProtocol = Literal["none", "static", "dhcp"]  # oVirt's names (its BootProtocol type)
+
+
+@dataclass(frozen=True)
+class IpSettings:
+    """An attachment's own IP configuration on its host (docs/engine-cli.md "Addresses"):
+    nothing (``none``), one static address with an optional gateway of its family, or DHCPv4.
+    ``address`` is an interface in its normal form (``10.0.0.5/24``, ``2001:db8::5/64``, as
+    the kernel reports it back), ``gateway`` a bare address; both only for ``static``."""
+
+    method: BootProtocol = "none"
+    address: str | None = None
+    gateway: str | None = None
+
+    @property
+    def family(self) -> int | None:
+        """4 or 6 for a static address, None otherwise."""
+        if self.address is None:
+            return None
+        return 6 if ":" in self.address else 4
+
+    @property
+    def boot_protocols(self) -> tuple[BootProtocol, BootProtocol]:
+        """(IPv4, IPv6) boot protocol, as oVirt names an attachment's two IP assignments."""
+        if self.family == 6:
+            return "none", self.method
+        return self.method, "none"
+
+    def describe(self) -> str:
+        if self.method == "dhcp":
+            return "dhcp"
+        if self.address is None:
+            return ""
+        return self.address + (f" gateway {self.gateway}" if self.gateway else "")
+
+
+NO_IP = IpSettings()
+
+
 @dataclass(frozen=True)
 class Attachment:
     """A logical network on one host: on a NIC, on a bond, or isolated (a bridge, no uplink)."""
@@ -78,6 +117,7 @@ class Attachment:
     bond: str | None = None
     isolated: bool = False
     via_label: str | None = None  # set when a label attached it (docs/engine-cli.md)
+    ip: IpSettings = NO_IP  # sent to this host only, compared by in-sync
     # The last failure of a push to this host; whether it is in sync is judged from the host's
     # capabilities (``insync.judge``), never stored.
     last_error: str | None = None
@@ -87,6 +127,10 @@ class Attachment:
         return self.nic or self.bond
 
     def describe(self) -> str:
+        ip = self.ip.describe()
+        return self.place() + (f", {ip}" if ip else "")
+
+    def place(self) -> str:
         if self.nic is not None:
             return f"nic {self.nic}"
         if self.bond is not None:

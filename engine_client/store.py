@@ -32,6 +32,7 @@ from engine_client.models import (
     Event,
     Host,
     HostLabel,
+    IpSettings,
     LogicalNetwork,
     NicLabel,
     Rollout,
@@ -168,6 +169,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE event ADD COLUMN network TEXT;
     CREATE INDEX event_network ON event(network);
     """,
+    # 5: the attachment's own IP settings (docs/engine-cli.md "Addresses"): none, a static
+    # address ("10.0.0.5/24" or "2001:db8::5/64") with an optional gateway, or DHCP.
+    """
+    ALTER TABLE attachment ADD COLUMN boot_protocol TEXT NOT NULL DEFAULT 'none'
+        CHECK (boot_protocol IN ('none', 'static', 'dhcp'));
+    ALTER TABLE attachment ADD COLUMN ip_address TEXT;
+    ALTER TABLE attachment ADD COLUMN ip_gateway TEXT;
+    """,
 )
 
 
@@ -278,6 +287,7 @@ def _attachment(row: Row) -> Attachment:
         bond=row["bond"],
         isolated=bool(row["isolated"]),
         via_label=row["via_label"],
+        ip=IpSettings(row["boot_protocol"], row["ip_address"], row["ip_gateway"]),
         last_error=row["last_error"],
     )
 
@@ -589,11 +599,14 @@ class Store:
                 )
             self._db.execute(
                 "INSERT INTO attachment"
-                " (host, network, nic, bond, isolated, via_label, last_error)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " (host, network, nic, bond, isolated, via_label, last_error,"
+                " boot_protocol, ip_address, ip_gateway)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (host, network) DO UPDATE SET nic = excluded.nic,"
                 " bond = excluded.bond, isolated = excluded.isolated,"
-                " via_label = excluded.via_label, last_error = excluded.last_error",
+                " via_label = excluded.via_label, last_error = excluded.last_error,"
+                " boot_protocol = excluded.boot_protocol, ip_address = excluded.ip_address,"
+                " ip_gateway = excluded.ip_gateway",
                 (
                     att.host,
                     att.network,
@@ -602,6 +615,9 @@ class Store:
                     int(att.isolated),
                     att.via_label,
                     att.last_error,
+                    att.ip.method,
+                    att.ip.address,
+                    att.ip.gateway,
                 ),
             )
         return att

@@ -161,12 +161,19 @@ def check_remove(net: LogicalNetwork, usage: NetworkUsage) -> None:
 
 
 def check_isolated(net: LogicalNetwork, att: Attachment) -> None:
-    """An isolated network is a bridge with no uplink: it must stay a VM network."""
+    """An isolated network is a bridge with no uplink: it must stay a VM network, and it
+    takes no IP settings (the agent refuses both, error 21)."""
     if att.isolated and not net.vm:
         raise NetError(
             ErrorKind.BAD_PARAMS,
             f"networks.{net.name}.bridged: an isolated network (host {att.host}) must be a VM "
             f"network, got non-VM",
+        )
+    if att.isolated and att.ip.method != "none":
+        raise NetError(
+            ErrorKind.BAD_PARAMS,
+            f"networks.{net.name}: an isolated network (host {att.host}) takes no IP "
+            f"settings, got {att.ip.describe()}; attach it to a NIC or bond for an address",
         )
 
 
@@ -193,4 +200,20 @@ def check_attachment(
                 ErrorKind.BAD_PARAMS,
                 f"networks.{net.name}: {slot[0]} ({tag}) on host {att.host} already carries "
                 f"network {other_net.name}",
+            )
+
+
+def check_own_address(net: LogicalNetwork, att: Attachment, peers: Sequence[Attachment]) -> None:
+    """A static address is one host's: the other hosts' attachments of the same network
+    (``peers``) must not have it (two hosts answering one address on one network)."""
+    if att.ip.address is None:
+        return
+    mine = att.ip.address.split("/")[0]
+    for peer in peers:
+        theirs = None if peer.ip.address is None else peer.ip.address.split("/")[0]
+        if peer.host != att.host and theirs == mine:
+            raise NetError(
+                ErrorKind.BAD_ADDR,
+                f"--ip: {mine} is already the address of host {peer.host} on network "
+                f"{net.name}; give each host its own",
             )

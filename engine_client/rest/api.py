@@ -298,14 +298,56 @@ def _where(fleet: Fleet, h: Host, item: ET.Element) -> list[str]:
     return ["--bond" if devices.get(name) else "--nic", name]
 
 
-def _check_ip(item: ET.Element) -> None:
+def _attachment_where(fleet: Fleet, h: Host, item: ET.Element) -> list[str]:
+    """Where a modified attachment goes: its ``host_nic``; an existing attachment (named by
+    its ``id``) sent without one keeps its place (a change of its IP settings only)."""
+    ident = doc.value(item, "id")
+    if item.find("host_nic") is None and ident:
+        att = _attachment(fleet, h, ident)
+        if att.nic is not None:
+            return ["--nic", att.nic]
+        if att.bond is not None:
+            return ["--bond", att.bond]
+    return _where(fleet, h, item)
+
+
+def _ip_options(item: ET.Element) -> list[str]:
+    """oVirt's ``ip_address_assignments`` of a network attachment as ``network attach``'s
+    ``--ip ADDR/NETMASK [--gateway IP]`` or ``--dhcp`` (docs/rest.md). Left out, or only
+    ``none``: no address, as oVirt gives an attachment whose IP configuration is not set. One
+    address per attachment, as on the command line; the command checks the values."""
+    chosen: list[tuple[str, ET.Element]] = []
     for assignment in doc.items(item, "ip_address_assignments"):
         method = doc.value(assignment, "assignment_method") or "none"
-        if method != "none":
+        ip = assignment.find("ip")
+        version = doc.value(ip, "version") or "v4"
+        if method == "none":
+            continue
+        if method not in ("static", "dhcp") or (method == "dhcp" and version != "v4"):
             raise bad_request(
-                f"ip_address_assignments: assignment_method {method!r} is not supported by "
-                f"engine-client; expected none"
+                f"ip_address_assignments: assignment_method {method!r} for {version} is not "
+                f"supported by engine-client; expected static (v4 or v6), dhcp (v4) or none"
             )
+        chosen.append((method, assignment))
+    if len(chosen) > 1:
+        raise bad_request(
+            "ip_address_assignments: engine-client gives an attachment one address (IPv4 or "
+            f"IPv6, static or DHCP), got {len(chosen)} assignments"
+        )
+    if not chosen:
+        return []
+    method, assignment = chosen[0]
+    if method == "dhcp":
+        return ["--dhcp"]
+    ip = assignment.find("ip")
+    address, netmask = doc.value(ip, "address"), doc.value(ip, "netmask")
+    if not address or not netmask:
+        raise bad_request(
+            "ip_address_assignments: a static assignment needs ip.address and ip.netmask "
+            f"(a netmask or a prefix length), got address {address!r}, netmask {netmask!r}"
+        )
+    gateway = doc.value(ip, "gateway")
+    return ["--ip", f"{address}/{netmask}", *(["--gateway", gateway] if gateway else [])]
 
 
 def _attachment_network(fleet: Fleet, h: Host, item: ET.Element) -> LogicalNetwork:
@@ -328,9 +370,9 @@ async def add_attachment(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     h = _host(fleet, request)
     body = await _body(request, "network_attachment")
-    _check_ip(body)
+    ip = _ip_options(body)
     net = _attachment_network(fleet, h, body)
-    where = _where(fleet, h, body)
+    where = [*_where(fleet, h, body), *ip]
     srv = server(request)
     await _done(
         request, await srv.commands.attach(net.name, h.name, where, correlation_id(request))
@@ -376,9 +418,9 @@ async def setup_networks(request: web.Request) -> web.Response:
         att = _attachment(fleet, h, doc.value(item, "id") or "")
         steps.append(("detach", (att.network, h.name)))
     for item in doc.items(body, "modified_network_attachments"):
-        _check_ip(item)
+        ip = _ip_options(item)
         net = _attachment_network(fleet, h, item)
-        steps.append(("attach", (net.name, h.name, _where(fleet, h, item))))
+        steps.append(("attach", (net.name, h.name, [*_attachment_where(fleet, h, item), *ip])))
     for item in doc.items(body, "removed_labels"):
         label = doc.value(item, "id") or doc.value(item, "name") or ""
         nic_el = item.find("host_nic")

@@ -5,6 +5,7 @@ the store, no I/O here. Element names follow oVirt's API model (``types/Network.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from engine_client.models import (
     Event,
     Host,
     HostLabel,
+    IpSettings,
     LogicalNetwork,
     NicLabel,
 )
@@ -279,7 +281,29 @@ def host_nic(fleet: Fleet, h: Host, dev: str, entry: Mapping[str, Any], bond: bo
     )
 
 
-REPORTED = ("mtu", "bridged", "vlan", "nic")
+REPORTED = ("mtu", "bridged", "vlan", "nic", "ipv4_boot_protocol", "ipv6_boot_protocol")
+
+
+def ip_address_assignments(ip: IpSettings) -> Node:
+    """oVirt's ``ip_address_assignments`` of an attachment: one for IPv4, one for IPv6; a
+    static address as ``ip`` with ``address``, ``netmask`` (dotted for IPv4, the prefix length
+    for IPv6, as oVirt writes them), ``gateway`` and ``version``."""
+    nodes = []
+    for version, method in zip(("v4", "v6"), ip.boot_protocols, strict=True):
+        if method == "static" and ip.address is not None:
+            iface = ipaddress.ip_interface(ip.address)
+            netmask = iface.netmask if iface.version == 4 else iface.network.prefixlen
+            addr = el(
+                "ip",
+                leaf("address", iface.ip.compressed),
+                leaf("gateway", ip.gateway),
+                leaf("netmask", netmask),
+                leaf("version", version),
+            )
+        else:
+            addr = el("ip", leaf("version", version))
+        nodes.append(el("ip_address_assignment", leaf("assignment_method", method), addr))
+    return many("ip_address_assignments", nodes)
 
 
 def reported(net: LogicalNetwork, att: Attachment, caps: Mapping[str, Any]) -> tuple[bool, Node]:
@@ -293,6 +317,7 @@ def reported(net: LogicalNetwork, att: Attachment, caps: Mapping[str, Any]) -> t
         "vlan": net.vlan if att.southbound else None,
         "nic": att.southbound,
     }
+    expected["ipv4_boot_protocol"], expected["ipv6_boot_protocol"] = att.ip.boot_protocols
     configs = []
     for key in (*REPORTED, *(k for k in diff if k not in REPORTED)):
         want, got = diff.get(key, (expected.get(key), expected.get(key)))
@@ -318,6 +343,7 @@ def network_attachment(fleet: Fleet, att: Attachment) -> Node:
         "network_attachment",
         link(href, "statistics"),
         leaf("in_sync", sync),
+        ip_address_assignments(att.ip),
         configs,
         leaf("comment", f"attached by label {att.via_label}") if att.via_label else None,
         leaf("description", att.last_error) if att.last_error else None,

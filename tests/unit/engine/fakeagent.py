@@ -102,10 +102,11 @@ class FakeAgent:
                 "southbound": south,
                 "mtu": mtu,
                 "isolated": uplink is None,
-                "ipv4addrs": [],
-                "ipv6addrs": [],
-                "gateway": "",
-                "ipv6gateway": "",
+                "ipv4addrs": [f"{attrs['ipaddr']}/{attrs['prefix']}"] if "ipaddr" in attrs else [],
+                "ipv6addrs": [attrs["ipv6addr"]] if "ipv6addr" in attrs else [],
+                "gateway": attrs.get("gateway", ""),
+                "ipv6gateway": attrs.get("ipv6gateway", "::"),
+                "dhcpv4": attrs.get("bootproto") == "dhcp",
                 "defaultRoute": False,
             }
             if vlan is not None and south is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from engine_client.cli import main
+from engine_client.models import IpSettings
 from engine_client.store import LeaseHolder, Store
 from tests.enginecli import in_sync
 from tests.pg import PgServer
@@ -607,3 +608,159 @@ def test_sqlite_users_do_not_load_psycopg(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "False", out
+
+
+# -- the attachment's own IP settings (docs/engine-cli.md "Addresses") --------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--ip", "10.0.0.300/24"], "--ip: expected ADDR/PREFIX"),
+        (["--ip", "10.0.0.5"], "--ip: expected ADDR/PREFIX (e.g. 10.0.0.5/24 or 2001:db8::5/64), "
+         "got '10.0.0.5'"),
+        (["--ip", "10.0.0.5/33"], "got '10.0.0.5/33'"),
+        (["--ip", "127.0.0.5/8"], "--ip: 127.0.0.5 cannot be a host's static address"),
+        (["--ip", "fe80::5/64"], "--ip: fe80::5 cannot be a host's static address"),
+        (["--gateway", "10.0.0.1"], "--gateway: '10.0.0.1' needs a static --ip"),
+        (["--dhcp", "--gateway", "10.0.0.1"], "--gateway: '10.0.0.1' needs a static --ip "
+         "(DHCP brings its own)"),
+        (["--dhcp", "--ip", "10.0.0.5/24"], "--dhcp: conflicts with --ip '10.0.0.5/24'"),
+        (["--ip", "10.0.0.5/24", "--gateway", "10.0.1.1"],
+         "--gateway: '10.0.1.1' is not in the subnet of --ip 10.0.0.5/24 (10.0.0.0/24)"),
+        (["--ip", "10.0.0.5/24", "--gateway", "nope"],
+         "--gateway: expected an IP address, got 'nope'"),
+        (["--ip", "2001:db8::5/64", "--gateway", "10.0.0.1"],
+         "--gateway: an IPv4 gateway '10.0.0.1' for the IPv6 --ip 2001:db8::5/64"),
+        (["--ip", "10.0.0.5/24", "--gateway", "10.0.0.5"],
+         "--gateway: '10.0.0.5' is the host's own --ip address"),
+        (["--ip", "10.0.0.0/24"], "--ip: 10.0.0.0 is the network address of 10.0.0.0/24"),
+        (["--ip", "10.0.0.255/24"], "--ip: 10.0.0.255 is the broadcast address of 10.0.0.0/24"),
+        (["--ip", "2001:db8::5/64", "--gateway", "2001:db9::1"],
+         "--gateway: '2001:db9::1' is not in the subnet of --ip 2001:db8::5/64"),
+    ],
+)
+def test_attach_bad_ip_options_change_nothing(
+    dc: Cli, options: list[str], message: str
+) -> None:
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1", *options) == 2
+    assert message in dc.err
+    assert not setup_calls(dc, H1)
+    with dc.store() as s:
+        assert s.list_attachments() == []
+
+
+def test_attach_ipv6_gateway_may_be_link_local_and_ipv4_a_netmask(dc: Cli) -> None:
+    assert dc(
+        "network", "attach", "red", "h1", "--nic", "eth1",
+        "--ip", "2001:db8::5/64", "--gateway", "FE80::1",
+    ) == 0  # fmt: skip
+    assert setup_calls(dc, H1)[-1]["red"]["ipv6gateway"] == "fe80::1"
+    netmask = ["--ip", "10.1.2.3/255.255.0.0"]
+    assert dc("network", "attach", "red", "h2", "--nic", "eth2", *netmask) == 0
+    assert setup_calls(dc, H2)[-1]["red"]["prefix"] == 16
+    with dc.store() as s:
+        assert s.get_attachment("h2", "red").ip.address == "10.1.2.3/16"
+
+
+def test_attach_isolated_with_ip_refused(dc: Cli) -> None:
+    assert dc("network", "add", "iso", "--dc", "dc1") == 0
+    assert dc("network", "attach", "iso", "h1", "--isolated", "--ip", "10.0.0.5/24") == 2
+    assert "networks.iso: an isolated network (host h1) takes no IP settings" in dc.err
+    assert not setup_calls(dc, H1)
+
+
+def test_attach_ip_is_sent_to_that_host_only_and_stored(dc: Cli) -> None:
+    assert dc(
+        "network", "attach", "red", "h1", "--nic", "eth1",
+        "--ip", "10.0.0.5/24", "--gateway", "10.0.0.1",
+    ) == 0  # fmt: skip
+    assert dc("network", "attach", "red", "h2", "--nic", "eth2", "--ip", "2001:DB8::6/64") == 0
+    assert setup_calls(dc, H1) == [
+        {"red": {"nic": "eth1", "vlan": 100, "mtu": 1500, "bridged": True,
+                 "ipaddr": "10.0.0.5", "prefix": 24, "gateway": "10.0.0.1"}}
+    ]  # fmt: skip
+    assert setup_calls(dc, H2) == [
+        {"red": {"nic": "eth2", "vlan": 100, "mtu": 1500, "bridged": True,
+                 "ipv6addr": "2001:db8::6/64"}}
+    ]  # fmt: skip
+    with dc.store() as s:
+        assert s.get_attachment("h1", "red").ip == IpSettings("static", "10.0.0.5/24", "10.0.0.1")
+        assert s.get_attachment("h2", "red").ip == IpSettings("static", "2001:db8::6/64")
+        assert in_sync(s, "h1", "red") and in_sync(s, "h2", "red")
+    # Every later rollout sends each host its own address with the new definition.
+    assert dc("network", "update", "red", "--mtu", "9000") == 0
+    assert setup_calls(dc, H1)[-1]["red"] == {
+        "nic": "eth1", "vlan": 100, "mtu": 9000, "bridged": True,
+        "ipaddr": "10.0.0.5", "prefix": 24, "gateway": "10.0.0.1",
+    }  # fmt: skip
+    assert setup_calls(dc, H2)[-1]["red"]["ipv6addr"] == "2001:db8::6/64"
+
+
+def test_reattach_changes_or_removes_the_ip_and_dhcp(dc: Cli) -> None:
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--ip", "10.0.0.5/24") == 0
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--dhcp") == 0
+    assert setup_calls(dc, H1)[-1]["red"]["bootproto"] == "dhcp"
+    assert "ipaddr" not in setup_calls(dc, H1)[-1]["red"]
+    _, doc = dc.json("network", "show", "red")
+    assert doc["hosts"][0]["attached"] == "nic eth1, dhcp"
+    assert doc["hosts"][0]["in_sync"]
+    # Re-run without --ip/--dhcp: the attachment is stated whole, so no address.
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1") == 0
+    assert setup_calls(dc, H1)[-1] == {
+        "red": {"nic": "eth1", "vlan": 100, "mtu": 1500, "bridged": True}
+    }
+    with dc.store() as s:
+        assert s.get_attachment("h1", "red").ip == IpSettings()
+
+
+def test_address_removed_behind_the_agent_is_out_of_sync_naming_it(dc: Cli) -> None:
+    assert dc(
+        "network", "attach", "red", "h1", "--nic", "eth1",
+        "--ip", "10.0.0.5/24", "--gateway", "10.0.0.1",
+    ) == 0  # fmt: skip
+    red = agent(dc, H1).networks["red"]
+    del red["ipaddr"], red["prefix"], red["gateway"]  # the host lost its address
+    _, doc = dc.json("network", "show", "red")
+    row = doc["hosts"][0]
+    assert not row["in_sync"]
+    assert row["differences"] == [
+        {"key": "ipv4_boot_protocol", "expected": "static", "found": "none"},
+        {"key": "ipv4_address", "expected": "10.0.0.5/24", "found": None},
+        {"key": "ipv4_gateway", "expected": "10.0.0.1", "found": None},
+    ]
+    assert "ipv4_address: expected 10.0.0.5/24, found none" in row["differs"]
+    assert dc("sync") == 0
+    assert agent(dc, H1).networks["red"]["ipaddr"] == "10.0.0.5"
+    with dc.store() as s:
+        assert in_sync(s, "h1", "red")
+
+
+def test_an_address_another_host_has_on_the_network_is_refused(dc: Cli) -> None:
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--ip", "10.0.0.5/24") == 0
+    assert dc("network", "attach", "red", "h2", "--nic", "eth2", "--ip", "10.0.0.5/16") == 2
+    assert "--ip: 10.0.0.5 is already the address of host h1 on network red" in dc.err
+    assert not setup_calls(dc, H2)
+    # Re-attaching h1 with its own address is no conflict.
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--ip", "10.0.0.5/24") == 0
+
+
+def test_reattach_with_an_ip_makes_a_label_attachment_manual_and_keeps_the_address(
+    dc: Cli,
+) -> None:
+    assert dc("network", "update", "red", "--label", "lab") == 0
+    assert dc("label", "add", "h1", "lab", "--nic", "eth1") == 0
+    with dc.store() as s:
+        assert s.get_attachment("h1", "red").via_label == "lab"
+    assert dc("network", "attach", "red", "h1", "--nic", "eth1", "--ip", "10.0.0.5/24") == 0
+    with dc.store() as s:
+        att = s.get_attachment("h1", "red")
+    # Made by hand now (as any attach over a label's attachment): the label no longer owns it.
+    assert (att.via_label, att.ip.address) == (None, "10.0.0.5/24")
+    assert setup_calls(dc, H1)[-1]["red"]["ipaddr"] == "10.0.0.5"
+    agent(dc, H1).networks["red"]["mtu"] = 1280
+    assert dc("sync") == 0
+    assert setup_calls(dc, H1)[-1]["red"]["ipaddr"] == "10.0.0.5"
+    assert dc("label", "remove", "h1", "lab", "--nic", "eth1") == 0
+    with dc.store() as s:
+        assert s.get_attachment("h1", "red").ip.address == "10.0.0.5/24"

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine_client.insync import IN_SYNC, Difference, Verdict, desired_attrs, judge
-from engine_client.models import Attachment, LogicalNetwork
+from engine_client.models import Attachment, IpSettings, LogicalNetwork
 
 RED = LogicalNetwork(dc="dc1", name="red", vlan=100, mtu=9000, vm=True)
 ON_ETH1 = Attachment(host="h1", network="red", nic="eth1")
@@ -178,3 +178,80 @@ def test_unconfirmed_change_on_the_host_is_not_in_sync() -> None:
     }
     caps["netConfigPending"] = False
     assert judge(RED, ON_ETH1, caps).in_sync
+
+
+# -- the attachment's own IP settings -----------------------------------------------------
+
+STATIC4 = replace(ON_ETH1, ip=IpSettings("static", "10.0.0.5/24", "10.0.0.1"))
+STATIC6 = replace(ON_ETH1, ip=IpSettings("static", "2001:db8::5/64", "2001:db8::1"))
+DHCP = replace(ON_ETH1, ip=IpSettings("dhcp"))
+
+
+def test_desired_attrs_carry_the_attachments_ip() -> None:
+    base = {"nic": "eth1", "vlan": 100, "mtu": 9000, "bridged": True}
+    assert desired_attrs(RED, STATIC4) == base | {
+        "ipaddr": "10.0.0.5", "prefix": 24, "gateway": "10.0.0.1"
+    }
+    assert desired_attrs(RED, STATIC6) == base | {
+        "ipv6addr": "2001:db8::5/64", "ipv6gateway": "2001:db8::1"
+    }
+    assert desired_attrs(RED, DHCP) == base | {"bootproto": "dhcp"}
+
+
+def test_static_ipv4_in_sync() -> None:
+    caps = caps_with(ipv4addrs=["10.0.0.5/24"], gateway="10.0.0.1")
+    assert judge(RED, STATIC4, caps) == IN_SYNC
+
+
+def test_static_ipv4_missing_names_address_and_gateway() -> None:
+    verdict = judge(RED, STATIC4, caps_with())
+    assert diffs(verdict) == {
+        "ipv4_boot_protocol": ("static", "none"),
+        "ipv4_address": ("10.0.0.5/24", None),
+        "ipv4_gateway": ("10.0.0.1", None),
+    }
+    assert verdict.describe() == (
+        "ipv4_boot_protocol: expected static, found none; "
+        "ipv4_address: expected 10.0.0.5/24, found none; "
+        "ipv4_gateway: expected 10.0.0.1, found none"
+    )
+
+
+def test_another_address_or_an_extra_one_is_out_of_sync() -> None:
+    other = caps_with(ipv4addrs=["10.0.0.6/24"], gateway="10.0.0.1")
+    assert diffs(judge(RED, STATIC4, other)) == {"ipv4_address": ("10.0.0.5/24", "10.0.0.6/24")}
+    extra = caps_with(ipv4addrs=["10.0.0.5/24", "10.0.9.9/16"], gateway="10.0.0.1")
+    assert diffs(judge(RED, STATIC4, extra)) == {
+        "ipv4_address": ("10.0.0.5/24", "10.0.0.5/24, 10.0.9.9/16")
+    }
+    prefix = caps_with(ipv4addrs=["10.0.0.5/16"], gateway="10.0.0.1")
+    assert diffs(judge(RED, STATIC4, prefix)) == {"ipv4_address": ("10.0.0.5/24", "10.0.0.5/16")}
+
+
+def test_no_ip_settings_but_an_address_on_the_host_is_out_of_sync() -> None:
+    caps = caps_with(ipv4addrs=["192.0.2.7/24"])
+    assert diffs(judge(RED, ON_ETH1, caps)) == {
+        "ipv4_boot_protocol": ("none", "static"),
+        "ipv4_address": (None, "192.0.2.7/24"),
+    }
+
+
+def test_static_ipv6() -> None:
+    good = caps_with(ipv6addrs=["2001:db8::5/64"], ipv6gateway="2001:db8::1")
+    assert judge(RED, STATIC6, good) == IN_SYNC
+    assert diffs(judge(RED, STATIC6, caps_with(ipv6gateway="::"))) == {
+        "ipv6_boot_protocol": ("static", "none"),
+        "ipv6_address": ("2001:db8::5/64", None),
+        "ipv6_gateway": ("2001:db8::1", None),
+    }
+
+
+def test_dhcp_compares_the_protocol_not_the_leased_address() -> None:
+    leased = caps_with(dhcpv4=True, ipv4addrs=["198.51.100.20/24"], gateway="198.51.100.1")
+    assert judge(RED, DHCP, leased) == IN_SYNC
+    assert diffs(judge(RED, DHCP, caps_with())) == {"ipv4_boot_protocol": ("dhcp", "none")}
+    assert diffs(judge(RED, STATIC4, leased)) == {
+        "ipv4_boot_protocol": ("static", "dhcp"),
+        "ipv4_address": ("10.0.0.5/24", "198.51.100.20/24"),
+        "ipv4_gateway": ("10.0.0.1", "198.51.100.1"),
+    }

@@ -15,7 +15,14 @@ import pytest
 from engine_client import store as store_mod
 from engine_client import store_pg
 from engine_client.events import PendingEvent
-from engine_client.models import Attachment, DataCenter, Host, LogicalNetwork, Vm
+from engine_client.models import (
+    Attachment,
+    DataCenter,
+    Host,
+    IpSettings,
+    LogicalNetwork,
+    Vm,
+)
 from engine_client.store import (
     LeaseHolder,
     NetworkBusy,
@@ -217,6 +224,54 @@ def test_events(store: Store) -> None:
 
 
 # -- schema 2: removing, generations, leases, rollouts --------------------------------------
+
+
+def test_attachment_ip_settings_round_trip(store: Store) -> None:
+    static4 = IpSettings("static", "10.0.0.5/24", "10.0.0.1")
+    static6 = IpSettings("static", "2001:db8::5/64", None)
+    store.set_attachment(Attachment("h1", "red", nic="eth1", ip=static4))
+    store.set_attachment(Attachment("h2", "red", bond="bond0", ip=IpSettings("dhcp")))
+    assert [a.ip for a in store.list_attachments(network="red")] == [static4, IpSettings("dhcp")]
+    # A re-attach replaces the settings whole (here: another family, no gateway).
+    store.set_attachment(Attachment("h1", "red", nic="eth1", ip=static6))
+    assert store.get_attachment("h1", "red").ip == static6
+    store.set_attachment(Attachment("h1", "red", nic="eth1"))
+    assert store.get_attachment("h1", "red").ip == IpSettings()
+    store.mark_attachment("h2", "red", last_error="boom")
+    assert store.get_attachment("h2", "red").ip == IpSettings("dhcp")
+
+
+def test_attachment_boot_protocol_is_checked_by_the_schema(store: Store) -> None:
+    bogus = IpSettings("bootp", "10.0.0.5/24")  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        store.set_attachment(Attachment("h1", "red", nic="eth1", ip=bogus))
+    assert store.list_attachments() == []
+
+
+def test_migration_5_gives_existing_attachments_no_ip(store_location: str) -> None:
+    """A store of schema 4 (before the attachments' IP settings) opens with its attachments
+    kept, each with no IP settings, on both databases."""
+    path = store_location
+    pg = path.startswith("postgresql://")
+    if not pg:
+        Path(path).parent.mkdir(parents=True)
+    schema_4 = "".join(
+        (store_pg.ddl(m) if pg else m) + ";" for m in store_mod.MIGRATIONS[:4]
+    )
+    run_sql(
+        path,
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+        "INSERT INTO schema_version VALUES (4);"
+        + schema_4
+        + "INSERT INTO data_center VALUES ('dc1', '4.7');"
+        "INSERT INTO host (name, url, dc) VALUES ('h1', 'unix:///x', 'dc1');"
+        "INSERT INTO network (name, dc, vlan, mtu, vm) VALUES ('red', 'dc1', 100, 9000, 1);"
+        "INSERT INTO attachment (host, network, nic) VALUES ('h1', 'red', 'eth1');",
+    )
+    with Store.open(path) as s:
+        assert s.schema_version == len(store_mod.MIGRATIONS) == 5
+        assert s.get_attachment("h1", "red") == Attachment("h1", "red", nic="eth1")
+        assert s.get_attachment("h1", "red").ip == IpSettings("none", None, None)
 
 
 def test_migration_from_schema_1_keeps_the_records(store_location: str) -> None:
