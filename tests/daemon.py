@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import signal
 import socket
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.netns import NetNS
+from vdsm_net import jsonrpc_codec
 
 BIN = Path(sys.executable).parent
 
@@ -79,13 +79,12 @@ class AgentProcess:
 
     def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 120) -> Any:
         self._id += 1
-        body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
-                           "params": params or {}}).encode()
+        body = jsonrpc_codec.Request(self._id, method, params or {}).encode()
         _, raw = http_post(self.socket, body, timeout)
-        resp = json.loads(raw)
-        if "error" in resp:
-            raise AgentError(resp["error"]["code"], resp["error"]["message"])
-        return resp["result"]
+        response = jsonrpc_codec.decode_response(raw, self._id)
+        if response.error is not None:
+            raise AgentError(response.error.code, response.error.message)
+        return response.result
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from typing import TypeVar
 
 from vdsm_net.kernel import bond_options
 from vdsm_net.model import DEFAULT_MTU, NetConfig, NetworkConfig, frozen_map
@@ -55,8 +57,8 @@ def render(
     their own devices do not depend on the networks of ``config``."""
     devices = _devices(config, current, previous, base_mtu_floor or {})
     # Computed once: per device they made render quadratic in the number of networks.
-    before = (_addresses(previous, 4), _addresses(previous, 6))
-    after = (_addresses(config, 4), _addresses(config, 6))
+    before = (_addresses(previous, IPv4Interface), _addresses(previous, IPv6Interface))
+    after = (_addresses(config, IPv4Interface), _addresses(config, IPv6Interface))
     devices = {n: _with_addresses(d, current, before, after) for n, d in devices.items()}
     routes = _desired_routes(config, current, previous, set(devices))
     return KernelState(frozen_map(devices), frozenset(routes))
@@ -183,17 +185,22 @@ def _new_bridge_mac(net: NetworkConfig, current: KernelState) -> str | None:
 # ---- addresses and routes ----------------------------------------------------------------
 
 
-def _addresses(config: NetConfig, family: int) -> dict[str, set[str]]:
-    """top device -> the addresses the config puts on it."""
-    out: dict[str, set[str]] = {}
+_A = TypeVar("_A", IPv4Interface, IPv6Interface)
+
+
+def _addresses(config: NetConfig, family: type[_A]) -> dict[str, set[_A]]:
+    """top device -> the addresses the config puts on it (``family``: IPv4Interface or
+    IPv6Interface, which parses the config's "addr/prefix")."""
+    out: dict[str, set[_A]] = {}
     for net in config.networks.values():
-        cidr = net.ipv4 if family == 4 else net.ipv6
+        cidr = net.ipv4 if family is IPv4Interface else net.ipv6
         if cidr is not None and net.southbound is not None:
-            out.setdefault(net.top, set()).add(cidr)
+            out.setdefault(net.top, set()).add(family(cidr))
     return out
 
 
-_ByFamily = tuple[dict[str, set[str]], dict[str, set[str]]]  # (IPv4, IPv6) top -> addresses
+# (IPv4, IPv6) top -> addresses
+_ByFamily = tuple[dict[str, set[IPv4Interface]], dict[str, set[IPv6Interface]]]
 
 
 def _with_addresses(
@@ -210,8 +217,8 @@ def _with_addresses(
 
 
 def _keep_and_add(
-    have: Iterable[str], before: dict[str, set[str]], after: dict[str, set[str]], name: str
-) -> frozenset[str]:
+    have: Iterable[_A], before: dict[str, set[_A]], after: dict[str, set[_A]], name: str
+) -> frozenset[_A]:
     return frozenset((set(have) - before.get(name, set())) | after.get(name, set()))
 
 
@@ -223,9 +230,9 @@ def config_routes(config: NetConfig) -> set[Route]:
             continue
         table = MAIN_TABLE if net.default_route else network_table(net.name)
         if net.gateway is not None:
-            routes.add(Route(4, net.gateway, net.top, table))
+            routes.add(Route(4, IPv4Address(net.gateway), net.top, table))
         if net.ipv6gateway is not None:
-            routes.add(Route(6, net.ipv6gateway, net.top, table))
+            routes.add(Route(6, IPv6Address(net.ipv6gateway), net.top, table))
     return routes
 
 

@@ -499,17 +499,16 @@ class Backend:
     def set_stp(self, op: SetStp) -> None:
         self._set(op.device, attrs=rs.linkinfo(BRIDGE, _stp_data(op.stp)))
 
-    def _addr(self, command: str, device: str, cidr: str) -> None:
-        address, _, prefix = cidr.partition("/")
-        six = ":" in address
+    def _addr(self, command: str, device: str, cidr: Interface) -> None:
+        six = cidr.version == 6
         index = self._batch.ifindex(device)
         # IPv6: no duplicate address detection, so the address is usable (not "tentative")
         # when the call returns, as a static address on a bridge should be.
         self._sync().addr(
             command,
             index=index,
-            address=address,
-            prefixlen=int(prefix or (128 if six else 32)),
+            address=str(cidr.ip),
+            prefixlen=cidr.network.prefixlen,
             **({"flags": IFA_F_NODAD} if six and command == "add" else {}),
         )
 
@@ -524,7 +523,7 @@ class Backend:
         self._sync().route(
             command,
             dst="0.0.0.0/0" if route.family == 4 else "::/0",
-            gateway=route.gateway,
+            gateway=str(route.gateway),
             oif=oif,
             table=route.table,
         )
