@@ -55,7 +55,7 @@ from vdsm_net.kernel.constants import (
     RTM_GETROUTE,
     RTN_UNICAST,
 )
-from vdsm_net.kernel.decode import AddressMsg, Interface, Link, LinkCounters, RouteMsg, parse_link
+from vdsm_net.kernel.decode import AddressMsg, Link, LinkCounters, RouteMsg, parse_link
 from vdsm_net.kernel.view import DOOMED_GROUP, OWNED_GROUPS
 from vdsm_net.ops import (
     AddAddress,
@@ -74,7 +74,16 @@ from vdsm_net.ops import (
     SetUp,
 )
 from vdsm_net.scope import ReadScope
-from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, KernelState, Route
+from vdsm_net.state import (
+    BOND,
+    BRIDGE,
+    OWNED_GROUP,
+    VLAN,
+    Device,
+    Interface,
+    KernelState,
+    Route,
+)
 
 
 class Backend:

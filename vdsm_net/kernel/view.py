@@ -30,13 +30,12 @@ from vdsm_net.kernel.decode import (
     NLMSG_HDR,
     RTMSG_HDR,
     AddressMsg,
-    Interface,
     Link,
     RouteMsg,
     parse_address,
     parse_route,
 )
-from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, Route
+from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, Interface, Route
 
 # Owned devices about to be deleted are moved to this group, then deleted with one
 # RTM_DELLINK by group: the kernel unregisters them in one batch (one RCU grace period
