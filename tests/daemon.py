@@ -55,7 +55,8 @@ class AgentProcess:
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = state_dir / "agent.log"
-        self._id = 0
+        # Callers on many threads at once (test_concurrency): each call takes its own id.
+        self._ids = jsonrpc_codec.Ids()
 
     def argv(self, *sub: str) -> list[str]:
         return self.ns.exec_argv(str(BIN / "vdsm-net-agent"), *sub, "--state-dir",
@@ -78,10 +79,10 @@ class AgentProcess:
         raise RuntimeError(f"agent did not answer within {timeout} s: {self.log.read_text()}")
 
     def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 120) -> Any:
-        self._id += 1
-        body = jsonrpc_codec.Request(self._id, method, params or {}).encode()
+        request = jsonrpc_codec.Request(self._ids.next(), method, params or {})
+        body = request.encode()
         _, raw = http_post(self.socket, body, timeout)
-        response = jsonrpc_codec.decode_response(raw, self._id)
+        response = jsonrpc_codec.decode_response(raw, request.id)
         if response.error is not None:
             raise AgentError(response.error.code, response.error.message)
         return response.result

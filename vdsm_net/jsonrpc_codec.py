@@ -45,7 +45,8 @@ def dumps(doc: Any) -> str:
 
 
 class Ids:
-    """Request ids: 1, 2, 3... (one source per caller, so that an answer names its request)."""
+    """Request ids: 1, 2, 3... (one source per caller, so that an answer names its request).
+    Safe to share between threads: ``next`` of an ``itertools.count`` is one atomic step."""
 
     def __init__(self) -> None:
         self._counter: Iterator[int] = itertools.count(1)
