@@ -23,8 +23,9 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import TypeVar
 
@@ -57,8 +58,8 @@ def render(
     their own devices do not depend on the networks of ``config``."""
     devices = _devices(config, current, previous, base_mtu_floor or {})
     # Computed once: per device they made render quadratic in the number of networks.
-    before = (_addresses(previous, IPv4Interface), _addresses(previous, IPv6Interface))
-    after = (_addresses(config, IPv4Interface), _addresses(config, IPv6Interface))
+    before = (_addresses(previous, 4, _ipv4_interface), _addresses(previous, 6, _ipv6_interface))
+    after = (_addresses(config, 4, _ipv4_interface), _addresses(config, 6, _ipv6_interface))
     devices = {n: _with_addresses(d, current, before, after) for n, d in devices.items()}
     routes = _desired_routes(config, current, previous, set(devices))
     return KernelState(frozen_map(devices), frozenset(routes))
@@ -187,15 +188,24 @@ def _new_bridge_mac(net: NetworkConfig, current: KernelState) -> str | None:
 
 _A = TypeVar("_A", IPv4Interface, IPv6Interface)
 
+# NetworkConfig keeps its addresses as the request's text; every render parses the previous
+# and the new config's, which for a thousand networks cost more than the rest of a no-op
+# render and plan. The values are immutable, so parses are shared (bounded: a daemon lives
+# long and sees addresses come and go).
+_PARSE_CACHE = 8192
+_ipv4_interface = functools.lru_cache(maxsize=_PARSE_CACHE)(IPv4Interface)
+_ipv6_interface = functools.lru_cache(maxsize=_PARSE_CACHE)(IPv6Interface)
+_ipv4_address = functools.lru_cache(maxsize=_PARSE_CACHE)(IPv4Address)
+_ipv6_address = functools.lru_cache(maxsize=_PARSE_CACHE)(IPv6Address)
 
-def _addresses(config: NetConfig, family: type[_A]) -> dict[str, set[_A]]:
-    """top device -> the addresses the config puts on it (``family``: IPv4Interface or
-    IPv6Interface, which parses the config's "addr/prefix")."""
+
+def _addresses(config: NetConfig, family: int, parse: Callable[[str], _A]) -> dict[str, set[_A]]:
+    """top device -> the addresses the config puts on it (its "addr/prefix" of ``family``)."""
     out: dict[str, set[_A]] = {}
     for net in config.networks.values():
-        cidr = net.ipv4 if family is IPv4Interface else net.ipv6
+        cidr = net.ipv4 if family == 4 else net.ipv6
         if cidr is not None and net.southbound is not None:
-            out.setdefault(net.top, set()).add(family(cidr))
+            out.setdefault(net.top, set()).add(parse(cidr))
     return out
 
 
@@ -230,9 +240,9 @@ def config_routes(config: NetConfig) -> set[Route]:
             continue
         table = MAIN_TABLE if net.default_route else network_table(net.name)
         if net.gateway is not None:
-            routes.add(Route(4, IPv4Address(net.gateway), net.top, table))
+            routes.add(Route(4, _ipv4_address(net.gateway), net.top, table))
         if net.ipv6gateway is not None:
-            routes.add(Route(6, IPv6Address(net.ipv6gateway), net.top, table))
+            routes.add(Route(6, _ipv6_address(net.ipv6gateway), net.top, table))
     return routes
 
 
