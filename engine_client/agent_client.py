@@ -9,13 +9,13 @@ error (its VDSM code and message), or a transport failure with a negative code.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
+
+from vdsm_net import jsonrpc_codec
 
 UNREACHABLE: Final = -1
 TIMEOUT: Final = -2
@@ -88,51 +88,18 @@ def tls_context(cert: str | None, key: str | None, ca: str | None) -> ssl.SSLCon
     return ctx
 
 
-_ids = itertools.count(1)
+_ids = jsonrpc_codec.Ids()
 
 
 def parse_response(data: bytes, request_id: int, where: str) -> Any:
     """The result of a JSON-RPC 2.0 response, strictly checked; AgentError otherwise."""
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        snippet = data[:80].decode("utf-8", "replace")
-        raise AgentError(BAD_RESPONSE, f"{where}: bad response: not JSON: {snippet!r}") from exc
-    if not isinstance(doc, dict):
-        raise AgentError(
-            BAD_RESPONSE, f"{where}: bad response: expected a JSON object, got {type(doc).__name__}"
-        )
-    if doc.get("jsonrpc") != "2.0":
-        raise AgentError(
-            BAD_RESPONSE,
-            f"{where}: bad response: jsonrpc: expected '2.0', got {doc.get('jsonrpc')!r}",
-        )
-    error = doc.get("error")
-    if error is not None:
-        if not isinstance(error, dict):
-            raise AgentError(BAD_RESPONSE, f"{where}: bad response: error: not an object")
-        code = error.get("code")
-        message = error.get("message")
-        if not isinstance(code, int) or isinstance(code, bool) or not isinstance(message, str):
-            raise AgentError(
-                BAD_RESPONSE,
-                f"{where}: bad response: error: expected integer code and "
-                f"string message, got {error!r}",
-            )
-        # An error for an unparsable request carries id null; any other id must be ours.
-        if doc.get("id") not in (request_id, None):
-            raise AgentError(
-                BAD_RESPONSE,
-                f"{where}: bad response: id: expected {request_id}, got {doc.get('id')!r}",
-            )
-        raise AgentError(code, message, error.get("data"))
-    if doc.get("id") != request_id:
-        raise AgentError(
-            BAD_RESPONSE, f"{where}: bad response: id: expected {request_id}, got {doc.get('id')!r}"
-        )
-    if "result" not in doc:
-        raise AgentError(BAD_RESPONSE, f"{where}: bad response: neither result nor error")
-    return doc["result"]
+        response = jsonrpc_codec.decode_response(data, request_id)
+    except jsonrpc_codec.MalformedResponse as exc:
+        raise AgentError(BAD_RESPONSE, f"{where}: bad response: {exc}") from exc
+    if response.error is not None:
+        raise AgentError(response.error.code, response.error.message, response.error.data)
+    return response.result
 
 
 class AgentClient:
@@ -153,14 +120,8 @@ class AgentClient:
         correlation_id: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        request_id = next(_ids)
-        request = {
-            "jsonrpc": "2.0",
-            "id": request_id,
-            "method": method,
-            "params": dict(params) if params is not None else {},
-        }
-        body = json.dumps(request).encode()
+        request_id = _ids.next()
+        body = jsonrpc_codec.Request(request_id, method, params or {}).encode()
         headers = {"Content-Type": "application/json"}
         if correlation_id is not None:
             headers[CORRELATION_HEADER] = correlation_id

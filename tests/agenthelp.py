@@ -6,13 +6,12 @@ Daemon-level tests start ``vdsm-net-agent`` itself (tests/kernel/test_daemon.py)
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tests.netns import NetNS
+from vdsm_net import jsonrpc_codec
 from vdsm_net.config import AgentConfig
 from vdsm_net.dhcp import DhcpTiming
 from vdsm_net.kernel.backend import Backend
@@ -23,7 +22,7 @@ from vdsm_net.qos.change import QosBackend
 from vdsm_net.qos.kernel import QosKernel
 from vdsm_net.rpc import make_handler
 
-_ids = itertools.count(1)
+_ids = jsonrpc_codec.Ids()
 
 
 class RpcError(Exception):
@@ -100,13 +99,13 @@ class AgentInNs:
         self.handler = make_handler(self.agent)
 
     async def call(self, method: str, params: dict[str, Any] | None = None, **headers: str) -> Any:
-        req = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params or {}}
-        raw = await self.handler(json.dumps(req), headers)
+        request = jsonrpc_codec.Request(_ids.next(), method, params or {})
+        raw = await self.handler(request.encode().decode(), headers)
         assert raw is not None
-        resp = json.loads(raw)
-        if "error" in resp:
-            raise RpcError(resp["error"]["code"], resp["error"]["message"])
-        return resp["result"]
+        response = jsonrpc_codec.decode_response(raw, request.id)
+        if response.error is not None:
+            raise RpcError(response.error.code, response.error.message)
+        return response.result
 
     async def setup(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import signal
 import socket
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.netns import NetNS
+from vdsm_net import jsonrpc_codec
 
 BIN = Path(sys.executable).parent
 
@@ -55,7 +55,8 @@ class AgentProcess:
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = state_dir / "agent.log"
-        self._id = 0
+        # Callers on many threads at once (test_concurrency): each call takes its own id.
+        self._ids = jsonrpc_codec.Ids()
 
     def argv(self, *sub: str) -> list[str]:
         return self.ns.exec_argv(str(BIN / "vdsm-net-agent"), *sub, "--state-dir",
@@ -78,14 +79,13 @@ class AgentProcess:
         raise RuntimeError(f"agent did not answer within {timeout} s: {self.log.read_text()}")
 
     def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 120) -> Any:
-        self._id += 1
-        body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
-                           "params": params or {}}).encode()
+        request = jsonrpc_codec.Request(self._ids.next(), method, params or {})
+        body = request.encode()
         _, raw = http_post(self.socket, body, timeout)
-        resp = json.loads(raw)
-        if "error" in resp:
-            raise AgentError(resp["error"]["code"], resp["error"]["message"])
-        return resp["result"]
+        response = jsonrpc_codec.decode_response(raw, request.id)
+        if response.error is not None:
+            raise AgentError(response.error.code, response.error.message)
+        return response.result
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -6,9 +6,9 @@ says which devices make up which network. The document is VDSM's (``vdsm_net.cap
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Interface
 from typing import Any
 
 from vdsm_net import capsdoc
@@ -16,7 +16,7 @@ from vdsm_net.kernel import bond_options
 from vdsm_net.model import NetConfig, NetworkConfig
 from vdsm_net.qos import Curve, HostQos, QosTree
 from vdsm_net.qos.tree import minor_of
-from vdsm_net.state import BOND, BRIDGE, MAIN_TABLE, VLAN, Device, KernelState, Route
+from vdsm_net.state import BOND, BRIDGE, MAIN_TABLE, VLAN, Address, Device, KernelState, Route
 
 # Kinds reported as host NICs: physical devices ("" kind) and what tests simulate NICs with.
 NIC_KINDS = frozenset({"", "veth", "dummy"})
@@ -36,13 +36,15 @@ class LinkStats:
     duplex: str = "unknown"
 
 
-def _gateway(routes: list[Route], family: int) -> str:
+def _gateway(routes: list[Route], family: int) -> Address | None:
     """The device's default gateway in any table (as VDSM's netinfo); the main table's wins
     over a per-network table's."""
-    found = sorted(
-        (r.table != MAIN_TABLE, r.table, r.gateway) for r in routes if r.family == family
+    found = min(
+        (r for r in routes if r.family == family),
+        key=lambda r: (r.table != MAIN_TABLE, r.table, str(r.gateway)),
+        default=None,
     )
-    return found[0][2] if found else ""
+    return found.gateway if found is not None else None
 
 
 def _routes(state: KernelState) -> dict[str, list[Route]]:
@@ -61,29 +63,29 @@ def _ports(state: KernelState) -> dict[str, list[str]]:
     return out
 
 
-def _primary_ipv4(ipv4: list[str], gateway: str) -> str:
+def _primary_ipv4(ipv4: list[IPv4Interface], gateway: Address | None) -> IPv4Interface | None:
     """VDSM's ``addr``: the address in the gateway's subnet, else the first one."""
-    if gateway:
-        gw = ipaddress.ip_address(gateway)
-        for cidr in ipv4:
-            if gw in ipaddress.ip_interface(cidr).network:
-                return cidr
-    return ipv4[0] if ipv4 else ""
+    if gateway is not None:
+        for iface in ipv4:
+            if gateway in iface.network:
+                return iface
+    return ipv4[0] if ipv4 else None
 
 
 def ip_facts(device: Device, routes: list[Route]) -> capsdoc.IpFacts:
     """What VDSM reports about a device's IP configuration (netinfo ``_devinfo``)."""
-    ipv4 = sorted(device.ipv4 | device.dynamic_ipv4)  # static, and leased (DHCP)
+    ipv4 = sorted(device.ipv4 | device.dynamic_ipv4, key=str)  # static, and leased (DHCP)
     gateway = _gateway(routes, 4)
+    gateway6 = _gateway(routes, 6)
     primary = _primary_ipv4(ipv4, gateway)
     return {
-        "addr": primary.split("/")[0] if primary else "",
-        "netmask": str(ipaddress.ip_interface(primary).netmask) if primary else "",
-        "gateway": gateway or capsdoc.NO_IPV4_GATEWAY,
-        "ipv4addrs": ipv4,
-        "ipv6addrs": sorted(device.ipv6),
-        "ipv6gateway": _gateway(routes, 6) or capsdoc.NO_IPV6_GATEWAY,
-        "ipv4defaultroute": bool(gateway)
+        "addr": str(primary.ip) if primary is not None else "",
+        "netmask": str(primary.netmask) if primary is not None else "",
+        "gateway": str(gateway) if gateway is not None else capsdoc.NO_IPV4_GATEWAY,
+        "ipv4addrs": [str(a) for a in ipv4],
+        "ipv6addrs": sorted(str(a) for a in device.ipv6),
+        "ipv6gateway": str(gateway6) if gateway6 is not None else capsdoc.NO_IPV6_GATEWAY,
+        "ipv4defaultroute": gateway is not None
         and any(r.family == 4 and r.table == MAIN_TABLE and r.gateway == gateway for r in routes),
         # A device's addresses with a lifetime are DHCP leases (the agent's own client; a
         # network's entry says it from its config).

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from vdsm_net import __version__
+from vdsm_net import __version__, jsonrpc_codec
 from vdsm_net.config import DEFAULT_SOCKET, ConfigError
 from vdsm_net.tls import client_context
 
@@ -87,7 +87,7 @@ def parse_params(args: Sequence[str]) -> dict[str, Any]:
         if name in params:
             raise UsageError(f"argument {arg!r}: parameter {name!r} given twice")
         try:
-            params[name] = json.loads(text)
+            params[name] = jsonrpc_codec.loads(text)
         except ValueError as exc:
             raise UsageError(
                 f"argument {name}: value is not JSON ({exc}): {text!r} "
@@ -119,34 +119,40 @@ def _target(args: argparse.Namespace) -> Target:
     return Target(url, None, ctx)
 
 
+def _text(body: bytes) -> str:
+    return body[:200].decode("utf-8", "replace")
+
+
 class Caller:
     def __init__(self, session: aiohttp.ClientSession, target: Target, headers: dict[str, str]):
         self._session = session
         self._target = target
         self._headers = headers
-        self._next_id = 0
+        self._ids = jsonrpc_codec.Ids()
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
-        self._next_id += 1
-        request = {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params}
+        request = jsonrpc_codec.Request(self._ids.next(), method, params)
+        headers = {**self._headers, "Content-Type": "application/json"}
         try:
             async with self._session.post(
-                self._target.url, json=request, headers=self._headers, ssl=self._target.ssl_context
+                self._target.url, data=request.encode(), headers=headers,
+                ssl=self._target.ssl_context,
             ) as resp:
-                text = await resp.text()
+                body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, OSError) as exc:
             raise Unreachable(f"cannot reach the agent at {self._where()}: {exc}") from None
         try:
-            doc = json.loads(text)
-        except ValueError:
-            raise Unreachable(f"HTTP {status} from {self._where()}: {text[:200]!r}") from None
-        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-            err = doc["error"]
-            raise RpcError(int(err.get("code", 0)), str(err.get("message", "")), err.get("data"))
-        if not isinstance(doc, dict) or "result" not in doc:
-            raise Unreachable(f"not a JSON-RPC answer from {self._where()}: {text[:200]!r}")
-        return doc["result"]
+            response = jsonrpc_codec.decode_response(body, request.id)
+        except jsonrpc_codec.NotJson:
+            raise Unreachable(f"HTTP {status} from {self._where()}: {_text(body)!r}") from None
+        except jsonrpc_codec.MalformedResponse as exc:
+            raise Unreachable(
+                f"not a JSON-RPC answer from {self._where()} ({exc}): {_text(body)!r}"
+            ) from None
+        if response.error is not None:
+            raise RpcError(response.error.code, response.error.message, response.error.data)
+        return response.result
 
     def _where(self) -> str:
         sock = self._target.connector_socket

@@ -1,5 +1,6 @@
 """The undo journal: the kernel state before a change, written before the change touches the
-kernel, removed once the change is committed or rolled back.
+kernel, removed once the change is committed or rolled back. The state is in the form of
+``vdsm_net.state_json``.
 
 If the agent dies in between (kill -9, power loss, an unconfirmed connectivity check), the next
 start finds the journal and reverts the kernel to the recorded state with the same differ as a
@@ -16,54 +17,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vdsm_net.errors import ErrorKind, NetError
-from vdsm_net.kernel import bridge_options
 from vdsm_net.persist import atomic_write, remove_durably
 from vdsm_net.scope import ReadScope
-from vdsm_net.state import Device, KernelState, Route, make_state
+from vdsm_net.state import KernelState
+from vdsm_net.state_json import state_from_json, state_to_json
 
 JOURNAL_FILE = "journal.json"
 _VERSION = 1
-
-
-def _device_to_json(d: Device) -> dict[str, Any]:
-    return {
-        "name": d.name, "kind": d.kind, "mtu": d.mtu, "up": d.up, "master": d.master,
-        "owned": d.owned, "vlan_base": d.vlan_base, "vlan_id": d.vlan_id,
-        "bond_options": dict(d.bond_options), "stp": d.stp, "mac": d.mac,
-        "ipv4": sorted(d.ipv4), "ipv6": sorted(d.ipv6),
-        "bridge_opts": {k: v for k, v in d.bridge_opts.items()
-                        if k in bridge_options.SETTABLE_NAMES},
-    }
-
-
-def _device_from_json(o: dict[str, Any]) -> Device:
-    return Device(
-        name=o["name"], kind=o["kind"], mtu=int(o["mtu"]), up=bool(o["up"]), master=o["master"],
-        owned=bool(o["owned"]), vlan_base=o["vlan_base"], vlan_id=o["vlan_id"],
-        bond_options=dict(o["bond_options"]), stp=bool(o["stp"]), mac=o["mac"],
-        ipv4=frozenset(o["ipv4"]), ipv6=frozenset(o["ipv6"]),
-        bridge_opts=dict(o.get("bridge_opts", {})),  # absent in journals of older agents
-    )
-
-
-def state_to_json(state: KernelState) -> dict[str, Any]:
-    return {
-        "devices": [_device_to_json(d) for _, d in sorted(state.devices.items())],
-        "routes": [
-            {"family": r.family, "gateway": r.gateway, "device": r.device, "table": r.table}
-            for r in sorted(state.routes)
-        ],
-    }
-
-
-def state_from_json(o: dict[str, Any]) -> KernelState:
-    return make_state(
-        [_device_from_json(d) for d in o["devices"]],
-        {Route(int(r["family"]), r["gateway"], r["device"], int(r["table"])) for r in o["routes"]},
-    )
 
 
 @dataclass(frozen=True)

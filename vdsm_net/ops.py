@@ -8,17 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any, Protocol
 
-from vdsm_net.state import Route
+from vdsm_net.state import Interface, Route
+
+_ADDRESS_TYPES = (IPv4Address, IPv6Address, IPv4Interface, IPv6Interface)
 
 
 def _plain(value: Any) -> Any:
-    """JSON form of an op field (asdict cannot deep-copy a MappingProxyType)."""
+    """JSON form of an op field (asdict cannot deep-copy a MappingProxyType); addresses as
+    their text."""
     if isinstance(value, Mapping):
         return dict(value)
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in fields(value)}
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, _ADDRESS_TYPES):
+        return str(value)
     return value
 
 
@@ -187,7 +193,7 @@ class SetGroup(Op):
 @dataclass(frozen=True)
 class AddAddress(Op):
     device: str
-    cidr: str
+    cidr: Interface
 
     def accept(self, visitor: OpVisitor) -> None:
         visitor.add_address(self)
@@ -196,7 +202,7 @@ class AddAddress(Op):
 @dataclass(frozen=True)
 class DelAddress(Op):
     device: str
-    cidr: str
+    cidr: Interface
 
     def accept(self, visitor: OpVisitor) -> None:
         visitor.del_address(self)

@@ -47,7 +47,16 @@ from vdsm_net.ops import (
     SetStp,
     SetUp,
 )
-from vdsm_net.state import BOND, BRIDGE, CREATABLE_KINDS, VLAN, Device, KernelState, Route
+from vdsm_net.state import (
+    BOND,
+    BRIDGE,
+    CREATABLE_KINDS,
+    VLAN,
+    Device,
+    Interface,
+    KernelState,
+    Route,
+)
 
 # Stacking depth by kind: NIC (and any other kind) 0 < bond < VLAN < bridge.
 _DEPTH = {BOND: 1, VLAN: 2, BRIDGE: 3}
@@ -175,26 +184,33 @@ def _del_routes(diff: _Diff) -> Sequence[Op]:
         for r in diff.current.routes - diff.desired.routes - _gone_routes(diff)
         if r.device in managed or (r.family, r.table) in claimed
     ]
-    return [DelRoute(r) for r in sorted(doomed)]
+    return [DelRoute(r) for r in sorted(doomed, key=Route.sort_key)]
 
 
 def _add_routes(diff: _Diff) -> Sequence[Op]:
     have = diff.current.routes - _gone_routes(diff)
-    return [AddRoute(r) for r in sorted(diff.desired.routes - have) if diff.will_exist(r.device)]
+    wanted = sorted(diff.desired.routes - have, key=Route.sort_key)
+    return [AddRoute(r) for r in wanted if diff.will_exist(r.device)]
 
 
-def _address_pairs(diff: _Diff) -> list[tuple[str, frozenset[str], frozenset[str]]]:
-    """(device, addresses now, addresses wanted) for every device that will exist."""
-    pairs = [(n, now.ipv4 | now.ipv6, w.ipv4 | w.ipv6) for n, (now, w) in diff.kept.items()]
+_Pair = tuple[str, frozenset[Interface], frozenset[Interface]]
+
+
+def _address_pairs(diff: _Diff) -> list[_Pair]:
+    """(device, addresses now, addresses wanted) for every device that will exist; their
+    addresses are added and deleted in the order of their text."""
+    pairs: list[_Pair] = [
+        (n, now.ipv4 | now.ipv6, w.ipv4 | w.ipv6) for n, (now, w) in diff.kept.items()
+    ]
     pairs += [(n, frozenset(), want.ipv4 | want.ipv6) for n, want in diff.created.items()]
-    return sorted(pairs)
+    return sorted(pairs, key=lambda pair: pair[0])
 
 
 def _del_addresses(diff: _Diff) -> Sequence[Op]:
     return [
         DelAddress(name, cidr)
         for name, now, want in _address_pairs(diff)
-        for cidr in sorted(now - want)
+        for cidr in sorted(now - want, key=str)
     ]
 
 
@@ -202,7 +218,7 @@ def _add_addresses(diff: _Diff) -> Sequence[Op]:
     return [
         AddAddress(name, cidr)
         for name, now, want in _address_pairs(diff)
-        for cidr in sorted(want - now)
+        for cidr in sorted(want - now, key=str)
     ]
 
 

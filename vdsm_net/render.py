@@ -23,8 +23,11 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from typing import TypeVar
 
 from vdsm_net.kernel import bond_options, bridge_options
 from vdsm_net.model import DEFAULT_MTU, NetConfig, NetworkConfig, frozen_map
@@ -55,8 +58,8 @@ def render(
     their own devices do not depend on the networks of ``config``."""
     devices = _devices(config, current, previous, base_mtu_floor or {})
     # Computed once: per device they made render quadratic in the number of networks.
-    before = (_addresses(previous, 4), _addresses(previous, 6))
-    after = (_addresses(config, 4), _addresses(config, 6))
+    before = (_addresses(previous, 4, _ipv4_interface), _addresses(previous, 6, _ipv6_interface))
+    after = (_addresses(config, 4, _ipv4_interface), _addresses(config, 6, _ipv6_interface))
     devices = {n: _with_addresses(d, current, before, after) for n, d in devices.items()}
     routes = _desired_routes(config, current, previous, set(devices))
     return KernelState(frozen_map(devices), frozenset(routes))
@@ -193,17 +196,31 @@ def _new_bridge_mac(net: NetworkConfig, current: KernelState) -> str | None:
 # ---- addresses and routes ----------------------------------------------------------------
 
 
-def _addresses(config: NetConfig, family: int) -> dict[str, set[str]]:
-    """top device -> the addresses the config puts on it."""
-    out: dict[str, set[str]] = {}
+_A = TypeVar("_A", IPv4Interface, IPv6Interface)
+
+# NetworkConfig keeps its addresses as the request's text; every render parses the previous
+# and the new config's, which for a thousand networks cost more than the rest of a no-op
+# render and plan. The values are immutable, so parses are shared (bounded: a daemon lives
+# long and sees addresses come and go).
+_PARSE_CACHE = 8192
+_ipv4_interface = functools.lru_cache(maxsize=_PARSE_CACHE)(IPv4Interface)
+_ipv6_interface = functools.lru_cache(maxsize=_PARSE_CACHE)(IPv6Interface)
+_ipv4_address = functools.lru_cache(maxsize=_PARSE_CACHE)(IPv4Address)
+_ipv6_address = functools.lru_cache(maxsize=_PARSE_CACHE)(IPv6Address)
+
+
+def _addresses(config: NetConfig, family: int, parse: Callable[[str], _A]) -> dict[str, set[_A]]:
+    """top device -> the addresses the config puts on it (its "addr/prefix" of ``family``)."""
+    out: dict[str, set[_A]] = {}
     for net in config.networks.values():
         cidr = net.ipv4 if family == 4 else net.ipv6
         if cidr is not None and net.southbound is not None:
-            out.setdefault(net.top, set()).add(cidr)
+            out.setdefault(net.top, set()).add(parse(cidr))
     return out
 
 
-_ByFamily = tuple[dict[str, set[str]], dict[str, set[str]]]  # (IPv4, IPv6) top -> addresses
+# (IPv4, IPv6) top -> addresses
+_ByFamily = tuple[dict[str, set[IPv4Interface]], dict[str, set[IPv6Interface]]]
 
 
 def _with_addresses(
@@ -220,8 +237,8 @@ def _with_addresses(
 
 
 def _keep_and_add(
-    have: Iterable[str], before: dict[str, set[str]], after: dict[str, set[str]], name: str
-) -> frozenset[str]:
+    have: Iterable[_A], before: dict[str, set[_A]], after: dict[str, set[_A]], name: str
+) -> frozenset[_A]:
     return frozenset((set(have) - before.get(name, set())) | after.get(name, set()))
 
 
@@ -233,9 +250,9 @@ def config_routes(config: NetConfig) -> set[Route]:
             continue
         table = MAIN_TABLE if net.default_route else network_table(net.name)
         if net.gateway is not None:
-            routes.add(Route(4, net.gateway, net.top, table))
+            routes.add(Route(4, _ipv4_address(net.gateway), net.top, table))
         if net.ipv6gateway is not None:
-            routes.add(Route(6, net.ipv6gateway, net.top, table))
+            routes.add(Route(6, _ipv6_address(net.ipv6gateway), net.top, table))
     return routes
 
 

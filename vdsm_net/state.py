@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from types import MappingProxyType
 
 # IFLA_GROUP value that marks a device as created by the agent. The agent deletes only
@@ -21,6 +22,11 @@ BRIDGE = "bridge"
 VLAN = "vlan"
 BOND = "bond"
 CREATABLE_KINDS = frozenset({BRIDGE, VLAN, BOND})
+
+# Addresses are ``ipaddress`` values from the parsers (request, netlink decoder, state files)
+# on; they are spelled as text only at the edges (JSON documents, netlink attributes).
+Interface = IPv4Interface | IPv6Interface  # an address with its prefix
+Address = IPv4Address | IPv6Address
 
 
 def _empty() -> Mapping[str, str]:
@@ -42,8 +48,8 @@ class Device:
     bond_options: Mapping[str, str] = field(default_factory=_empty)  # bonds only; has "mode"
     stp: bool = False  # bridges only
     mac: str | None = None  # desired: None = don't care
-    ipv4: frozenset[str] = frozenset()  # "addr/prefix", global scope, permanent
-    ipv6: frozenset[str] = frozenset()  # global scope only (link-local is kernel-made)
+    ipv4: frozenset[IPv4Interface] = frozenset()  # global scope, permanent
+    ipv6: frozenset[IPv6Interface] = frozenset()  # global scope only (link-local: the kernel's)
     index: int = field(default=0, compare=False)
     operstate: str = field(default="unknown", compare=False)
     speed: int = field(default=0, compare=False)  # Mbps, 0 = unknown
@@ -56,7 +62,7 @@ class Device:
     ad_aggregator_id: int | None = field(default=None, compare=False)  # 802.3ad bond or slave
     ad_partner_mac: str | None = field(default=None, compare=False)  # 802.3ad bonds
     # IPv4 addresses with a lifetime (DHCP leases): reported, never planned.
-    dynamic_ipv4: frozenset[str] = field(default=frozenset(), compare=False)
+    dynamic_ipv4: frozenset[IPv4Interface] = field(default=frozenset(), compare=False)
 
     @property
     def is_nic(self) -> bool:
@@ -67,14 +73,19 @@ class Device:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Route:
     """A default route via a gateway (the only routes the agent manages)."""
 
-    family: int  # 4 or 6
-    gateway: str
+    family: int  # 4 or 6, the gateway's version
+    gateway: Address
     device: str
     table: int = MAIN_TABLE
+
+    def sort_key(self) -> tuple[int, str, str, int]:
+        """Plans and state files list routes in this order: by family, then the gateway's
+        text (an IPv4 and an IPv6 address do not compare)."""
+        return (self.family, str(self.gateway), self.device, self.table)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from ipaddress import IPv4Interface
 
 from vdsm_net.kernel.backend import Backend
 from vdsm_net.ops import (
@@ -60,7 +61,8 @@ def bench(ns: str, b: Backend, n: int) -> None:
     timed(
         "AddAddress",
         n,
-        apply([AddAddress(x, f"10.{i // 250}.{i % 250}.1/24") for i, x in enumerate(bridges)]),
+        apply([AddAddress(x, IPv4Interface(f"10.{i // 250}.{i % 250}.1/24"))
+               for i, x in enumerate(bridges)]),
     )
     timed("read_state", 1, b.read_state)
     timed("DeleteDevices one request per bridge", n, apply([DeleteDevices((x,)) for x in bridges]))

@@ -7,6 +7,7 @@ read_state round trips then check that the backend reads back what the kernel re
 from __future__ import annotations
 
 from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
 import pytest
@@ -249,10 +250,10 @@ def test_addresses_and_default_routes(netns: NetNS, backend: Backend) -> None:
         [
             CreateBridge("net1", 1500),
             SetUp("net1", True),
-            AddAddress("net1", "192.0.2.10/24"),
-            AddAddress("net1", "2001:db8::10/64"),
-            AddRoute(Route(4, "192.0.2.1", "net1")),
-            AddRoute(Route(6, "2001:db8::1", "net1", table=100)),
+            AddAddress("net1", IPv4Interface("192.0.2.10/24")),
+            AddAddress("net1", IPv6Interface("2001:db8::10/64")),
+            AddRoute(Route(4, IPv4Address("192.0.2.1"), "net1")),
+            AddRoute(Route(6, IPv6Address("2001:db8::1"), "net1", table=100)),
         ]
     )
     addrs = {
@@ -267,19 +268,19 @@ def test_addresses_and_default_routes(netns: NetNS, backend: Backend) -> None:
     assert [(r["gateway"], r["dev"]) for r in v6] == [("2001:db8::1", "net1")]
 
     state = backend.read_state()
-    assert state.devices["net1"].ipv4 == {"192.0.2.10/24"}
-    assert state.devices["net1"].ipv6 == {"2001:db8::10/64"}
+    assert state.devices["net1"].ipv4 == {IPv4Interface("192.0.2.10/24")}
+    assert state.devices["net1"].ipv6 == {IPv6Interface("2001:db8::10/64")}
     assert state.routes == {
-        Route(4, "192.0.2.1", "net1", MAIN_TABLE),
-        Route(6, "2001:db8::1", "net1", 100),
+        Route(4, IPv4Address("192.0.2.1"), "net1", MAIN_TABLE),
+        Route(6, IPv6Address("2001:db8::1"), "net1", 100),
     }
 
     backend.apply(
         [
-            DelRoute(Route(4, "192.0.2.1", "net1")),
-            DelRoute(Route(6, "2001:db8::1", "net1", table=100)),
-            DelAddress("net1", "192.0.2.10/24"),
-            DelAddress("net1", "2001:db8::10/64"),
+            DelRoute(Route(4, IPv4Address("192.0.2.1"), "net1")),
+            DelRoute(Route(6, IPv6Address("2001:db8::1"), "net1", table=100)),
+            DelAddress("net1", IPv4Interface("192.0.2.10/24")),
+            DelAddress("net1", IPv6Interface("2001:db8::10/64")),
         ]
     )
     assert netns.ip_json("-4", "route", "show", "default") == []
@@ -299,7 +300,7 @@ def test_read_state_round_trip_bridge(netns: NetNS, backend: Backend) -> None:
             CreateBridge("net1", 4000, stp=True),
             SetMaster("eth1", "net1"),
             SetUp("net1", True),
-            AddAddress("net1", "198.51.100.5/24"),
+            AddAddress("net1", IPv4Interface("198.51.100.5/24")),
         ]
     )
     state = backend.read_state()
@@ -312,7 +313,7 @@ def test_read_state_round_trip_bridge(netns: NetNS, backend: Backend) -> None:
         owned=True,
         stp=True,
         mac=kernel["address"],
-        ipv4=frozenset({"198.51.100.5/24"}),
+        ipv4=frozenset({IPv4Interface("198.51.100.5/24")}),
     )
     assert state.devices["net1"] == intent
     assert state.devices["net1"].index == kernel["ifindex"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from types import MappingProxyType
 
 from vdsm_net.caps import LinkStats, bond_opts, capabilities, statistics
@@ -50,8 +51,8 @@ def host() -> KernelState:
                 True,
                 owned=True,
                 stp=True,
-                ipv4=frozenset({"192.0.2.5/24"}),
-                ipv6=frozenset({"2001:db8::5/64"}),
+                ipv4=frozenset({IPv4Interface("192.0.2.5/24")}),
+                ipv6=frozenset({IPv6Interface("2001:db8::5/64")}),
             ),
             Device("vnet0", "tun", 9000, True, master="red"),
             Device("iso", "bridge", 1500, True, owned=True),
@@ -63,14 +64,14 @@ def host() -> KernelState:
                 owned=True,
                 vlan_base="eth0",
                 vlan_id=7,
-                ipv4=frozenset({"198.51.100.7/24"}),
+                ipv4=frozenset({IPv4Interface("198.51.100.7/24")}),
             ),
             Device("virbr0", "bridge", 1500, True),
         ],
         {
-            Route(4, "192.0.2.1", "red"),
-            Route(6, "2001:db8::1", "red", table=100),
-            Route(4, "198.51.100.1", "eth0.7", table=7),
+            Route(4, IPv4Address("192.0.2.1"), "red"),
+            Route(6, IPv6Address("2001:db8::1"), "red", table=100),
+            Route(4, IPv4Address("198.51.100.1"), "eth0.7", table=7),
         },
     )
 
@@ -163,10 +164,11 @@ def test_addr_is_the_address_in_the_gateways_subnet() -> None:
         "",
         1500,
         True,
-        ipv4=frozenset({"10.0.0.5/8", "192.0.2.5/24"}),
+        ipv4=frozenset({IPv4Interface("10.0.0.5/8"), IPv4Interface("192.0.2.5/24")}),
         mac="52:54:00:00:00:01",
     )
-    doc = capabilities(make_state([nic], {Route(4, "192.0.2.1", "eth0")}), config(), dirty=False)
+    routes = {Route(4, IPv4Address("192.0.2.1"), "eth0")}
+    doc = capabilities(make_state([nic], routes), config(), dirty=False)
     facts = doc["nics"]["eth0"]
     assert (facts["addr"], facts["netmask"], facts["ipv4defaultroute"]) == (
         "192.0.2.5",

@@ -31,6 +31,8 @@ def test_parse_params() -> None:
         ("noequals", r"argument 'noequals': expected NAME=JSON"),
         ("=5", r"argument '=5': expected NAME=JSON"),
         ("s=text", r"argument s: value is not JSON"),
+        ("mtu=NaN", r"argument mtu: value is not JSON \(NaN is not JSON\)"),
+        ('n={"x": -Infinity}', r"argument n: value is not JSON \(-Infinity is not JSON\)"),
     ],
 )
 def test_bad_params_name_the_argument(arg: str, expected: str) -> None:

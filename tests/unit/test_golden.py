@@ -5,10 +5,9 @@ Each ``golden/*.json`` holds ``description``, ``current`` (a KernelState), and e
 the pipeline does (parse, merge, render, plan), or ``desired`` (a KernelState) for a pure
 revert, planned as ``plan(current, desired)``. ``expected_plan`` lists ``op.to_json()``.
 
-KernelState JSON: ``{"devices": [{"name", "kind" ("" = NIC), "mtu" (1500), "up" (true),
-"master", "owned", "vlan_base", "vlan_id", "bond_options", "stp", "mac", "ipv4", "ipv6"}],
-"routes": [{"family", "gateway", "device", "table" (254)}]}``. A bond's ``bond_options`` are
-completed with the kernel defaults, as the backend reports every option.
+KernelState JSON: the form of ``vdsm_net.state_json`` (the undo journal's), whose omitted
+fields take their defaults. A bond's ``bond_options`` are completed with the kernel
+defaults, as the backend reports every option.
 
 ``UPDATE_GOLDEN=1 pytest tests/unit/test_golden.py`` rewrites every ``expected_plan`` with
 what the planner produces now: review the diff by hand before committing it.
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from vdsm_net import state_json
 from vdsm_net.kernel import bond_options
 from vdsm_net.merge import merge
 from vdsm_net.model import frozen_map
@@ -30,41 +30,21 @@ from vdsm_net.ops import Op
 from vdsm_net.planner import plan
 from vdsm_net.render import render
 from vdsm_net.request import parse_config, parse_setup_request
-from vdsm_net.state import BOND, Device, KernelState, Route
+from vdsm_net.state import BOND, KernelState, make_state
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(GOLDEN.glob("*.json"))
 
 
-def device_from_json(raw: dict[str, Any]) -> Device:
-    kind = raw.get("kind", "")
-    options = raw.get("bond_options", {})
-    if kind == BOND:
-        options = bond_options.normalize(options)
-    return Device(
-        name=raw["name"],
-        kind=kind,
-        mtu=raw.get("mtu", 1500),
-        up=raw.get("up", True),
-        master=raw.get("master"),
-        owned=raw.get("owned", False),
-        vlan_base=raw.get("vlan_base"),
-        vlan_id=raw.get("vlan_id"),
-        bond_options=frozen_map(options),
-        stp=raw.get("stp", False),
-        mac=raw.get("mac"),
-        ipv4=frozenset(raw.get("ipv4", ())),
-        ipv6=frozenset(raw.get("ipv6", ())),
-    )
-
-
 def state_from_json(raw: dict[str, Any]) -> KernelState:
-    devices = [device_from_json(d) for d in raw.get("devices", ())]
-    routes = {
-        Route(r["family"], r["gateway"], r["device"], r.get("table", 254))
-        for r in raw.get("routes", ())
-    }
-    return KernelState(frozen_map({d.name: d for d in devices}), frozenset(routes))
+    """The case's state in vdsm_net.state_json's form; bonds with every option, as the
+    backend reports them."""
+    state = state_json.state_from_json(raw)
+    return make_state(
+        [d.evolve(bond_options=frozen_map(bond_options.normalize(d.bond_options)))
+         if d.kind == BOND else d for d in state.devices.values()],
+        state.routes,
+    )
 
 
 def plan_case(case: dict[str, Any]) -> list[Op]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,13 @@ SNAPSHOT = make_state(
         Device("bond0", "bond", 9000, True, owned=True,
                bond_options={"mode": "active-backup", "miimon": "100"}, mac="02:00:00:00:00:01"),
         Device("red", "bridge", 9000, True, owned=True, stp=True,
-               ipv4=frozenset({"192.0.2.1/24"}), ipv6=frozenset({"2001:db8::1/64"})),
+               ipv4=frozenset({IPv4Interface("192.0.2.1/24")}),
+               ipv6=frozenset({IPv6Interface("2001:db8::1/64")})),
         Device("bond0.7", "vlan", 9000, True, master="red", owned=True, vlan_base="bond0",
                vlan_id=7),
     ],
-    {Route(4, "192.0.2.254", "red"), Route(6, "2001:db8::fe", "red", table=0x10000001)},
+    {Route(4, IPv4Address("192.0.2.254"), "red"),
+     Route(6, IPv6Address("2001:db8::fe"), "red", table=0x10000001)},
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv4Interface, IPv6Interface
+
 from vdsm_net.ops import (
     AddAddress,
     AddRoute,
@@ -36,7 +38,7 @@ def vlan(base: str, vid: int, **kw: object) -> Device:
 
 def test_identical_states_plan_nothing() -> None:
     state = make_state([ETH1, vlan("eth1", 5, master="br"), BRIDGE_BR, TAP],
-                       {Route(4, "10.0.0.1", "br")})
+                       {Route(4, IPv4Address("10.0.0.1"), "br")})
     assert plan(state, state) == []
 
 
@@ -100,47 +102,51 @@ def test_down_top_down_and_up_bottom_up() -> None:
 
 def test_addresses_and_routes() -> None:
     current = make_state(
-        [ETH1.evolve(ipv4=frozenset({"10.0.0.1/24"}), ipv6=frozenset({"2001:db8::1/64"}))],
-        {Route(4, "10.0.0.254", "eth1"), Route(4, "192.168.0.1", "eth0")},
+        [ETH1.evolve(ipv4=frozenset({IPv4Interface("10.0.0.1/24")}),
+                     ipv6=frozenset({IPv6Interface("2001:db8::1/64")}))],
+        {Route(4, IPv4Address("10.0.0.254"), "eth1"), Route(4, IPv4Address("192.168.0.1"), "eth0")},
     )
     desired = make_state(
-        [ETH1.evolve(ipv4=frozenset({"10.0.0.2/24"}), ipv6=frozenset({"2001:db8::1/64"}))],
-        {Route(4, "10.0.0.253", "eth1", 300)},
+        [ETH1.evolve(ipv4=frozenset({IPv4Interface("10.0.0.2/24")}),
+                     ipv6=frozenset({IPv6Interface("2001:db8::1/64")}))],
+        {Route(4, IPv4Address("10.0.0.253"), "eth1", 300)},
     )
     assert plan(current, desired) == [
-        DelRoute(Route(4, "10.0.0.254", "eth1")),  # managed device
-        DelAddress("eth1", "10.0.0.1/24"),
-        AddAddress("eth1", "10.0.0.2/24"),
-        AddRoute(Route(4, "10.0.0.253", "eth1", 300)),
+        DelRoute(Route(4, IPv4Address("10.0.0.254"), "eth1")),  # managed device
+        DelAddress("eth1", IPv4Interface("10.0.0.1/24")),
+        AddAddress("eth1", IPv4Interface("10.0.0.2/24")),
+        AddRoute(Route(4, IPv4Address("10.0.0.253"), "eth1", 300)),
     ]  # eth0's main-table route: unmanaged device and another table: untouched
 
 
 def test_new_default_route_displaces_a_foreign_one() -> None:
     eth0 = Device("eth0", "", 1500, True)
-    current = make_state([eth0, ETH1], {Route(4, "192.168.0.1", "eth0")})
-    desired = make_state([ETH1], {Route(4, "10.0.0.254", "eth1")})
+    current = make_state([eth0, ETH1], {Route(4, IPv4Address("192.168.0.1"), "eth0")})
+    desired = make_state([ETH1], {Route(4, IPv4Address("10.0.0.254"), "eth1")})
     assert plan(current, desired) == [
-        DelRoute(Route(4, "192.168.0.1", "eth0")),
-        AddRoute(Route(4, "10.0.0.254", "eth1")),
+        DelRoute(Route(4, IPv4Address("192.168.0.1"), "eth0")),
+        AddRoute(Route(4, IPv4Address("10.0.0.254"), "eth1")),
     ]
 
 
 def test_routes_of_deleted_devices_go_with_them() -> None:
-    current = make_state([BRIDGE_BR.evolve(ipv4=frozenset({"10.0.0.1/24"}))],
-                         {Route(4, "10.0.0.254", "br")})
+    current = make_state([BRIDGE_BR.evolve(ipv4=frozenset({IPv4Interface("10.0.0.1/24")}))],
+                         {Route(4, IPv4Address("10.0.0.254"), "br")})
     assert plan(current, make_state([])) == [DeleteDevices(("br",))]
 
 
 def test_recreated_device_gets_its_addresses_and_routes_again() -> None:
-    route = Route(4, "10.0.0.254", "br")
+    route = Route(4, IPv4Address("10.0.0.254"), "br")
     current = make_state([Device("br", VLAN, 1500, True, owned=True, vlan_base="x", vlan_id=1,
-                                 ipv4=frozenset({"10.0.0.1/24"}))], {route})
-    desired = make_state([BRIDGE_BR.evolve(ipv4=frozenset({"10.0.0.1/24"}))], {route})
+                                 ipv4=frozenset({IPv4Interface("10.0.0.1/24")}))], {route})
+    desired = make_state(
+        [BRIDGE_BR.evolve(ipv4=frozenset({IPv4Interface("10.0.0.1/24")}))], {route}
+    )
     assert plan(current, desired) == [
         DeleteDevices(("br",)),
         CreateBridge("br", 1500, False, None),
         SetUp("br", True),
-        AddAddress("br", "10.0.0.1/24"),
+        AddAddress("br", IPv4Interface("10.0.0.1/24")),
         AddRoute(route),
     ]
 

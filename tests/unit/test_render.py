@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
 from vdsm_net.kernel import bond_options
@@ -12,12 +13,13 @@ from vdsm_net.state import BOND, BRIDGE, MAIN_TABLE, VLAN, Device, KernelState, 
 
 MAC1 = "52:54:00:00:00:11"
 NICS = [
-    Device("eth0", "", 1500, True, mac="52:54:00:00:00:10", ipv4=frozenset({"192.168.0.10/24"})),
+    Device("eth0", "", 1500, True, mac="52:54:00:00:00:10",
+           ipv4=frozenset({IPv4Interface("192.168.0.10/24")})),
     Device("eth1", "", 1500, True, mac=MAC1),
     Device("eth2", "", 1500, False, mac="52:54:00:00:00:12"),
     Device("eth3", "", 9000, True, mac="52:54:00:00:00:13"),
 ]
-HOST = make_state(NICS, {Route(4, "192.168.0.1", "eth0")})
+HOST = make_state(NICS, {Route(4, IPv4Address("192.168.0.1"), "eth0")})
 
 
 def config(networks: dict[str, Any], bondings: dict[str, Any] | None = None) -> NetConfig:
@@ -103,14 +105,14 @@ def test_addresses_on_top_device_and_default_route() -> None:
         "stor": {"nic": "eth3", "vlan": 7, "bridged": False, "ipaddr": "10.7.0.5", "prefix": 16,
                  "gateway": "10.7.0.1"},
     }))
-    assert state.devices["mgmt"].ipv4 == {"10.0.0.5/24"}
-    assert state.devices["mgmt"].ipv6 == {"2001:db8::5/64"}
-    assert state.devices["eth3.7"].ipv4 == {"10.7.0.5/16"}
+    assert state.devices["mgmt"].ipv4 == {IPv4Interface("10.0.0.5/24")}
+    assert state.devices["mgmt"].ipv6 == {IPv6Interface("2001:db8::5/64")}
+    assert state.devices["eth3.7"].ipv4 == {IPv4Interface("10.7.0.5/16")}
     assert state.devices["eth1"].ipv4 == frozenset()
     assert state.routes == {
-        Route(4, "10.0.0.1", "mgmt", MAIN_TABLE),
-        Route(6, "2001:db8::1", "mgmt", MAIN_TABLE),
-        Route(4, "10.7.0.1", "eth3.7", network_table("stor")),
+        Route(4, IPv4Address("10.0.0.1"), "mgmt", MAIN_TABLE),
+        Route(6, IPv6Address("2001:db8::1"), "mgmt", MAIN_TABLE),
+        Route(4, IPv4Address("10.7.0.1"), "eth3.7", network_table("stor")),
     }
 
 
@@ -121,22 +123,26 @@ def test_network_table_is_stable_and_out_of_the_way() -> None:
 
 def test_only_addresses_of_own_making_are_removed() -> None:
     previous = config({"n": {"nic": "eth1", "bridged": False, "ipaddr": "10.0.0.5", "prefix": 24}})
-    eth1 = NICS[1].evolve(ipv4=frozenset({"10.0.0.5/24", "172.16.0.1/16"}))
+    eth1 = NICS[1].evolve(
+        ipv4=frozenset({IPv4Interface("10.0.0.5/24"), IPv4Interface("172.16.0.1/16")})
+    )
     current = make_state([NICS[0], eth1])
     state = rendered(config({"n": {"nic": "eth1", "bridged": False, "ipaddr": "10.0.0.6",
                                    "prefix": 24}}), current, previous)
-    assert state.devices["eth1"].ipv4 == {"10.0.0.6/24", "172.16.0.1/16"}
+    assert state.devices["eth1"].ipv4 == {
+        IPv4Interface("10.0.0.6/24"), IPv4Interface("172.16.0.1/16")
+    }
 
 
 def test_routes_of_own_making_are_replaced_and_others_kept() -> None:
     previous = config({"n": {"nic": "eth1", "bridged": False, "ipaddr": "10.0.0.5", "prefix": 24,
                              "gateway": "10.0.0.1", "defaultRoute": True}})
     current = make_state(
-        [NICS[0], NICS[1].evolve(ipv4=frozenset({"10.0.0.5/24"}))],
-        {Route(4, "10.0.0.1", "eth1"), Route(6, "fe80::1", "eth1"),
-         Route(4, "192.168.0.1", "eth0")},
+        [NICS[0], NICS[1].evolve(ipv4=frozenset({IPv4Interface("10.0.0.5/24")}))],
+        {Route(4, IPv4Address("10.0.0.1"), "eth1"), Route(6, IPv6Address("fe80::1"), "eth1"),
+         Route(4, IPv4Address("192.168.0.1"), "eth0")},
     )
     new = config({"n": {"nic": "eth1", "bridged": False, "ipaddr": "10.0.0.5", "prefix": 24}})
     state = rendered(new, current, previous)
     # the agent's default route goes; an RA route on the managed NIC stays; eth0 is unmanaged
-    assert state.routes == {Route(6, "fe80::1", "eth1")}
+    assert state.routes == {Route(6, IPv6Address("fe80::1"), "eth1")}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
@@ -140,7 +141,8 @@ def test_closed_only_if_masters_and_bases_are_in_scope() -> None:
 # ---- scoped plan == whole plan ----------------------------------------------------------
 
 NICS = [Device(f"eth{i}", "", 1500, True, mac=f"52:54:00:00:00:{i:02x}") for i in range(8)]
-HOST_ROUTE = Route(4, "10.9.9.1", "eth7")  # the host's own default route, on no network
+# The host's own default route, on no network.
+HOST_ROUTE = Route(4, IPv4Address("10.9.9.1"), "eth7")
 
 
 def kernel_of(running: NetConfig) -> KernelState:

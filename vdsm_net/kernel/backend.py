@@ -56,7 +56,7 @@ from vdsm_net.kernel.constants import (
     RTM_GETROUTE,
     RTN_UNICAST,
 )
-from vdsm_net.kernel.decode import AddressMsg, Interface, Link, LinkCounters, RouteMsg, parse_link
+from vdsm_net.kernel.decode import AddressMsg, Link, LinkCounters, RouteMsg, parse_link
 from vdsm_net.kernel.view import DOOMED_GROUP, OWNED_GROUPS
 from vdsm_net.ops import (
     AddAddress,
@@ -78,7 +78,16 @@ from vdsm_net.ops import (
     SetUp,
 )
 from vdsm_net.scope import ReadScope
-from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, KernelState, Route
+from vdsm_net.state import (
+    BOND,
+    BRIDGE,
+    OWNED_GROUP,
+    VLAN,
+    Device,
+    Interface,
+    KernelState,
+    Route,
+)
 
 
 class Backend:
@@ -520,17 +529,16 @@ class Backend:
         # Given back: the default group (0); the group it had before is not recorded.
         self._set(op.device, attrs=_group(OWNED_GROUP if op.owned else 0))
 
-    def _addr(self, command: str, device: str, cidr: str) -> None:
-        address, _, prefix = cidr.partition("/")
-        six = ":" in address
+    def _addr(self, command: str, device: str, cidr: Interface) -> None:
+        six = cidr.version == 6
         index = self._batch.ifindex(device)
         # IPv6: no duplicate address detection, so the address is usable (not "tentative")
         # when the call returns, as a static address on a bridge should be.
         self._sync().addr(
             command,
             index=index,
-            address=address,
-            prefixlen=int(prefix or (128 if six else 32)),
+            address=str(cidr.ip),
+            prefixlen=cidr.network.prefixlen,
             **({"flags": IFA_F_NODAD} if six and command == "add" else {}),
         )
 
@@ -545,7 +553,7 @@ class Backend:
         self._sync().route(
             command,
             dst="0.0.0.0/0" if route.family == 4 else "::/0",
-            gateway=route.gateway,
+            gateway=str(route.gateway),
             oif=oif,
             table=route.table,
         )

@@ -57,6 +57,7 @@ from vdsm_net.kernel.constants import (
     RTA_OIF,
     RTA_TABLE,
 )
+from vdsm_net.state import Address, Interface
 
 NLMSG_HDR = 16  # struct nlmsghdr
 IFINFO_HDR = 16  # struct ifinfomsg
@@ -285,10 +286,6 @@ def _linkinfo(data: bytes, start: int, end: int) -> _LinkInfo:
             ad_aggregator_id, ad_partner_mac, slave_perm_mac, slave_ad_aggregator_id)
 
 
-Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
 @dataclass(frozen=True, slots=True)
 class AddressMsg:
     """One RTM_NEWADDR: the device, scope and flags (IFA_FLAGS, the full 32 bits, when the
@@ -300,7 +297,7 @@ class AddressMsg:
     interface: Interface
 
 
-def _ip(family: int, raw: bytes) -> IPAddress:
+def _ip(family: int, raw: bytes) -> Address:
     if family == socket.AF_INET:
         return ipaddress.IPv4Address(raw)
     return ipaddress.IPv6Address(raw)
@@ -340,7 +337,7 @@ class RouteMsg:
     type: int
     table: int
     oif: int
-    gateway: IPAddress | None
+    gateway: Address | None
 
 
 def parse_route(data: bytes, offset: int, length: int) -> RouteMsg:
@@ -349,7 +346,7 @@ def parse_route(data: bytes, offset: int, length: int) -> RouteMsg:
         data, offset + NLMSG_HDR
     )
     oif = 0
-    gateway: IPAddress | None = None
+    gateway: Address | None = None
     for attr, s, e in _nlas(data, offset + NLMSG_HDR + RTMSG_HDR, offset + length):
         if attr == RTA_OIF and e - s >= 4:
             oif = _UNPACK_U32(data, s)[0]

@@ -4,15 +4,16 @@ Pure: no socket, no I/O. The backend reads links, addresses and routes (decoded 
 ``vdsm_net.kernel.decode``) and hands them here: which answers are wanted, and what
 ``Device`` and ``Route`` they make. The ``decode_*`` functions take ``(data, offset, length)``
 of one answer message, as ``RouteSocket.request`` hands them over, and skip what the agent
-never manages without decoding it. Addresses stay ``ipaddress`` objects up to the ``Device``,
-which spells them as the request parser does (``str`` of the ``ipaddress`` value).
+never manages without decoding it. Addresses and gateways stay ``ipaddress`` values in the
+``Device`` and ``Route`` too.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from ipaddress import IPv4Interface, IPv6Interface
 from types import MappingProxyType
 
 from vdsm_net.kernel import bond_options, bridge_options
@@ -29,13 +30,12 @@ from vdsm_net.kernel.decode import (
     NLMSG_HDR,
     RTMSG_HDR,
     AddressMsg,
-    Interface,
     Link,
     RouteMsg,
     parse_address,
     parse_route,
 )
-from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, Route
+from vdsm_net.state import BOND, BRIDGE, OWNED_GROUP, VLAN, Device, Interface, Route
 
 # Owned devices about to be deleted are moved to this group, then deleted with one
 # RTM_DELLINK by group: the kernel unregisters them in one batch (one RCU grace period
@@ -75,9 +75,9 @@ def device(link: Link, names: Mapping[int, str], addrs: Addresses, speed: int) -
         bond_options=options,
         stp=kind == BRIDGE and bool(link.stp_state),
         mac=link.address,
-        ipv4=frozenset(str(a) for a in addrs.get((link.index, 4), ())),
-        ipv6=frozenset(str(a) for a in addrs.get((link.index, 6), ())),
-        dynamic_ipv4=frozenset(str(a) for a in addrs.get((link.index, DYNAMIC_V4), ())),
+        ipv4=_v4(addrs.get((link.index, 4), ())),
+        ipv6=_v6(addrs.get((link.index, 6), ())),
+        dynamic_ipv4=_v4(addrs.get((link.index, DYNAMIC_V4), ())),
         index=link.index,
         operstate=link.operstate,
         speed=speed,
@@ -89,6 +89,14 @@ def device(link: Link, names: Mapping[int, str], addrs: Addresses, speed: int) -
         ad_aggregator_id=link.ad_aggregator_id or link.slave_ad_aggregator_id,
         ad_partner_mac=link.ad_partner_mac,
     )
+
+
+def _v4(addrs: Iterable[Interface]) -> frozenset[IPv4Interface]:
+    return frozenset(a for a in addrs if isinstance(a, IPv4Interface))  # all, by their key
+
+
+def _v6(addrs: Iterable[Interface]) -> frozenset[IPv6Interface]:
+    return frozenset(a for a in addrs if isinstance(a, IPv6Interface))
 
 
 def _bond_options(link: Link, names: Mapping[int, str]) -> dict[str, str]:
@@ -166,7 +174,7 @@ def routes(msgs: Sequence[RouteMsg], names: Mapping[int, str]) -> list[Route]:
         device_name = names.get(msg.oif)
         if device_name is None:
             continue
-        out.append(Route(msg.gateway.version, str(msg.gateway), device_name, msg.table))
+        out.append(Route(msg.gateway.version, msg.gateway, device_name, msg.table))
     return out
 
 
