@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.persist import atomic_write
 
 MANIFEST: Final = "lab.json"
 DB: Final = "engine.db"
@@ -140,14 +140,8 @@ def pick_subnet(in_use: Iterable[IPNetwork]) -> ipaddress.IPv4Network:
 
 def save(lab: Lab) -> None:
     """Atomically (a killed ``up`` leaves the previous manifest or the new one)."""
-    path = lab.directory / MANIFEST
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(lab.to_json(), fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(lab.to_json(), indent=2) + "\n"
+    atomic_write(lab.directory / MANIFEST, text.encode())
 
 
 def load(directory: Path) -> Lab | None:
