@@ -97,8 +97,10 @@ class ResumingContext(ssl.SSLContext):
         self._sessions.pop(agent, None)
         self._objects.pop(agent, None)
 
-    def closed(self, agent: str) -> None:
-        """``agent``'s connections are closed: its session is kept, for the next ones."""
+    def closing(self, agent: str) -> None:
+        """``agent``'s connections are about to be closed: a session is kept for the next ones
+        (read now if none was, or the kept one was refused: their TLS objects go with them)."""
+        self._session(agent)
         self._objects.pop(agent, None)
 
     def offers(self, agent: str) -> bool:

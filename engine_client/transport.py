@@ -160,9 +160,9 @@ class HttpTransport:
         agent = self._agents.get(endpoint.url)
         if agent is not None and agent.busy == 0:
             del self._agents[endpoint.url]
-            await agent.session.close()
             if agent.tls is not None:
-                agent.tls.closed(endpoint.url)
+                agent.tls.closing(endpoint.url)
+            await agent.session.close()
 
     async def close(self) -> None:
         agents = list(self._agents.values())
