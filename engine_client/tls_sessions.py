@@ -12,11 +12,12 @@ How, and why it cannot race:
   kept for the agent the connection is made to. Which agent: ``connecting_to``, a context
   variable the transport sets around each request (asyncio builds the connection's TLS
   object inside the requesting task). Where it is not set, nothing is offered.
-- The session offered is read from an earlier connection to that agent whose handshake is
-  over (``SSLObject.version()`` is ``None`` until then), and only if it carries a ticket (TLS
-  1.3 sends tickets after the handshake, before the first answer; a server that refused our
-  certificate sends none). The engine's earlier client read ``SSLObject.session`` of a
-  connection still handshaking: the session is incomplete then, and CPython's copy of it
+- The session offered is read (after an answer came from the agent, or when a connection to it
+  is made or its connections are closed) from an earlier connection to that agent whose
+  handshake is over (``SSLObject.version()`` is ``None`` until then), and only if it carries
+  a ticket (TLS 1.3 sends tickets after the handshake, before the first answer; a server that
+  refused our certificate sends none). The engine's earlier client read ``SSLObject.session``
+  of a connection still handshaking: the session is incomplete then, and CPython's copy of it
   failed at random under load with "i2d() failed" (issue 12).
 - A session is only ever offered to the agent (URL) it came from, with the same client
   certificate (one context per certificate, key and CA). A resumed handshake does not check
@@ -96,6 +97,12 @@ class ResumingContext(ssl.SSLContext):
         """Offer ``agent`` no session any more."""
         self._sessions.pop(agent, None)
         self._objects.pop(agent, None)
+
+    def answered(self, agent: str) -> None:
+        """An answer came from ``agent``: keep a session of its now, if none is kept (or the
+        kept one was refused), so that it outlives the connection it came from (closed when
+        idle for too long, say, before the rollout reaches this host)."""
+        self._session(agent)
 
     def closing(self, agent: str) -> None:
         """``agent``'s connections are about to be closed: a session is kept for the next ones

@@ -194,7 +194,10 @@ class HttpTransport:
         token = connecting_to.set(endpoint.url if agent.tls is not None else None)
         try:
             async with asyncio.timeout(timeout):
-                return await self._exchange(agent, endpoint, body, headers)
+                data = await self._exchange(agent, endpoint, body, headers)
+            if agent.tls is not None:
+                agent.tls.answered(endpoint.url)
+            return data
         except TimeoutError as exc:
             raise AgentError(TIMEOUT, f"{endpoint.url}: timed out after {timeout:g} s") from exc
         except AgentError as exc:
