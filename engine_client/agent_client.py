@@ -9,12 +9,14 @@ error (its VDSM code and message), or a transport failure with a negative code.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
+from engine_client.tls_sessions import ResumingContext
 from vdsm_net import jsonrpc_codec
 
 UNREACHABLE: Final = -1
@@ -55,9 +57,13 @@ class Endpoint:
     key: str | None = None
     ca: str | None = None
 
-    @property
+    @functools.cached_property
     def scheme(self) -> str:
         return urlsplit(self.url).scheme
+
+    @functools.cached_property
+    def hostname(self) -> str | None:
+        return urlsplit(self.url).hostname
 
     @property
     def socket_path(self) -> str:
@@ -75,9 +81,10 @@ def _fmt_seconds(timeout: float) -> str:
     return f"{timeout:g} s"
 
 
-def tls_context(cert: str | None, key: str | None, ca: str | None) -> ssl.SSLContext:
+def tls_context(cert: str | None, key: str | None, ca: str | None) -> ResumingContext:
+    """The client side of mutual TLS with agents, resuming sessions (``tls_sessions``)."""
     # Agents' certificates carry IP SANs, so hostname checking stays on even for bare addresses.
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca is None:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     else:

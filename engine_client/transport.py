@@ -8,10 +8,9 @@ closes that agent's connections when its work is done (each idle TLS connection 
 of asyncio buffers; a rollout to 1000 hosts would otherwise end with 2000 of them). Past
 ``limit`` agents the least recently used idle ones are closed.
 
-No TLS session resumption: the standard library offers a session only through
-``SSLObject.session`` of a finished connection, and reading it from one still handshaking (as
-an earlier client of our own did, to resume the confirmations' connection) fails at random
-under load with "i2d() failed (code -1)". A full mutual-TLS handshake is ~1 ms of CPU per end.
+A host's second connection resumes the TLS session of its first (``tls_sessions``: a session
+is kept only from a connection whose handshake is over, after an answer came on it, and is
+only offered to the agent it came from).
 
 aiohttp is imported on first use: it costs ~0.1 s of start (and loads the default certificate
 store) that commands which never talk to an agent (``--help``, ``dc add``) do not pay.
@@ -42,6 +41,7 @@ from engine_client.agent_client import (
     Endpoint,
     tls_context,
 )
+from engine_client.tls_sessions import ResumingContext, connecting_to
 
 if TYPE_CHECKING:
     import aiohttp
@@ -66,6 +66,7 @@ class _Agent:
 
     session: aiohttp.ClientSession
     url: str  # where the JSON-RPC POSTs go
+    tls: ResumingContext | None  # https: the context its connections are made with
     busy: int = 0
 
 
@@ -82,10 +83,10 @@ class HttpTransport:
         self._limit_per_host = limit_per_host
         self._connect_timeout = connect_timeout
         self._agents: dict[str, _Agent] = {}  # least recently used first
-        self._contexts: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
+        self._contexts: dict[tuple[str | None, str | None, str | None], ResumingContext] = {}
         self._closing: set[asyncio.Task[None]] = set()  # evicted agents' sessions
 
-    def _context(self, endpoint: Endpoint) -> ssl.SSLContext:
+    def _context(self, endpoint: Endpoint) -> ResumingContext:
         key = (endpoint.cert, endpoint.key, endpoint.ca)
         ctx = self._contexts.get(key)
         if ctx is None:
@@ -116,12 +117,11 @@ class HttpTransport:
                 )
                 # The host is ignored on a Unix socket, but HTTP/1.1 requires one.
                 url = f"http://localhost{JSONRPC_PATH}"
+                tls = None
             else:
-                ssl_ctx: ssl.SSLContext | bool = (
-                    self._context(endpoint) if endpoint.scheme == "https" else False
-                )
+                tls = self._context(endpoint) if endpoint.scheme == "https" else None
                 connector = aiohttp.TCPConnector(
-                    ssl=ssl_ctx,
+                    ssl=tls if tls is not None else False,
                     limit=per_host,
                     limit_per_host=per_host,
                     keepalive_timeout=KEEPALIVE_SECONDS,
@@ -136,7 +136,7 @@ class HttpTransport:
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
-            agent = _Agent(session, url)
+            agent = _Agent(session, url, tls)
         self._agents[endpoint.url] = agent  # most recently used last
         evicted = []
         excess = len(self._agents) - self._limit
@@ -160,6 +160,8 @@ class HttpTransport:
         agent = self._agents.get(endpoint.url)
         if agent is not None and agent.busy == 0:
             del self._agents[endpoint.url]
+            if agent.tls is not None:
+                agent.tls.closing(endpoint.url)
             await agent.session.close()
 
     async def close(self) -> None:
@@ -183,16 +185,27 @@ class HttpTransport:
                 UNREACHABLE,
                 f"endpoint.url: expected https://, http:// or unix://, got {endpoint.url!r}",
             )
-        if endpoint.scheme != "unix" and urlsplit(endpoint.url).hostname is None:
+        if endpoint.scheme != "unix" and endpoint.hostname is None:
             raise AgentError(UNREACHABLE, f"{endpoint.url}: no host name in the URL")
         agent = self._agent(endpoint)
         agent.busy += 1
+        # Which agent a connection made for this request is to (the TLS session it may
+        # resume); reset before returning, the caller's context is its own.
+        token = connecting_to.set(endpoint.url if agent.tls is not None else None)
         try:
             async with asyncio.timeout(timeout):
-                return await self._exchange(agent, endpoint, body, headers)
+                data = await self._exchange(agent, endpoint, body, headers)
+            if agent.tls is not None:
+                agent.tls.answered(endpoint.url)
+            return data
         except TimeoutError as exc:
             raise AgentError(TIMEOUT, f"{endpoint.url}: timed out after {timeout:g} s") from exc
+        except AgentError as exc:
+            if agent.tls is not None and exc.code == TLS:
+                agent.tls.forget(endpoint.url)
+            raise
         finally:
+            connecting_to.reset(token)
             agent.busy -= 1
 
     async def _exchange(
@@ -220,8 +233,10 @@ class HttpTransport:
         except (aiohttp.ClientError, OSError) as exc:
             # Closed or reset after the connection was made: the answer did not come whole.
             err = _closed_or_tls(where, exc)
-            if err.code == BAD_RESPONSE and endpoint.scheme == "https" and (
-                await _rejects_tls(endpoint, self._context(endpoint))
+            if (
+                err.code == BAD_RESPONSE
+                and agent.tls is not None
+                and (await _rejects_tls(endpoint, agent.tls))
             ):
                 err = AgentError(
                     TLS,
@@ -267,10 +282,19 @@ async def _rejects_tls(endpoint: Endpoint, ssl_ctx: ssl.SSLContext) -> bool:
     parts = urlsplit(endpoint.url)
     if parts.hostname is None:
         return False
+    # A full handshake: a resumed one would not show the agent our certificate again.
+    token = connecting_to.set(None)
+    try:
+        return await _quiet_after_handshake(parts.hostname, parts.port or 443, ssl_ctx)
+    finally:
+        connecting_to.reset(token)
+
+
+async def _quiet_after_handshake(host: str, port: int, ssl_ctx: ssl.SSLContext) -> bool:
     try:
         async with asyncio.timeout(PROBE_SECONDS):
             reader, writer = await asyncio.open_connection(
-                parts.hostname, parts.port or 443, ssl=ssl_ctx, server_hostname=parts.hostname
+                host, port, ssl=ssl_ctx, server_hostname=host
             )
     except (OSError, TimeoutError):
         return False

@@ -1,7 +1,8 @@
 """A real PostgreSQL server for the tests (Debian's postgresql 15), started once per session.
 
 The server refuses to run as root: ``initdb`` and ``pg_ctl`` run as the ``postgres`` account,
-in a directory of their own under /tmp (data and socket), listening on that Unix socket only.
+in a directory of their own under /tmp (data and socket; /run inside User-Mode Linux), listening
+on that Unix socket only.
 The tests connect as the role ``engine`` with a password (scram-sha-256), as an operator's
 engine-client would; every test gets a database of its own. Stopped and removed at the end.
 """
@@ -9,6 +10,8 @@ engine-client would; every test gets a database of its own. Stopped and removed 
 from __future__ import annotations
 
 import itertools
+import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -26,13 +29,17 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def _as_postgres(*argv: str) -> None:
-    subprocess.run(
+    proc = subprocess.run(
         ["runuser", "-u", "postgres", "--", *argv],
-        check=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        text=True,
         timeout=120,
     )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{shlex.join(argv)} (as postgres): exit {proc.returncode}\n{proc.stdout}"
+        )
 
 
 @dataclass
@@ -65,7 +72,11 @@ class PgServer:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    base = Path(tempfile.mkdtemp(prefix="vdsm-net-pg-"))
+    # In User-Mode Linux /tmp is the host's, through hostfs: a directory the postgres account
+    # makes there is the host's root's, and initdb then cannot write in it ("could not create
+    # directory .../pg_wal: Permission denied"). The guest's /run is a tmpfs of its own.
+    in_uml = os.environ.get("VDSM_NET_IN_UML") == "1"
+    base = Path(tempfile.mkdtemp(prefix="vdsm-net-pg-", dir="/run" if in_uml else None))
     server = PgServer(base)
     data = base / "data"
     server.socket_dir.mkdir()

@@ -18,6 +18,9 @@ Environment:
                                      kernel test goes to UML (tests the plugin); never: none.
                                      Tests marked ``no_uml`` (the plugin's own) never go.
     VDSM_NET_UML_TIMEOUT=SECONDS     limit for the whole guest run (default 2400).
+    VDSM_NET_UML_REPEAT=N            the guest runs the inner pytest N times in a row (default 1),
+                                     one boot; a test passes only if it passed in every run, a
+                                     failure names its run, the summary counts failed runs.
     VDSM_NET_IN_UML=1                set for the inner pytest, which then delegates nothing.
     VDSM_NET_UML_RESULTS=PATH        the inner pytest appends one JSON line per test there.
 """
@@ -36,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +52,7 @@ ENV_MODE = "VDSM_NET_UML"
 ENV_TIMEOUT = "VDSM_NET_UML_TIMEOUT"
 ENV_IN_UML = "VDSM_NET_IN_UML"
 ENV_RESULTS = "VDSM_NET_UML_RESULTS"
+ENV_REPEAT = "VDSM_NET_UML_REPEAT"
 
 INSTALL_HINT = "apt-get install user-mode-linux kmod"
 DEFAULT_TIMEOUT = 40 * 60.0
@@ -176,6 +180,24 @@ class InnerResult:
     crash: str
 
 
+def _repeat() -> int:
+    text = os.environ.get(ENV_REPEAT, "1")
+    try:
+        repeat = int(text)
+    except ValueError:
+        repeat = 0
+    if repeat < 1:
+        raise pytest.UsageError(f"{ENV_REPEAT}: expected a whole number >= 1, got {text!r}")
+    return repeat
+
+
+def _merge(first: InnerResult, later: InnerResult) -> InnerResult:
+    """One test's outcome over repeated runs: the first failure wins."""
+    if first.outcome in ("failed", "skipped") or later.outcome not in ("failed", "skipped"):
+        return replace(first, duration=first.duration + later.duration)
+    return replace(later, duration=first.duration + later.duration)
+
+
 class UmlError(Exception):
     """The guest could not run the tests; the message says why and what to do."""
 
@@ -209,6 +231,10 @@ class UmlRun:
         self.console = self.workdir / "console.log"
         self.results_path = self.workdir / "results.jsonl"
         self.results: dict[str, InnerResult] = {}
+        self.repeat = _repeat()
+        self.runs_of: dict[str, int] = {}  # nodeid -> runs reported
+        self.failed_runs: dict[int, list[str]] = {}  # run -> nodeids that failed in it
+        self.sessions_finished = 0
         self.collect_errors: list[str] = []
         self.exitstatus: int | None = None
         self.sessionstart: float | None = None
@@ -236,6 +262,8 @@ class UmlRun:
             inner += ["-c", str(self.config.inipath)]
         inner += ["--", *self.nodeids]
         env = _shell_env({ENV_IN_UML: "1", ENV_RESULTS: str(self.results_path)})
+        # Every run goes on after a failed one (the point of repeating is the count); the exit
+        # status is the last failed run's.
         return f"""#!/bin/sh
 fail() {{ echo "$*" > {work}/boot-error; echo "UML init: $*"; poweroff -f; }}
 mount -t proc proc /proc || fail "mount proc failed"
@@ -252,8 +280,15 @@ done
 ip link set lo up
 {env}
 cd {shlex.quote(str(self.config.rootpath))} || fail "no rootdir"
-{shlex.join(inner)}
-echo $? > {work}/exitstatus
+status=0
+run=1
+while [ "$run" -le {self.repeat} ]; do
+    {shlex.join(inner)}
+    rc=$?
+    [ "$rc" -ne 0 ] && status=$rc
+    run=$((run + 1))
+done
+echo $status > {work}/exitstatus
 poweroff -f
 """
 
@@ -295,16 +330,26 @@ poweroff -f
     def _record(self, rec: dict[str, Any]) -> None:
         event = rec["event"]
         if event == "test":
-            self.results[rec["nodeid"]] = InnerResult(
+            nodeid = rec["nodeid"]
+            result = InnerResult(
                 outcome=rec["outcome"], longrepr=rec["longrepr"], duration=rec["duration"],
                 sections=[(str(t), str(c)) for t, c in rec["sections"]], reason=rec["reason"],
                 crash=rec["crash"])
+            run = self.runs_of.get(nodeid, 0) + 1
+            self.runs_of[nodeid] = run
+            if result.outcome in ("failed", "skipped"):
+                self.failed_runs.setdefault(run, []).append(nodeid)
+            if self.repeat > 1 and result.outcome in ("failed", "skipped"):
+                result = replace(result, crash=f"run {run} of {self.repeat}: {result.crash}")
+            known = self.results.get(nodeid)
+            self.results[nodeid] = result if known is None else _merge(known, result)
         elif event == "collecterror":
             self.collect_errors.append(f"{rec['nodeid']}:\n{rec['longrepr']}")
-        elif event == "sessionstart":
+        elif event == "sessionstart" and self.sessionstart is None:  # the first run's
             self.sessionstart = rec["time"]
         elif event == "sessionfinish":
             self.sessionfinish = rec["time"]
+            self.sessions_finished += 1
 
     def _kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -326,9 +371,9 @@ poweroff -f
 
     def wait_for(self, nodeid: str) -> InnerResult | None:
         """The inner result of one test, once the guest has reported it (or has ended)."""
-        while self.finished is None and nodeid not in self.results:
+        while self.finished is None and self.runs_of.get(nodeid, 0) < self.repeat:
             self._read_new()
-            if nodeid in self.results:
+            if self.runs_of.get(nodeid, 0) >= self.repeat:
                 break
             if self.proc is None or self.proc.poll() is not None:
                 self._finish()
@@ -343,7 +388,8 @@ poweroff -f
 
     def stop(self) -> None:
         self._read_new()
-        if self.proc is not None and self.proc.poll() is None and self.sessionfinish is not None:
+        over = self.sessions_finished >= self.repeat
+        if self.proc is not None and self.proc.poll() is None and over:
             # The inner session is over and the guest is powering off: let it write its exit
             # status. Otherwise (-x, ^C in the outer session) kill it at once.
             remaining = self.timeout - (time.monotonic() - self.started)
@@ -491,6 +537,12 @@ class UmlPlugin:
             inner = run.sessionfinish - run.sessionstart
             lines.append(f"inner pytest session {inner:.1f} s (collection included); guest boot "
                          f"and interpreter start ~{wall - inner:.1f} s")
+        if run.repeat > 1:
+            failed = sorted(run.failed_runs)
+            lines.append(f"{run.repeat} runs ({ENV_REPEAT}), {run.sessions_finished} finished; "
+                         f"{len(failed)} with a failure" + (f": runs {failed}" if failed else ""))
+            for k in failed:
+                lines.append(f"  run {k}: {', '.join(run.failed_runs[k])}")
         if run.exitstatus is not None:
             lines.append(f"inner pytest exit status {run.exitstatus}")
         if run.error:

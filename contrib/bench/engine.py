@@ -1,6 +1,7 @@
 """Engine benchmark: one ``engine-client network update`` (MTU change) on N simulated hosts.
 
     python -m contrib.bench engine [--sizes 1,100,500,1000] [--parallel 50] [--apply 0.2]
+                                   [--baseline SRC]
 
 Each host is an HTTPS + mutual-TLS JSON-RPC endpoint of the load generator
 (``contrib/bench/loadgen.py``: many simulated agents in one process of their own, one
@@ -12,6 +13,10 @@ run with one host, its peak RSS (polled VmHWM), its CPU seconds and the load gen
 share the cores), the TLS connections per host and how many resumed, and from the hosts' side
 a per-host breakdown (apply, wait for the confirmation, the rest of setupNetworks, and
 setSafeNetworkConfig if an engine sends it).
+
+With ``--baseline SRC`` (a source tree of another commit, e.g. ``git archive OLD | tar -x -C
+SRC``) each configuration also runs with that tree's engine-client, just before this one's, so
+the two are compared under the same load of a shared machine (printed on each row).
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class EngineResult:
     connections: float = 0.0  # median TLS connections a host accepted
     resumed: int = 0  # TLS connections that resumed a session, all hosts
     breakdown: dict[str, float] = field(default_factory=dict)
+    engine: str = "this tree"  # or the --baseline source tree it ran from
+    load: float = 0.0  # the machine's 1-minute load average when it started
 
 
 def _raise_nofile() -> None:
@@ -82,7 +89,7 @@ class Child:
     output: str
 
 
-def run_child(argv: list[str]) -> Child:
+def run_child(argv: list[str], env: dict[str, str] | None = None) -> Child:
     """One child process: exit code, wall and CPU seconds, peak RSS, output.
 
     The peak is the child's VmHWM, polled: rusage's ru_maxrss would also count the pages of
@@ -90,7 +97,7 @@ def run_child(argv: list[str]) -> Child:
     start = time.perf_counter()
     peak = 0.0
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
         status = Path(f"/proc/{proc.pid}/status")
         cmdline = Path(f"/proc/{proc.pid}/cmdline")
         while True:
@@ -198,8 +205,9 @@ def breakdown(hosts: list[dict[str, Any]], started: float) -> dict[str, float]:
 
 async def bench(
     n: int, parallel: int, apply_seconds: float, tmp: Path, mtu: int, profile: str | None = None,
-    extra: list[str] | None = None, dump: str | None = None,
+    extra: list[str] | None = None, dump: str | None = None, source: Path | None = None,
 ) -> EngineResult:
+    """``source``: run engine-client from that source tree (``--baseline``), not this one."""
     pki_dir = tmp / "pki"
     if not (pki_dir / pki.CA_CERT).exists():
         pki.init_ca(pki_dir)
@@ -217,8 +225,11 @@ async def bench(
                 "--db", str(db), "--json", "--parallel", str(parallel), *(extra or [])]
         if profile is not None:
             argv = [sys.executable, "-m", "cProfile", "-o", f"{profile}-{n}.prof", *argv]
+        # A source tree first on the path: its engine_client, not this tree's (installed).
+        env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
+        load = os.getloadavg()[0]
         started = time.monotonic()
-        child = await asyncio.to_thread(run_child, argv)
+        child = await asyncio.to_thread(run_child, argv, env)
     finally:
         state = gen.stop()
     hosts = state["hosts"]
@@ -233,19 +244,21 @@ async def bench(
         connections=_median([float(h["connections"]) for h in hosts]),
         resumed=sum(h["resumed"] for h in hosts),
         breakdown=breakdown(hosts, started),
+        engine="this tree" if source is None else f"baseline {source}", load=load,
     )
 
 
 def print_rows(results: list[EngineResult]) -> None:
-    one = {r.parallel: r.seconds for r in results if r.hosts == 1}
+    one = {(r.engine, r.parallel): r.seconds for r in results if r.hosts == 1}
     print(f"{'hosts':>6} {'parallel':>8} {'wall s':>7} {'per host ms':>11} {'ok':>5} "
-          f"{'peak RSS MiB':>12} {'engine CPU s':>12} {'loadgen CPU s':>13} {'conns/host':>10}")
+          f"{'peak RSS MiB':>12} {'engine CPU s':>12} {'loadgen CPU s':>13} {'conns/host':>10} "
+          f"{'resumed':>7}")
     for r in results:
-        base = one.get(r.parallel)
+        base = one.get((r.engine, r.parallel))
         per = (r.seconds - base) / (r.hosts - 1) * 1000 if base and r.hosts > 1 else 0.0
         print(f"{r.hosts:>6} {r.parallel:>8} {r.seconds:>7.2f} {per:>11.2f} {r.ok:>5} "
               f"{r.peak_rss_mb:>12.1f} {r.engine_cpu:>12.2f} {r.loadgen_cpu:>13.2f} "
-              f"{r.connections:>10.0f} {r.resumed:>7}")
+              f"{r.connections:>10.0f} {r.resumed:>7}  {r.engine}, load {r.load:.1f}")
         b = r.breakdown
         if b:
             print(f"{'':>6} per host (median ms): apply {b['apply']:.0f}, apply to first "
@@ -263,13 +276,17 @@ async def main_async(args: argparse.Namespace) -> list[EngineResult]:
     results = []
     with tempfile.TemporaryDirectory(prefix="vdsm-net-bench-engine-") as tmp:
         mtu = 1400
+        sources = [None] if args.baseline is None else [Path(args.baseline).resolve(), None]
         for parallel in args.parallel:
             for n in args.sizes:
-                r = await bench(n, parallel, args.apply, Path(tmp), mtu, args.profile,
-                                args.engine_arg, args.dump)
-                mtu = 1300 if mtu == 1400 else 1400
-                print_rows([r])
-                results.append(r)
+                # The baseline and this tree in turn, one configuration after the other: the
+                # load of a shared machine changes by the minute.
+                for source in sources:
+                    r = await bench(n, parallel, args.apply, Path(tmp), mtu, args.profile,
+                                    args.engine_arg, args.dump, source)
+                    mtu = 1300 if mtu == 1400 else 1400
+                    print_rows([r])
+                    results.append(r)
     return results
 
 
@@ -286,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--profile", help="cProfile engine-client into PREFIX-N.prof")
     p.add_argument("--dump", help="write the hosts' call timelines to PREFIX-N-PARALLEL.json")
+    p.add_argument("--baseline", metavar="SRC",
+                   help="also run each configuration with the engine_client of this source "
+                        "tree (e.g. `git archive OLD | tar -x -C SRC`), just before this tree's")
     p.add_argument("--engine-arg", action="append", default=[],
                    help="one more engine-client argument (repeatable), e.g. --engine-arg=--x")
     args = p.parse_args(argv)

@@ -348,6 +348,13 @@ def test_a_second_process_follows_the_events_of_the_first(shared_cluster: Cluste
         assert [e["id"] for e in seen] == stored[: len(seen)]  # in the store's order
     finally:
         follower.send_signal(signal.SIGINT)
-        code = follower.wait(timeout=30)
-        reader.join(timeout=30)
+        try:
+            code = follower.wait(timeout=30)
+        finally:
+            # One that did not stop (started with SIGINT ignored, as by `nohup cmd &`) must not
+            # outlive the test: the reader thread would keep the session from ending.
+            if follower.poll() is None:
+                follower.kill()
+                follower.wait()
+            reader.join(timeout=30)
     assert code == 0, follower.stderr.read() if follower.stderr else ""

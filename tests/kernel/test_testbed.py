@@ -167,6 +167,15 @@ def test_param(x):
 def test_sleep():
     if os.environ.get("SELFTEST_SLEEP"):
         time.sleep(600)
+
+
+def test_second_run_fails():
+    counter = os.environ.get("SELFTEST_COUNTER")
+    if counter:  # the runs of VDSM_NET_UML_REPEAT count here (/tmp is the host's)
+        with open(counter, "a") as f:
+            f.write("x")
+        with open(counter) as f:
+            assert len(f.read()) != 2, "the second run fails"
 '''
 
 
@@ -221,8 +230,9 @@ def test_uml_plugin_reports_each_inner_outcome(tmp_path: Path) -> None:
         "test_param[a b]": "passed",
         "test_param[c[d]]": "passed",
         "test_sleep": "passed",
+        "test_second_run_fails": "passed",
     }, out
-    assert "uml: 8 test(s) run in User-Mode Linux (VDSM_NET_UML=always)" in out
+    assert "uml: 9 test(s) run in User-Mode Linux (VDSM_NET_UML=always)" in out
     assert "[UML] AssertionError: arith" in out
     assert "arith" in out
     assert "guest-stdout-marker" in out  # captured output travels with the report
@@ -249,3 +259,17 @@ def test_uml_plugin_kills_the_guest_on_timeout(tmp_path: Path) -> None:
     assert status == 1, out
     assert outcomes == {"test_sleep": "failure"}, out
     assert "UML run killed after the 1 s timeout" in out
+
+
+@pytest.mark.no_uml
+def test_uml_plugin_repeats_the_runs_in_one_guest(tmp_path: Path) -> None:
+    counter = tmp_path / "runs"
+    status, out, outcomes = _outer_pytest(
+        tmp_path, {"VDSM_NET_UML": "always", "VDSM_NET_UML_REPEAT": "3",
+                   "SELFTEST_COUNTER": str(counter)},
+        "-k", "test_pass or second_run")
+    assert status == 1, out
+    assert outcomes == {"test_pass": "passed", "test_second_run_fails": "failure"}, out
+    assert counter.read_text() == "xxx", out  # the third run ran after the failed second
+    assert "[UML] run 2 of 3: AssertionError: the second run fails" in out
+    assert "3 runs (VDSM_NET_UML_REPEAT), 3 finished; 1 with a failure: runs [2]" in out
