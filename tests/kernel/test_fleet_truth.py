@@ -23,6 +23,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -98,9 +99,19 @@ def popen_cli(cluster: Cluster, *args: str) -> subprocess.Popen[str]:
         str(BIN / "engine-client"), *args, "--db", str(cluster.db), "--json"
     )
     env = {**os.environ, "ENGINE_CLIENT_DB": str(cluster.db)}
+    # SIGINT back to its default before the exec: a test run started in the background by a
+    # shell (`cmd &`, nohup) has it ignored, the exec'd engine-client would inherit that and
+    # never stop on the SIGINT these tests send (seen: a follower that ran to the timeout).
     return subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", _SIGINT_DEFAULT_EXEC, *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
+
+
+_SIGINT_DEFAULT_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 def wait_for_lease(cluster: Cluster, proc: subprocess.Popen[str]) -> str:
