@@ -141,10 +141,11 @@ async def test_lease_on_a_bridge(here: NetNS, peer: NetNS, tmp_path: Path,
 async def test_renewal_at_t1_extends_the_lease(here: NetNS, peer: NetNS, tmp_path: Path,
                                                clients: list[DhcpClient]) -> None:
     far = veth_to_peer(here, peer, "dh0")
-    # dnsmasq's shortest lease is 2 minutes; options 58/59 bring the renewal to seconds
-    # (dnsmasq moves T1 up next to T2: asked for 2 s and 6 s it sends 5 s and 6 s).
+    # dnsmasq's shortest lease is 2 minutes; options 58/59 bring the renewal to seconds. T2
+    # stays far from T1: with T2 = 6 dnsmasq sends T1 = 5, and an ACK later than that 1 s
+    # (a loaded machine) finds the client rebinding, a REBOUND instead of this RENEWED.
     server = Dnsmasq(peer, far, tmp_path, "--dhcp-option=option:T1,2",
-                     "--dhcp-option=option:T2,6")
+                     "--dhcp-option=option:T2,30")
     await server.start()
     handler = Recorder()
     client = await bound_client(clients, "dh0", tmp_path / "dh0.lease", handler)
