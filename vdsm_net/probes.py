@@ -27,12 +27,14 @@ from collections.abc import Sequence
 from typing import Final
 
 from vdsm_net.errors import ErrorKind, NetError
+from vdsm_net.kernel.constants import (
+    ICMP_ECHO,
+    ICMP_ECHOREPLY,
+    ICMPV6_ECHO_REPLY,
+    ICMPV6_ECHO_REQUEST,
+)
 from vdsm_net.probespec import IPAddress, Probe
 
-ICMP_ECHO_REQUEST: Final = 8
-ICMP_ECHO_REPLY: Final = 0
-ICMPV6_ECHO_REQUEST: Final = 128
-ICMPV6_ECHO_REPLY: Final = 129
 # Between two echo requests, and the longest a TCP connect attempt waits for its answer
 # (a SYN to an address nobody answers is retried by the kernel for two minutes).
 RETRY_INTERVAL: Final = 0.5
@@ -53,7 +55,7 @@ def _checksum(data: bytes) -> int:
 def echo_request(version: int, ident: int, seq: int, payload: bytes) -> bytes:
     """An ICMP (or ICMPv6) echo request. The kernel fills the ICMPv6 checksum in itself (it
     covers the IPv6 pseudo-header, which only the kernel knows); ICMPv4's is ours."""
-    kind = ICMP_ECHO_REQUEST if version == 4 else ICMPV6_ECHO_REQUEST
+    kind = ICMP_ECHO if version == 4 else ICMPV6_ECHO_REQUEST
     header = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
     if version == 6:
         return header + payload
@@ -73,7 +75,7 @@ def is_echo_reply(
     if len(packet) < 8:
         return False
     kind, _code, _checksum, got_ident, _seq = struct.unpack("!BBHHH", packet[:8])
-    wanted = ICMP_ECHO_REPLY if version == 4 else ICMPV6_ECHO_REPLY
+    wanted = ICMP_ECHOREPLY if version == 4 else ICMPV6_ECHO_REPLY
     return kind == wanted and got_ident == ident and packet[8:] == payload
 
 

@@ -142,9 +142,10 @@ async def test_renewal_at_t1_extends_the_lease(here: NetNS, peer: NetNS, tmp_pat
                                                clients: list[DhcpClient]) -> None:
     far = veth_to_peer(here, peer, "dh0")
     # dnsmasq's shortest lease is 2 minutes; options 58/59 bring the renewal to seconds. T2
-    # stays far from T1: with T2 = 6 dnsmasq sends T1 = 5, and an ACK later than that 1 s
-    # (a loaded machine) finds the client rebinding, a REBOUND instead of this RENEWED.
-    server = Dnsmasq(peer, far, tmp_path, "--dhcp-option=option:T1,2",
+    # stays far from T1: an ACK late by more than T2 - T1 (a loaded machine) finds the client
+    # rebinding, a REBOUND instead of this RENEWED. (dnsmasq sends T1 = T2 - 1 when asked for
+    # T1 = 2, whatever T2 is; T1 = 3 and T2 = 30 go out as asked.)
+    server = Dnsmasq(peer, far, tmp_path, "--dhcp-option=option:T1,3",
                      "--dhcp-option=option:T2,30")
     await server.start()
     handler = Recorder()

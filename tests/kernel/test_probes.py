@@ -7,8 +7,6 @@ cannot rolls it back with error 10 naming it, the kernel exactly as before."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,22 +15,11 @@ import pytest
 
 from tests.agenthelp import AgentInNs, RpcError
 from tests.dump import dump_state
+from tests.listener import tcp_listener
 from tests.netns import NetNS, run
 
 PORT = 3260
 RED = {"nic": "eth1", "ipaddr": "192.0.2.10", "prefix": "24", "ipv6addr": "2001:db8::10/64"}
-# A TCP listener (IPv4 and IPv6) in the peer namespace; it says "ready" once it listens.
-LISTENER = f"""
-import socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", {PORT}))
-s.listen(16)
-print("ready", flush=True)
-while True:
-    s.accept()[0].close()
-"""
 
 
 @pytest.fixture
@@ -50,14 +37,8 @@ def cabled(netns: NetNS, peer: NetNS) -> Iterator[NetNS]:
 
 @pytest.fixture
 def listener(cabled: NetNS) -> Iterator[None]:
-    proc = subprocess.Popen(cabled.exec_argv(sys.executable, "-c", LISTENER),
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    with tcp_listener(cabled, PORT):
         yield
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,22 +19,12 @@ import pytest
 
 from tests.cluster import BIN, DC, Cluster, Node, running_cluster
 from tests.dump import Dump, assert_same_state, dump_state
+from tests.listener import tcp_listener
 
 HOSTS = ("h1", "h2", "h3")
 NET = "red"
 SKIPPED = "skipped: failure budget spent"
 PORT = 3260
-# A TCP listener in the engine namespace; it says "ready" once it listens.
-LISTENER = f"""
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", {PORT}))
-s.listen(16)
-print("ready", flush=True)
-while True:
-    s.accept()[0].close()
-"""
 
 
 @pytest.fixture
@@ -194,14 +183,8 @@ def reachable(cluster: Cluster) -> Iterator[str]:
     address (the engine end of h1's link) and a TCP listener there serve every host."""
     for i, node in enumerate(cluster.nodes, start=1):
         node.ns.ip("route", "add", "10.77.0.0/16", "via", f"10.77.{i}.1")
-    proc = subprocess.Popen(cluster.engine.exec_argv(sys.executable, "-c", LISTENER),
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    with tcp_listener(cluster.engine, PORT):
         yield "10.77.1.1"
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_probes_that_pass_keep_the_change(cluster: Cluster, reachable: str) -> None:

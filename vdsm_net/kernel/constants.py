@@ -128,3 +128,9 @@ RTA_GATEWAY = 5
 RTA_TABLE = 15
 RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE = 0
+
+# -- ICMP echo (linux/icmp.h, linux/icmpv6.h): the connectivity probes' raw sockets ----------
+ICMP_ECHOREPLY = 0
+ICMP_ECHO = 8
+ICMPV6_ECHO_REQUEST = 128
+ICMPV6_ECHO_REPLY = 129
