@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.request_cases import RefusedCase, assert_refused, bond, case_ids, net
 from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.model import BondConfig, NetConfig, NetworkConfig, Removal, SetupOptions
 from vdsm_net.request import parse_config, parse_setup_request
@@ -15,15 +16,7 @@ from vdsm_net.request import parse_config, parse_setup_request
 E = ErrorKind
 
 
-def net(attrs: Any, name: str = "red") -> dict[str, Any]:
-    return {"networks": {name: attrs}}
-
-
-def bond(attrs: Any, name: str = "bond0") -> dict[str, Any]:
-    return {"bondings": {name: attrs}}
-
-
-ERRORS: list[tuple[Any, ErrorKind, str]] = [
+ERRORS: list[RefusedCase] = [
     # shape
     (None, E.BAD_PARAMS, "params: expected an object, got null"),
     ([], E.BAD_PARAMS, "params: expected an object, got array"),
@@ -234,11 +227,9 @@ ERRORS: list[tuple[Any, ErrorKind, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("params", "kind", "message"), ERRORS, ids=[m for _, _, m in ERRORS])
+@pytest.mark.parametrize(("params", "kind", "message"), ERRORS, ids=case_ids(ERRORS))
 def test_rejects_with_exact_message(params: Any, kind: ErrorKind, message: str) -> None:
-    with pytest.raises(NetError) as info:
-        parse_setup_request(params)
-    assert (info.value.kind, info.value.message) == (kind, message)
+    assert_refused(params, kind, message)
 
 
 def test_empty_request() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from vdsm_net.errors import ErrorKind, NetError
+from tests.request_cases import RefusedCase, assert_refused, bond, case_ids, net
+from vdsm_net.errors import ErrorKind
 from vdsm_net.model import NetConfig, Removal, frozen_map
 from vdsm_net.request import parse_config, parse_setup_request
 
@@ -17,15 +18,7 @@ MGMT = {"nic": "eth0", "ipaddr": "192.0.2.10", "prefix": 24, "gateway": "192.0.2
         "defaultRoute": True}
 
 
-def net(attrs: Any, name: str = "red") -> dict[str, Any]:
-    return {"networks": {name: attrs}}
-
-
-def bond(attrs: Any, name: str = "bond0") -> dict[str, Any]:
-    return {"bondings": {name: attrs}}
-
-
-ERRORS: list[tuple[Any, ErrorKind, str]] = [
+ERRORS: list[RefusedCase] = [
     # switch
     (net({"nic": "eth0", "switch": "ovs"}), E.BAD_PARAMS,
      'networks.red.switch: only "legacy" is supported, got "ovs"'),
@@ -102,11 +95,9 @@ ERRORS: list[tuple[Any, ErrorKind, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("params", "kind", "message"), ERRORS, ids=[m for _, _, m in ERRORS])
+@pytest.mark.parametrize(("params", "kind", "message"), ERRORS, ids=case_ids(ERRORS))
 def test_rejects_with_exact_message(params: Any, kind: ErrorKind, message: str) -> None:
-    with pytest.raises(NetError) as info:
-        parse_setup_request(params)
-    assert (info.value.kind, info.value.message) == (kind, message)
+    assert_refused(params, kind, message)
 
 
 def test_switch_legacy_is_accepted_on_networks_and_bonds() -> None:
