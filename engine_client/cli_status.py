@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from engine_client import operations as ops
 from engine_client.models import Rollout
 from engine_client.operations import EXIT_OK, Ctx, table
+
+Handler = Callable[[Ctx, argparse.Namespace], int]
+Sub = Callable[[Any, str, Handler, str], argparse.ArgumentParser]
 
 
 def _when(epoch: float | None) -> str | None:
@@ -116,3 +120,10 @@ def cmd_status(ctx: Ctx, a: argparse.Namespace) -> int:
         ],
     )
     return EXIT_OK
+
+
+def add_command(groups: Any, sub: Sub) -> None:
+    p = sub(groups, "status", cmd_status, "the fleet at a glance: hosts, networks, rollouts")
+    p.add_argument(
+        "--rollouts", type=int, default=10, metavar="N", help="last rollouts shown (default 10)"
+    )

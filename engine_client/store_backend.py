@@ -1,11 +1,12 @@
 """The database under the store (docs/files.md): SQLite, the embedded default, or PostgreSQL when
 the location is a ``postgresql://`` URL.
 
-``Store`` writes one SQL for both: portable statements (``INSERT ... ON CONFLICT``,
-``RETURNING``), ``?`` placeholders, and SQLite's type names in its migrations. What differs is
-here and in ``store_pg.py``, in one place each: the DDL's type names (``Dialect.ddl``), the
-placeholders, the database's clock, how a write transaction is serialized, how a network is held
-by a live session, and how a new event is announced to followers.
+The store (the ``engine_client/store/`` package) writes one SQL for both: portable statements
+(``INSERT ... ON CONFLICT``, ``RETURNING``), ``?`` placeholders, and SQLite's type names in its
+migrations. What differs is here and in ``store_pg.py``, in one place each: the DDL's type names
+(``Backend.ddl``), the placeholders, the database's clock, how a write transaction is
+serialized, how a network is held by a live session, and how a new event is announced to
+followers.
 
 The PostgreSQL module (and psycopg) is imported only when a URL asks for it: an SQLite user's
 ``engine-client`` starts as fast as before.
@@ -117,11 +118,7 @@ class SqliteBackend:
         if str(target) != ":memory:":
             target.parent.mkdir(parents=True, exist_ok=True)
         # timeout: several engine-client processes may share one file; wait for the writer.
-        conn = sqlite3.connect(str(target), timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        # Foreign keys are per connection in SQLite, off by default.
-        conn.execute("PRAGMA foreign_keys = ON")
-        return cls(conn)
+        return cls._set_up(sqlite3.connect(str(target), timeout=30, isolation_level=None))
 
     @classmethod
     def copy_of(cls, target: Path) -> SqliteBackend:
@@ -135,7 +132,13 @@ class SqliteBackend:
                 source.backup(conn)
             finally:
                 source.close()
+        return cls._set_up(conn)
+
+    @classmethod
+    def _set_up(cls, conn: sqlite3.Connection) -> SqliteBackend:
+        """The backend on ``conn`` (opened in autocommit mode), its rows by column name."""
         conn.row_factory = sqlite3.Row
+        # Foreign keys are per connection in SQLite, off by default.
         conn.execute("PRAGMA foreign_keys = ON")
         return cls(conn)
 
