@@ -464,6 +464,14 @@ def test_remove_everywhere_then_store(attached: Cli) -> None:
     with attached.store() as s:  # kept while a host still has it
         assert [a.host for a in s.list_attachments(network="red")] == ["h2"]
         assert s.find_network("red") is not None
+    # Listed with the hosts that still carry it by network list and status (SPEC 2.3).
+    assert attached("network", "list") == 0 and "removing, still on h2" in attached.out
+    code, doc = attached.json("status")
+    [red] = doc["networks"]
+    assert (red["state"], red["being_removed"], red["hosts"]) == ("removing", 1, ["h2"])
+    assert attached("status") == 0
+    [row] = [line for line in attached.out.splitlines() if line.startswith("red ")]
+    assert row.split()[1:] == ["removing", "1", "0", "1", "(h2)"], row
     attached.transport.add(H2, lost)
     code, doc = attached.json("network", "remove", "red")
     assert code == 0 and doc["updated"] == 1
