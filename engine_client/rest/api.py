@@ -93,6 +93,20 @@ def _attachment(fleet: Fleet, h: Host, att_id: str) -> Attachment:
     raise not_found(f"network attachment {att_id} of host {h.name}")
 
 
+def _request_attachment(fleet: Fleet, h: Host, request: web.Request) -> Attachment:
+    """The attachment the path names; under ``nics/{nic}`` only one on that NIC or bond (the
+    SDK's ``nic_service(id).network_attachments_service().attachment_service(id)``)."""
+    att = _attachment(fleet, h, request.match_info["attachment"])
+    if "nic" in request.match_info:
+        dev, _, _ = _nic(fleet, h, request.match_info["nic"])
+        if att.southbound != dev:
+            raise not_found(
+                f"network attachment {request.match_info['attachment']} on nic {dev} "
+                f"of host {h.name}"
+            )
+    return att
+
+
 async def _body(request: web.Request, root: str) -> ET.Element:
     kind = doc.JSON if doc.JSON in request.headers.get("Content-Type", "") else doc.XML
     return doc.parse(await request.read(), kind, root)
@@ -277,8 +291,7 @@ async def list_attachments(request: web.Request) -> web.Response:
 async def get_attachment(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     h = _host(fleet, request)
-    att = _attachment(fleet, h, request.match_info["attachment"])
-    return answer(request, view.network_attachment(fleet, att))
+    return answer(request, view.network_attachment(fleet, _request_attachment(fleet, h, request)))
 
 
 def _where(fleet: Fleet, h: Host, item: ET.Element) -> list[str]:
@@ -372,7 +385,12 @@ async def add_attachment(request: web.Request) -> web.Response:
     body = await _body(request, "network_attachment")
     ip = _ip_options(body)
     net = _attachment_network(fleet, h, body)
-    where = [*_where(fleet, h, body), *ip]
+    if "nic" in request.match_info and body.find("host_nic") is None:
+        # POST under nics/{nic}: the attachment goes on that NIC or bond.
+        dev, _, bond = _nic(fleet, h, request.match_info["nic"])
+        where = ["--bond" if bond else "--nic", dev, *ip]
+    else:
+        where = [*_where(fleet, h, body), *ip]
     srv = server(request)
     await _done(
         request, await srv.commands.attach(net.name, h.name, where, correlation_id(request))
@@ -385,7 +403,7 @@ async def add_attachment(request: web.Request) -> web.Response:
 async def remove_attachment(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     h = _host(fleet, request)
-    att = _attachment(fleet, h, request.match_info["attachment"])
+    att = _request_attachment(fleet, h, request)
     await _done(
         request, await server(request).commands.detach(att.network, h.name, correlation_id(request))
     )
@@ -738,6 +756,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("GET", nic, get_nic),
         ("GET", f"{nic}/statistics", nic_statistics),
         ("GET", f"{nic}/networkattachments", list_attachments),
+        ("POST", f"{nic}/networkattachments", add_attachment),
+        ("GET", f"{nic}/networkattachments/{{attachment}}", get_attachment),
+        ("DELETE", f"{nic}/networkattachments/{{attachment}}", remove_attachment),
         ("GET", f"{nic}/networklabels", list_host_labels),
         ("POST", f"{nic}/networklabels", add_host_label),
         ("GET", f"{nic}/networklabels/{{label}}", get_host_label),

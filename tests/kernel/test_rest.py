@@ -120,6 +120,20 @@ def _sdk_tour(cluster: Cluster, served: Served) -> None:
                               check_connectivity=True, commit_on_success=True)
     assert _bridge(cluster, "h2", "red") is None
     assert _bridge(cluster, "h1", "red") is not None
+    # The attachments under one NIC (SPEC 2.6 "and under nics/{id}"): add there, get, remove.
+    h2_nics = h2_service.nics_service()
+    h2_eth1 = next(n for n in h2_nics.list() if n.name == "eth1")
+    h2_eth2 = next(n for n in h2_nics.list() if n.name == "eth2")
+    on_nic = h2_nics.nic_service(h2_eth1.id).network_attachments_service()
+    added = on_nic.add(t.NetworkAttachment(network=t.Network(id=red.id)))
+    assert added.host_nic.name == "eth1" and added.in_sync is True
+    assert ports_of(cluster.node("h2").links(), "red") == ["eth1"]
+    assert on_nic.attachment_service(added.id).get().network.id == red.id
+    with pytest.raises(sdk.NotFoundError):
+        h2_nics.nic_service(h2_eth2.id).network_attachments_service().attachment_service(
+            added.id).get()
+    on_nic.attachment_service(added.id).remove()
+    assert _bridge(cluster, "h2", "red") is None
     h2_service.setup_networks(modified_network_attachments=[
         t.NetworkAttachment(network=t.Network(id=red.id), host_nic=t.HostNic(name="eth1"))])
     assert ports_of(cluster.node("h2").links(), "red") == ["eth1"]
