@@ -400,6 +400,45 @@ async def add_attachment(request: web.Request) -> web.Response:
     return answer(request, view.network_attachment(fleet, att), 201)
 
 
+def _place(att: Attachment) -> list[str]:
+    if att.nic is not None:
+        return ["--nic", att.nic]
+    if att.bond is not None:
+        return ["--bond", att.bond]
+    return ["--isolated"]
+
+
+def _current_ip(att: Attachment) -> list[str]:
+    ip = att.ip
+    if ip.method == "dhcp":
+        return ["--dhcp"]
+    if ip.method == "static" and ip.address is not None:
+        return ["--ip", ip.address, *(["--gateway", ip.gateway] if ip.gateway else [])]
+    return []
+
+
+async def update_attachment(request: web.Request) -> web.Response:
+    """PUT of one attachment (the SDK's ``attachment_service(id).update``, what ovirt.ovirt's
+    ``ovirt_host_network`` sends to change an attached network's address): ``network attach``
+    again on that host. As any oVirt update, what the body leaves out is kept: the place (unless
+    ``host_nic`` names another NIC or bond) and the IP settings (unless the body has
+    ``ip_address_assignments``)."""
+    fleet = await _fleet(request)
+    h = _host(fleet, request)
+    att = _request_attachment(fleet, h, request)
+    body = await _body(request, "network_attachment")
+    where = _place(att) if body.find("host_nic") is None else _where(fleet, h, body)
+    ip = _current_ip(att) if body.find("ip_address_assignments") is None else _ip_options(body)
+    srv = server(request)
+    await _done(
+        request,
+        await srv.commands.attach(att.network, h.name, [*where, *ip], correlation_id(request)),
+    )
+    fleet = await _fleet(request)
+    now = next(a for a in fleet.attachments_of(h.name) if a.network == att.network)
+    return answer(request, view.network_attachment(fleet, now))
+
+
 async def remove_attachment(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     h = _host(fleet, request)
@@ -660,6 +699,22 @@ def _label_node(h: Host, nic: str | None, label: str) -> doc.Node:
     return view.network_label(label, view.nic_ref(h.name, nic), view.nic_href(h.name, nic))
 
 
+async def list_unmanaged_networks(request: web.Request) -> web.Response:
+    fleet = await _fleet(request)
+    nodes = view.unmanaged_networks(fleet, _host(fleet, request))
+    return answer(request, many("unmanaged_networks", nodes))
+
+
+async def get_unmanaged_network(request: web.Request) -> web.Response:
+    fleet = await _fleet(request)
+    h = _host(fleet, request)
+    wanted = request.match_info["unmanaged"]
+    for node in view.unmanaged_networks(fleet, h):
+        if node.attrs["id"] == wanted:
+            return answer(request, node)
+    raise not_found(f"unmanaged network {wanted} of host {h.name}")
+
+
 async def list_host_labels(request: web.Request) -> web.Response:
     """``hosts/{id}/networklabels`` (host labels, the "Isolated Networks" design) and
     ``hosts/{id}/nics/{id}/networklabels`` (NIC labels)."""
@@ -758,6 +813,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("GET", f"{nic}/networkattachments", list_attachments),
         ("POST", f"{nic}/networkattachments", add_attachment),
         ("GET", f"{nic}/networkattachments/{{attachment}}", get_attachment),
+        ("PUT", f"{nic}/networkattachments/{{attachment}}", update_attachment),
         ("DELETE", f"{nic}/networkattachments/{{attachment}}", remove_attachment),
         ("GET", f"{nic}/networklabels", list_host_labels),
         ("POST", f"{nic}/networklabels", add_host_label),
@@ -766,12 +822,15 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("GET", att, list_attachments),
         ("POST", att, add_attachment),
         ("GET", f"{att}/{{attachment}}", get_attachment),
+        ("PUT", f"{att}/{{attachment}}", update_attachment),
         ("DELETE", f"{att}/{{attachment}}", remove_attachment),
         ("GET", f"{att}/{{attachment}}/statistics", attachment_statistics),
         ("GET", f"{h}/networklabels", list_host_labels),
         ("POST", f"{h}/networklabels", add_host_label),
         ("GET", f"{h}/networklabels/{{label}}", get_host_label),
         ("DELETE", f"{h}/networklabels/{{label}}", remove_host_label),
+        ("GET", f"{h}/unmanagednetworks", list_unmanaged_networks),
+        ("GET", f"{h}/unmanagednetworks/{{unmanaged}}", get_unmanaged_network),
         ("POST", f"{h}/setupnetworks", setup_networks),
         ("POST", f"{h}/syncallnetworks", sync_all_networks),
         ("POST", f"{h}/commitnetconfig", commit_net_config),

@@ -29,6 +29,13 @@ def _bridge(cluster: Cluster, host: str, name: str) -> dict[str, Any] | None:
     return cluster.node(host).links().get(name)
 
 
+def _ipv4(cluster: Cluster, host: str, dev: str) -> list[str]:
+    # `ip -4 addr show dev X` lists no link at all when X has no IPv4 address.
+    links = cluster.node(host).ns.ip_json("-4", "addr", "show", "dev", dev)
+    return [f"{a['local']}/{a['prefixlen']}" for link in links
+            for a in link.get("addr_info", []) if a.get("scope") == "global"]
+
+
 def test_sdk_reads_changes_and_kernels_follow(cluster: Cluster) -> None:
     with serving(cluster) as served:
         served.ns.run(_sdk_tour, cluster, served)
@@ -80,6 +87,24 @@ def _sdk_tour(cluster: Cluster, served: Served) -> None:
     reported = {r.name: r for r in att.reported_configurations}
     assert reported["mtu"].expected_value == "1400" and reported["mtu"].actual_value == "1400"
     assert all(r.in_sync for r in reported.values())
+    # A PUT of the attachment as read, its IPv4 assignment changed (what ovirt.ovirt's
+    # ovirt_host_network sends to change an address): h1 gets it, on the same NIC.
+    att_service = h1_service.network_attachments_service().attachment_service(att.id)
+    for assignment in att.ip_address_assignments:
+        if assignment.ip.version == t.IpVersion.V4:
+            assignment.assignment_method = t.BootProtocol.STATIC
+            assignment.ip.address, assignment.ip.netmask = "10.66.0.2", "255.255.255.0"
+    changed = att_service.update(att)
+    assert changed.host_nic.name == "eth1" and changed.in_sync is True
+    assert _ipv4(cluster, "h1", "red") == ["10.66.0.2/24"]
+    # A body without ip_address_assignments keeps them (an oVirt update changes what it names).
+    kept = att_service.update(t.NetworkAttachment(properties=[]))
+    assert [a.ip.address for a in kept.ip_address_assignments if a.ip.version == t.IpVersion.V4] \
+        == ["10.66.0.2"]
+    att_service.update(t.NetworkAttachment(ip_address_assignments=[t.IpAddressAssignment(
+        assignment_method=t.BootProtocol.NONE, ip=t.Ip(version=t.IpVersion.V4))]))
+    assert _ipv4(cluster, "h1", "red") == []
+    assert att_service.get().in_sync is True
 
     # NICs, their statistics, their labels.
     nics = h1_service.nics_service()
@@ -258,4 +283,21 @@ def _seed(cluster: Cluster, served: Served) -> None:
     assert bridge is not None and kind(bridge) == "bridge"
     assert ports_of(cluster.node("h2").links(), "quiet") == []
     assert b"<host_nic" not in body and b"<in_sync>true</in_sync>" in body
+    # Unmanaged networks (ovirt.ovirt's ovirt_host_network lists them on state=absent): what a
+    # host reports and the store does not attach there. h2 forgotten and added again: its
+    # "quiet" bridge is one.
+    h2_service = system.hosts_service().host_service(h2.id)
+    assert h2_service.unmanaged_networks_service().list() == []
+    [added] = [a for a in cluster.cli("host", "list") if a["name"] == "h2"]
+    cluster.cli("host", "remove", "h2")
+    pki_dir = cluster.pki_dir
+    cluster.cli("host", "add", "h2", added["url"], "--dc", DC,
+                "--cert", str(pki_dir / "engine.pem"), "--key", str(pki_dir / "engine-key.pem"),
+                "--ca", str(pki_dir / "ca.pem"))
+    cluster.cli("host", "refresh", "h2")
+    assert _bridge(cluster, "h2", "quiet") is not None
+    [unmanaged] = h2_service.unmanaged_networks_service().list()
+    assert unmanaged.name == "quiet" and unmanaged.host.id == h2.id and unmanaged.host_nic is None
+    one = h2_service.unmanaged_networks_service().unmanaged_network_service(unmanaged.id).get()
+    assert one.name == "quiet"
     conn.close()
