@@ -196,6 +196,46 @@ async def add_cluster_network(request: web.Request) -> web.Response:
     return answer(request, view.network(net, in_cluster=True), 201)
 
 
+async def update_cluster_network(request: web.Request) -> web.Response:
+    """A network's role in its cluster (what ovirt.ovirt's ``ovirt_network`` sends with
+    ``clusters:``). engine-client's networks have none (not required, not display, migration
+    or gluster): a body asking for what is already so is answered with the network; one
+    asking for a role is refused, naming it."""
+    fleet = await _fleet(request)
+    dc = _cluster_dc(fleet, request)
+    net = _network(fleet, request)
+    if net.dc != dc:
+        raise not_found(f"network {request.match_info['network']} in this cluster")
+    body = await _body(request, "network")
+    for flag in ("required", "display"):
+        if doc.boolean(body, flag):
+            raise bad_request(
+                f"{flag}: engine-client's cluster networks are not {flag}, got true; "
+                f"leave {flag} out or false"
+            )
+    roles = sorted(
+        u.text or "" for u in doc.items(body, "usages") if (u.text or "") not in ("vm", "")
+    )
+    if roles:
+        raise bad_request(
+            f"usages: engine-client's cluster networks carry no {', '.join(roles)} role; "
+            "only vm (a VM network, PUT networks/{id} to change it)"
+        )
+    return answer(request, view.network(net, in_cluster=True))
+
+
+async def remove_cluster_network(request: web.Request) -> web.Response:
+    fleet = await _fleet(request)
+    dc = _cluster_dc(fleet, request)
+    net = _network(fleet, request)
+    if net.dc != dc:
+        raise not_found(f"network {request.match_info['network']} in this cluster")
+    raise bad_request(
+        f"network {net.name}: every network of data center {dc} is in its one cluster; "
+        "remove the network itself (DELETE networks/{id}) instead"
+    )
+
+
 # -- hosts and NICs ------------------------------------------------------------------------
 
 
@@ -805,6 +845,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("GET", f"{R}/clusters/{{cluster}}/networks", list_cluster_networks),
         ("POST", f"{R}/clusters/{{cluster}}/networks", add_cluster_network),
         ("GET", f"{R}/clusters/{{cluster}}/networks/{{network}}", get_cluster_network),
+        ("PUT", f"{R}/clusters/{{cluster}}/networks/{{network}}", update_cluster_network),
+        ("DELETE", f"{R}/clusters/{{cluster}}/networks/{{network}}", remove_cluster_network),
         ("GET", f"{R}/hosts", list_hosts),
         ("GET", h, get_host),
         ("GET", f"{h}/nics", list_nics),

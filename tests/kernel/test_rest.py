@@ -64,6 +64,20 @@ def _sdk_tour(cluster: Cluster, served: Served) -> None:
     assert nets.list(search='name="red" and datacenter="elsewhere"') == []
     cluster_nets = system.clusters_service().cluster_service(cluster_.id).networks_service()
     assert [n.name for n in cluster_nets.list()] == ["red"]
+    # ovirt.ovirt's ovirt_network with clusters: a PUT of the cluster network's role. Not
+    # required, no display role: what is already so is answered; a role is refused, named.
+    cluster_net = cluster_nets.network_service(red.id)
+    same = cluster_net.update(t.Network(id=red.id, name="red", required=False))
+    assert same.name == "red" and same.required is False
+    for asked, named in ((t.Network(required=True), "required"),
+                         (t.Network(usages=[t.NetworkUsage.MIGRATION]), "migration")):
+        with pytest.raises(sdk.Error) as refused:
+            cluster_net.update(asked)
+        assert refused.value.code == 400 and named in str(refused.value), refused.value
+    with pytest.raises(sdk.Error) as refused:
+        cluster_net.remove()
+    assert refused.value.code == 400 and "DELETE networks/" in str(refused.value)
+    assert [n.name for n in cluster_nets.list()] == ["red"]
 
     # The SDK's update runs `network update`: every attached host's kernel follows.
     updated = nets.network_service(red.id).update(t.Network(mtu=1400),
