@@ -484,7 +484,7 @@ def report(
                 else {"action": action, "correlation_id": cid, "networks": docs}
             )
             | (extra or {})
-            | ({"message": EVERY_HOST_IN_SYNC} if not any(p.outcomes for p in pushes) else {})
+            | ({"message": EVERY_HOST_IN_SYNC} if _all_in_sync(pushes) else {})
             | _dry(ctx)
             | {"events": ctx.events_json()}
         )
@@ -497,6 +497,12 @@ def report(
             elif p.unsupported_dc is None:
                 ctx.print(f"network {p.network}: {EVERY_HOST_IN_SYNC}")
     return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
+
+
+def _all_in_sync(pushes: Sequence[Push]) -> bool:
+    """Nothing was sent because no host needed it; not because the data center's version
+    stopped the push (its hosts were not asked at all)."""
+    return not any(p.outcomes or p.unsupported_dc is not None for p in pushes)
 
 
 def _planned(ctx: Ctx, p: Push) -> Push:

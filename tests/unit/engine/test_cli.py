@@ -397,6 +397,10 @@ def test_old_dc_gets_event_and_no_host_calls(cli: Cli) -> None:
     )
     assert cli.events() == [expected, expected]
     assert expected in cli.err
+    # The JSON says why nothing was sent, not that every host is in sync (SPEC 2.3).
+    code, doc = cli.json("network", "update", "blue", "--mtu", "1400")
+    assert code == 0 and doc["unsupported_dc"] == "old" and "message" not in doc, doc
+    assert [e["message"] for e in doc["events"]] == [expected]
     assert setup_calls(cli, H1) == []
     with cli.store() as s:
         assert not in_sync(s, "h1", "blue")  # never read from the host
