@@ -353,6 +353,11 @@ def test_sync_repairs_drift_seen_on_host(attached: Cli) -> None:
     agent(attached, H1).networks["red"]["mtu"] = 1280  # someone changed the host
     _, doc = attached.json("host", "list")
     rows = {r["name"]: r for r in doc}
+    # The shape docs/engine-cli.md gives for `host list --json`.
+    assert set(rows["h1"]) == {
+        "name", "url", "dc", "reachable", "error", "agent_version", "out_of_sync"}
+    assert set(rows["h1"]["out_of_sync"][0]) == {
+        "network", "differences", "differs", "last_error"}
     assert rows["h1"]["reachable"] and rows["h1"]["agent_version"] == "0.1.0"
     assert rows["h1"]["out_of_sync"][0]["network"] == "red"
     assert rows["h1"]["out_of_sync"][0]["differences"] == [
