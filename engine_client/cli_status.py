@@ -1,8 +1,7 @@
 """``engine-client status`` (docs/engine-cli.md): the fleet at a glance. Hosts reachable and not
-(their
-capabilities are read now), networks with how many of their attachments are out of sync or
-still being removed (judged as everywhere, ``insync.judge``), and the last rollouts and how
-they ended."""
+(their capabilities are read now), networks with how many of their attachments are out of sync
+or still being removed, and on which hosts (judged as everywhere, ``insync.judge``), and the
+last rollouts and how they ended."""
 
 from __future__ import annotations
 
@@ -33,6 +32,10 @@ def _result(r: Rollout) -> str:
     return "failed" if not r.updated else "partial"
 
 
+def _counted(count: int, hosts: list[str]) -> str:
+    return f"{count} ({', '.join(hosts)})"
+
+
 def status_doc(ctx: Ctx, rollouts: int) -> dict[str, Any]:
     hosts = ctx.store.list_hosts()
     probes = ops.refresh(ctx, hosts)
@@ -41,7 +44,9 @@ def status_doc(ctx: Ctx, rollouts: int) -> dict[str, Any]:
     networks = []
     for net in ctx.store.list_networks():
         mine = [a for a in atts if a.network == net.name]
-        stale = [a.host for a in mine if not verdicts[(a.host, a.network)].in_sync]
+        # A network being removed: the hosts that still carry it ("listed with the hosts that
+        # still carry it by ... status").
+        stale = [a.host for a in mine if net.removing or not verdicts[(a.host, a.network)].in_sync]
         networks.append(
             {
                 "name": net.name,
@@ -97,8 +102,8 @@ def cmd_status(ctx: Ctx, a: argparse.Namespace) -> int:
                 n["name"],
                 n["state"],
                 n["attachments"],
-                f"{n['out_of_sync']} ({', '.join(n['hosts'])})" if n["out_of_sync"] else 0,
-                n["being_removed"] or "-",
+                _counted(n["out_of_sync"], n["hosts"]) if n["out_of_sync"] else 0,
+                _counted(n["being_removed"], n["hosts"]) if n["being_removed"] else "-",
             ]
             for n in doc["networks"]
         ],

@@ -476,7 +476,7 @@ def report(
     extra: dict[str, Any] | None = None,
 ) -> int:
     if ctx.json:
-        docs = [p.to_json(cid) for p in pushes]
+        docs = [_planned(ctx, p).to_json(cid) for p in pushes]
         ctx.print_json(
             (
                 docs[0] | {"action": action}
@@ -484,7 +484,7 @@ def report(
                 else {"action": action, "correlation_id": cid, "networks": docs}
             )
             | (extra or {})
-            | ({"message": EVERY_HOST_IN_SYNC} if not any(p.outcomes for p in pushes) else {})
+            | ({"message": EVERY_HOST_IN_SYNC} if _all_in_sync(pushes) else {})
             | _dry(ctx)
             | {"events": ctx.events_json()}
         )
@@ -497,6 +497,19 @@ def report(
             elif p.unsupported_dc is None:
                 ctx.print(f"network {p.network}: {EVERY_HOST_IN_SYNC}")
     return EXIT_HOST_FAILED if any(p.failed for p in pushes) else EXIT_OK
+
+
+def _all_in_sync(pushes: Sequence[Push]) -> bool:
+    """Nothing was sent because no host needed it; not because the data center's version
+    stopped the push (its hosts were not asked at all)."""
+    return not any(p.outcomes or p.unsupported_dc is not None for p in pushes)
+
+
+def _planned(ctx: Ctx, p: Push) -> Push:
+    """In a dry run, a network with no host to ask (every host in sync, none attached) is a
+    plan of no host: its JSON has the dry run's shape (``can_apply``, ``failed``), not the
+    rollout's (``updated``, ``skipped``)."""
+    return replace(p, plans=()) if ctx.dry_run and p.plans is None else p
 
 
 def _dry(ctx: Ctx) -> dict[str, Any]:
@@ -524,7 +537,7 @@ def report_all(
             | {
                 "action": action,
                 "correlation_id": cid,
-                "networks": [p.to_json(cid or "") for p in pushes],
+                "networks": [_planned(ctx, p).to_json(cid or "") for p in pushes],
                 "events": ctx.events_json(),
             }
             | _dry(ctx)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from engine_client.models import Attachment, LogicalNetwork, Vm, parse_version
+from engine_client.models import Attachment, LogicalNetwork, Vm
 from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.names import network_name_problem, show
 
@@ -66,12 +66,13 @@ def check_network(net: LogicalNetwork) -> None:
 
 
 def check_dc_version(version: str) -> None:
-    try:
-        parse_version(version)
-    except ValueError:
+    """oVirt's compatibility version is MAJOR.MINOR exactly (the REST API writes it as
+    ``<version><major/><minor/></version>``): "4", "4.7.1" or " 4.7" are refused."""
+    parts = version.split(".")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
         raise NetError(
             ErrorKind.BAD_PARAMS, f"version: expected MAJOR.MINOR (e.g. 4.7), got {version!r}"
-        ) from None
+        )
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,20 @@ def _attachment(fleet: Fleet, h: Host, att_id: str) -> Attachment:
     raise not_found(f"network attachment {att_id} of host {h.name}")
 
 
+def _request_attachment(fleet: Fleet, h: Host, request: web.Request) -> Attachment:
+    """The attachment the path names; under ``nics/{nic}`` only one on that NIC or bond (the
+    SDK's ``nic_service(id).network_attachments_service().attachment_service(id)``)."""
+    att = _attachment(fleet, h, request.match_info["attachment"])
+    if "nic" in request.match_info:
+        dev, _, _ = _nic(fleet, h, request.match_info["nic"])
+        if att.southbound != dev:
+            raise not_found(
+                f"network attachment {request.match_info['attachment']} on nic {dev} "
+                f"of host {h.name}"
+            )
+    return att
+
+
 async def _body(request: web.Request, root: str) -> ET.Element:
     kind = doc.JSON if doc.JSON in request.headers.get("Content-Type", "") else doc.XML
     return doc.parse(await request.read(), kind, root)
@@ -180,6 +194,46 @@ async def add_cluster_network(request: web.Request) -> web.Response:
     if net.dc != dc:
         raise bad_request(f"network {net.name} is in data center {net.dc}, not {dc}")
     return answer(request, view.network(net, in_cluster=True), 201)
+
+
+async def update_cluster_network(request: web.Request) -> web.Response:
+    """A network's role in its cluster (what ovirt.ovirt's ``ovirt_network`` sends with
+    ``clusters:``). engine-client's networks have none (not required, not display, migration
+    or gluster): a body asking for what is already so is answered with the network; one
+    asking for a role is refused, naming it."""
+    fleet = await _fleet(request)
+    dc = _cluster_dc(fleet, request)
+    net = _network(fleet, request)
+    if net.dc != dc:
+        raise not_found(f"network {request.match_info['network']} in this cluster")
+    body = await _body(request, "network")
+    for flag in ("required", "display"):
+        if doc.boolean(body, flag):
+            raise bad_request(
+                f"{flag}: engine-client's cluster networks are not {flag}, got true; "
+                f"leave {flag} out or false"
+            )
+    roles = sorted(
+        u.text or "" for u in doc.items(body, "usages") if (u.text or "") not in ("vm", "")
+    )
+    if roles:
+        raise bad_request(
+            f"usages: engine-client's cluster networks carry no {', '.join(roles)} role; "
+            "only vm (a VM network, PUT networks/{id} to change it)"
+        )
+    return answer(request, view.network(net, in_cluster=True))
+
+
+async def remove_cluster_network(request: web.Request) -> web.Response:
+    fleet = await _fleet(request)
+    dc = _cluster_dc(fleet, request)
+    net = _network(fleet, request)
+    if net.dc != dc:
+        raise not_found(f"network {request.match_info['network']} in this cluster")
+    raise bad_request(
+        f"network {net.name}: every network of data center {dc} is in its one cluster; "
+        "remove the network itself (DELETE networks/{id}) instead"
+    )
 
 
 # -- hosts and NICs ------------------------------------------------------------------------
@@ -277,8 +331,7 @@ async def list_attachments(request: web.Request) -> web.Response:
 async def get_attachment(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     h = _host(fleet, request)
-    att = _attachment(fleet, h, request.match_info["attachment"])
-    return answer(request, view.network_attachment(fleet, att))
+    return answer(request, view.network_attachment(fleet, _request_attachment(fleet, h, request)))
 
 
 def _where(fleet: Fleet, h: Host, item: ET.Element) -> list[str]:
@@ -372,7 +425,12 @@ async def add_attachment(request: web.Request) -> web.Response:
     body = await _body(request, "network_attachment")
     ip = _ip_options(body)
     net = _attachment_network(fleet, h, body)
-    where = [*_where(fleet, h, body), *ip]
+    if "nic" in request.match_info and body.find("host_nic") is None:
+        # POST under nics/{nic}: the attachment goes on that NIC or bond.
+        dev, _, bond = _nic(fleet, h, request.match_info["nic"])
+        where = ["--bond" if bond else "--nic", dev, *ip]
+    else:
+        where = [*_where(fleet, h, body), *ip]
     srv = server(request)
     await _done(
         request, await srv.commands.attach(net.name, h.name, where, correlation_id(request))
@@ -382,10 +440,49 @@ async def add_attachment(request: web.Request) -> web.Response:
     return answer(request, view.network_attachment(fleet, att), 201)
 
 
+def _place(att: Attachment) -> list[str]:
+    if att.nic is not None:
+        return ["--nic", att.nic]
+    if att.bond is not None:
+        return ["--bond", att.bond]
+    return ["--isolated"]
+
+
+def _current_ip(att: Attachment) -> list[str]:
+    ip = att.ip
+    if ip.method == "dhcp":
+        return ["--dhcp"]
+    if ip.method == "static" and ip.address is not None:
+        return ["--ip", ip.address, *(["--gateway", ip.gateway] if ip.gateway else [])]
+    return []
+
+
+async def update_attachment(request: web.Request) -> web.Response:
+    """PUT of one attachment (the SDK's ``attachment_service(id).update``, what ovirt.ovirt's
+    ``ovirt_host_network`` sends to change an attached network's address): ``network attach``
+    again on that host. As any oVirt update, what the body leaves out is kept: the place (unless
+    ``host_nic`` names another NIC or bond) and the IP settings (unless the body has
+    ``ip_address_assignments``)."""
+    fleet = await _fleet(request)
+    h = _host(fleet, request)
+    att = _request_attachment(fleet, h, request)
+    body = await _body(request, "network_attachment")
+    where = _place(att) if body.find("host_nic") is None else _where(fleet, h, body)
+    ip = _current_ip(att) if body.find("ip_address_assignments") is None else _ip_options(body)
+    srv = server(request)
+    await _done(
+        request,
+        await srv.commands.attach(att.network, h.name, [*where, *ip], correlation_id(request)),
+    )
+    fleet = await _fleet(request)
+    now = next(a for a in fleet.attachments_of(h.name) if a.network == att.network)
+    return answer(request, view.network_attachment(fleet, now))
+
+
 async def remove_attachment(request: web.Request) -> web.Response:
     fleet = await _fleet(request)
     h = _host(fleet, request)
-    att = _attachment(fleet, h, request.match_info["attachment"])
+    att = _request_attachment(fleet, h, request)
     await _done(
         request, await server(request).commands.detach(att.network, h.name, correlation_id(request))
     )
@@ -642,6 +739,22 @@ def _label_node(h: Host, nic: str | None, label: str) -> doc.Node:
     return view.network_label(label, view.nic_ref(h.name, nic), view.nic_href(h.name, nic))
 
 
+async def list_unmanaged_networks(request: web.Request) -> web.Response:
+    fleet = await _fleet(request)
+    nodes = view.unmanaged_networks(fleet, _host(fleet, request))
+    return answer(request, many("unmanaged_networks", nodes))
+
+
+async def get_unmanaged_network(request: web.Request) -> web.Response:
+    fleet = await _fleet(request)
+    h = _host(fleet, request)
+    wanted = request.match_info["unmanaged"]
+    for node in view.unmanaged_networks(fleet, h):
+        if node.attrs["id"] == wanted:
+            return answer(request, node)
+    raise not_found(f"unmanaged network {wanted} of host {h.name}")
+
+
 async def list_host_labels(request: web.Request) -> web.Response:
     """``hosts/{id}/networklabels`` (host labels, the "Isolated Networks" design) and
     ``hosts/{id}/nics/{id}/networklabels`` (NIC labels)."""
@@ -732,12 +845,18 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("GET", f"{R}/clusters/{{cluster}}/networks", list_cluster_networks),
         ("POST", f"{R}/clusters/{{cluster}}/networks", add_cluster_network),
         ("GET", f"{R}/clusters/{{cluster}}/networks/{{network}}", get_cluster_network),
+        ("PUT", f"{R}/clusters/{{cluster}}/networks/{{network}}", update_cluster_network),
+        ("DELETE", f"{R}/clusters/{{cluster}}/networks/{{network}}", remove_cluster_network),
         ("GET", f"{R}/hosts", list_hosts),
         ("GET", h, get_host),
         ("GET", f"{h}/nics", list_nics),
         ("GET", nic, get_nic),
         ("GET", f"{nic}/statistics", nic_statistics),
         ("GET", f"{nic}/networkattachments", list_attachments),
+        ("POST", f"{nic}/networkattachments", add_attachment),
+        ("GET", f"{nic}/networkattachments/{{attachment}}", get_attachment),
+        ("PUT", f"{nic}/networkattachments/{{attachment}}", update_attachment),
+        ("DELETE", f"{nic}/networkattachments/{{attachment}}", remove_attachment),
         ("GET", f"{nic}/networklabels", list_host_labels),
         ("POST", f"{nic}/networklabels", add_host_label),
         ("GET", f"{nic}/networklabels/{{label}}", get_host_label),
@@ -745,12 +864,15 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("GET", att, list_attachments),
         ("POST", att, add_attachment),
         ("GET", f"{att}/{{attachment}}", get_attachment),
+        ("PUT", f"{att}/{{attachment}}", update_attachment),
         ("DELETE", f"{att}/{{attachment}}", remove_attachment),
         ("GET", f"{att}/{{attachment}}/statistics", attachment_statistics),
         ("GET", f"{h}/networklabels", list_host_labels),
         ("POST", f"{h}/networklabels", add_host_label),
         ("GET", f"{h}/networklabels/{{label}}", get_host_label),
         ("DELETE", f"{h}/networklabels/{{label}}", remove_host_label),
+        ("GET", f"{h}/unmanagednetworks", list_unmanaged_networks),
+        ("GET", f"{h}/unmanagednetworks/{{unmanaged}}", get_unmanaged_network),
         ("POST", f"{h}/setupnetworks", setup_networks),
         ("POST", f"{h}/syncallnetworks", sync_all_networks),
         ("POST", f"{h}/commitnetconfig", commit_net_config),

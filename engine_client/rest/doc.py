@@ -75,8 +75,11 @@ def _json_value(node: Node) -> Any:
     if node.text is not None and not node.children and not node.attrs:
         return node.text
     out: dict[str, Any] = dict(node.attrs)
+    tags = [c.tag for c in node.children]
     for child in node.children:
-        if node.many:
+        # oVirt writes a resource's links as one array, "link": [{"href", "rel"}, ...], even
+        # a single one; any other repeated element is kept whole the same way.
+        if node.many or child.tag == "link" or tags.count(child.tag) > 1:
             out.setdefault(child.tag, []).append(_json_value(child))
         else:
             out[child.tag] = _json_value(child)

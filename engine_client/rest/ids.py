@@ -38,5 +38,9 @@ def attachment(host_name: str, network_name: str) -> str:
     return _id("network_attachment", host_name, network_name)
 
 
+def unmanaged_network(host_name: str, network_name: str) -> str:
+    return _id("unmanaged_network", host_name, network_name)
+
+
 def statistic(owner: str, name: str) -> str:
     return _id("statistic", owner, name)

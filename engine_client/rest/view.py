@@ -355,6 +355,32 @@ def network_attachment(fleet: Fleet, att: Attachment) -> Node:
     )
 
 
+def unmanaged_networks(fleet: Fleet, h: Host) -> list[Node]:
+    """oVirt's unmanaged networks of a host: the networks its latest capabilities report that
+    the store does not attach there (made behind the engine's back, or left by a host that
+    was forgotten and added again), with the NIC or bond under each when the host has it."""
+    attached = {a.network for a in fleet.attachments_of(h.name)}
+    devices = {dev for dev, _, _ in nic_devices(h)}
+    nodes = []
+    for name, entry in sorted((h.caps.get("networks") or {}).items()):
+        if name in attached or not isinstance(entry, Mapping):
+            continue
+        south = entry.get("southbound") or ""
+        base = south if south in devices else south.rpartition(".")[0]
+        href = f"{host_href(h.name)}/unmanagednetworks/{ids.unmanaged_network(h.name, name)}"
+        nodes.append(
+            el(
+                "unmanaged_network",
+                leaf("name", name),
+                host_ref(h.name),
+                nic_ref(h.name, base) if base in devices else None,
+                id=ids.unmanaged_network(h.name, name),
+                href=href,
+            )
+        )
+    return nodes
+
+
 def network_label(label: str, owner: Node, href: str) -> Node:
     return el("network_label", owner, id=label, href=f"{href}/networklabels/{label}")
 

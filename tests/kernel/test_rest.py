@@ -29,6 +29,13 @@ def _bridge(cluster: Cluster, host: str, name: str) -> dict[str, Any] | None:
     return cluster.node(host).links().get(name)
 
 
+def _ipv4(cluster: Cluster, host: str, dev: str) -> list[str]:
+    # `ip -4 addr show dev X` lists no link at all when X has no IPv4 address.
+    links = cluster.node(host).ns.ip_json("-4", "addr", "show", "dev", dev)
+    return [f"{a['local']}/{a['prefixlen']}" for link in links
+            for a in link.get("addr_info", []) if a.get("scope") == "global"]
+
+
 def test_sdk_reads_changes_and_kernels_follow(cluster: Cluster) -> None:
     with serving(cluster) as served:
         served.ns.run(_sdk_tour, cluster, served)
@@ -57,6 +64,20 @@ def _sdk_tour(cluster: Cluster, served: Served) -> None:
     assert nets.list(search='name="red" and datacenter="elsewhere"') == []
     cluster_nets = system.clusters_service().cluster_service(cluster_.id).networks_service()
     assert [n.name for n in cluster_nets.list()] == ["red"]
+    # ovirt.ovirt's ovirt_network with clusters: a PUT of the cluster network's role. Not
+    # required, no display role: what is already so is answered; a role is refused, named.
+    cluster_net = cluster_nets.network_service(red.id)
+    same = cluster_net.update(t.Network(id=red.id, name="red", required=False))
+    assert same.name == "red" and same.required is False
+    for asked, named in ((t.Network(required=True), "required"),
+                         (t.Network(usages=[t.NetworkUsage.MIGRATION]), "migration")):
+        with pytest.raises(sdk.Error) as refused:
+            cluster_net.update(asked)
+        assert refused.value.code == 400 and named in str(refused.value), refused.value
+    with pytest.raises(sdk.Error) as refused:
+        cluster_net.remove()
+    assert refused.value.code == 400 and "DELETE networks/" in str(refused.value)
+    assert [n.name for n in cluster_nets.list()] == ["red"]
 
     # The SDK's update runs `network update`: every attached host's kernel follows.
     updated = nets.network_service(red.id).update(t.Network(mtu=1400),
@@ -80,6 +101,24 @@ def _sdk_tour(cluster: Cluster, served: Served) -> None:
     reported = {r.name: r for r in att.reported_configurations}
     assert reported["mtu"].expected_value == "1400" and reported["mtu"].actual_value == "1400"
     assert all(r.in_sync for r in reported.values())
+    # A PUT of the attachment as read, its IPv4 assignment changed (what ovirt.ovirt's
+    # ovirt_host_network sends to change an address): h1 gets it, on the same NIC.
+    att_service = h1_service.network_attachments_service().attachment_service(att.id)
+    for assignment in att.ip_address_assignments:
+        if assignment.ip.version == t.IpVersion.V4:
+            assignment.assignment_method = t.BootProtocol.STATIC
+            assignment.ip.address, assignment.ip.netmask = "10.66.0.2", "255.255.255.0"
+    changed = att_service.update(att)
+    assert changed.host_nic.name == "eth1" and changed.in_sync is True
+    assert _ipv4(cluster, "h1", "red") == ["10.66.0.2/24"]
+    # A body without ip_address_assignments keeps them (an oVirt update changes what it names).
+    kept = att_service.update(t.NetworkAttachment(properties=[]))
+    assert [a.ip.address for a in kept.ip_address_assignments if a.ip.version == t.IpVersion.V4] \
+        == ["10.66.0.2"]
+    att_service.update(t.NetworkAttachment(ip_address_assignments=[t.IpAddressAssignment(
+        assignment_method=t.BootProtocol.NONE, ip=t.Ip(version=t.IpVersion.V4))]))
+    assert _ipv4(cluster, "h1", "red") == []
+    assert att_service.get().in_sync is True
 
     # NICs, their statistics, their labels.
     nics = h1_service.nics_service()
@@ -120,6 +159,20 @@ def _sdk_tour(cluster: Cluster, served: Served) -> None:
                               check_connectivity=True, commit_on_success=True)
     assert _bridge(cluster, "h2", "red") is None
     assert _bridge(cluster, "h1", "red") is not None
+    # The attachments under one NIC (SPEC 2.6 "and under nics/{id}"): add there, get, remove.
+    h2_nics = h2_service.nics_service()
+    h2_eth1 = next(n for n in h2_nics.list() if n.name == "eth1")
+    h2_eth2 = next(n for n in h2_nics.list() if n.name == "eth2")
+    on_nic = h2_nics.nic_service(h2_eth1.id).network_attachments_service()
+    added = on_nic.add(t.NetworkAttachment(network=t.Network(id=red.id)))
+    assert added.host_nic.name == "eth1" and added.in_sync is True
+    assert ports_of(cluster.node("h2").links(), "red") == ["eth1"]
+    assert on_nic.attachment_service(added.id).get().network.id == red.id
+    with pytest.raises(sdk.NotFoundError):
+        h2_nics.nic_service(h2_eth2.id).network_attachments_service().attachment_service(
+            added.id).get()
+    on_nic.attachment_service(added.id).remove()
+    assert _bridge(cluster, "h2", "red") is None
     h2_service.setup_networks(modified_network_attachments=[
         t.NetworkAttachment(network=t.Network(id=red.id), host_nic=t.HostNic(name="eth1"))])
     assert ports_of(cluster.node("h2").links(), "red") == ["eth1"]
@@ -244,4 +297,21 @@ def _seed(cluster: Cluster, served: Served) -> None:
     assert bridge is not None and kind(bridge) == "bridge"
     assert ports_of(cluster.node("h2").links(), "quiet") == []
     assert b"<host_nic" not in body and b"<in_sync>true</in_sync>" in body
+    # Unmanaged networks (ovirt.ovirt's ovirt_host_network lists them on state=absent): what a
+    # host reports and the store does not attach there. h2 forgotten and added again: its
+    # "quiet" bridge is one.
+    h2_service = system.hosts_service().host_service(h2.id)
+    assert h2_service.unmanaged_networks_service().list() == []
+    [added] = [a for a in cluster.cli("host", "list") if a["name"] == "h2"]
+    cluster.cli("host", "remove", "h2")
+    pki_dir = cluster.pki_dir
+    cluster.cli("host", "add", "h2", added["url"], "--dc", DC,
+                "--cert", str(pki_dir / "engine.pem"), "--key", str(pki_dir / "engine-key.pem"),
+                "--ca", str(pki_dir / "ca.pem"))
+    cluster.cli("host", "refresh", "h2")
+    assert _bridge(cluster, "h2", "quiet") is not None
+    [unmanaged] = h2_service.unmanaged_networks_service().list()
+    assert unmanaged.name == "quiet" and unmanaged.host.id == h2.id and unmanaged.host_nic is None
+    one = h2_service.unmanaged_networks_service().unmanaged_network_service(unmanaged.id).get()
+    assert one.name == "quiet"
     conn.close()

@@ -353,6 +353,11 @@ def test_sync_repairs_drift_seen_on_host(attached: Cli) -> None:
     agent(attached, H1).networks["red"]["mtu"] = 1280  # someone changed the host
     _, doc = attached.json("host", "list")
     rows = {r["name"]: r for r in doc}
+    # The shape docs/engine-cli.md gives for `host list --json`.
+    assert set(rows["h1"]) == {
+        "name", "url", "dc", "reachable", "error", "agent_version", "out_of_sync"}
+    assert set(rows["h1"]["out_of_sync"][0]) == {
+        "network", "differences", "differs", "last_error"}
     assert rows["h1"]["reachable"] and rows["h1"]["agent_version"] == "0.1.0"
     assert rows["h1"]["out_of_sync"][0]["network"] == "red"
     assert rows["h1"]["out_of_sync"][0]["differences"] == [
@@ -397,6 +402,10 @@ def test_old_dc_gets_event_and_no_host_calls(cli: Cli) -> None:
     )
     assert cli.events() == [expected, expected]
     assert expected in cli.err
+    # The JSON says why nothing was sent, not that every host is in sync (SPEC 2.3).
+    code, doc = cli.json("network", "update", "blue", "--mtu", "1400")
+    assert code == 0 and doc["unsupported_dc"] == "old" and "message" not in doc, doc
+    assert [e["message"] for e in doc["events"]] == [expected]
     assert setup_calls(cli, H1) == []
     with cli.store() as s:
         assert not in_sync(s, "h1", "blue")  # never read from the host
@@ -464,6 +473,14 @@ def test_remove_everywhere_then_store(attached: Cli) -> None:
     with attached.store() as s:  # kept while a host still has it
         assert [a.host for a in s.list_attachments(network="red")] == ["h2"]
         assert s.find_network("red") is not None
+    # Listed with the hosts that still carry it by network list and status (SPEC 2.3).
+    assert attached("network", "list") == 0 and "removing, still on h2" in attached.out
+    code, doc = attached.json("status")
+    [red] = doc["networks"]
+    assert (red["state"], red["being_removed"], red["hosts"]) == ("removing", 1, ["h2"])
+    assert attached("status") == 0
+    [row] = [line for line in attached.out.splitlines() if line.startswith("red ")]
+    assert row.split()[1:] == ["removing", "1", "0", "1", "(h2)"], row
     attached.transport.add(H2, lost)
     code, doc = attached.json("network", "remove", "red")
     assert code == 0 and doc["updated"] == 1

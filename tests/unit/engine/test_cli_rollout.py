@@ -108,6 +108,18 @@ def test_dry_run_of_a_new_labelled_network_and_a_label(attached: Cli) -> None:
         assert s.find_network("blue") is None
 
 
+def test_dry_run_that_asks_no_host_has_the_dry_run_shape(attached: Cli) -> None:
+    """docs/engine-cli.md: a dry run's document is {network, correlation_id, dry_run,
+    planned, can_apply, failed, unsupported_dc, hosts}, also when no host is to be asked."""
+    assert attached("network", "add", "lone", "--dc", "dc1") == 0
+    for argv in (("network", "update", "red"),  # in sync on both hosts: nothing to send
+                 ("network", "update", "lone", "--mtu", "9000")):  # attached nowhere
+        code, doc = attached.json(*argv, "--dry-run")
+        assert code == 0 and doc["dry_run"] is True, argv
+        assert (doc["planned"], doc["can_apply"], doc["failed"], doc["hosts"]) == (0, 0, 0, [])
+        assert "updated" not in doc and "skipped" not in doc, doc
+
+
 def test_dry_run_table(attached: Cli) -> None:
     assert attached("network", "update", "red", "--mtu", "9000", "--dry-run") == 0
     assert "dry run: update network red" in attached.out

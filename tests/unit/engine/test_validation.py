@@ -75,8 +75,10 @@ def test_good_names(name: str) -> None:
 
 def test_dc_version() -> None:
     v.check_dc_version("4.7")
-    with pytest.raises(NetError, match=r"version: expected MAJOR.MINOR .*got 'x4'"):
-        v.check_dc_version("x4")
+    v.check_dc_version("3.0")
+    for bad in ("x4", "4", "4.7.1", " 4.7", "4.", ".7", "4.x", "\uff14.\uff17"):
+        with pytest.raises(NetError, match=rf"version: expected MAJOR.MINOR .*got {bad!r}"):
+            v.check_dc_version(bad)
 
 
 # -- rename -----------------------------------------------------------------------------

@@ -26,6 +26,25 @@ def test_network_is_read_by_the_sdk() -> None:
     assert as_json["network"][0]["usages"] == {"usage": ["vm"]}
 
 
+def test_json_keeps_every_link_as_one_array() -> None:
+    """oVirt's JSON: "link": [{"href", "rel"}, ...]; a host has several, none may be lost."""
+    host = doc.el(
+        "host",
+        doc.el("link", href="/h/nics", rel="nics"),
+        doc.el("link", href="/h/networklabels", rel="networklabels"),
+        doc.leaf("name", "h1"),
+        id="1",
+    )
+    as_json = json.loads(doc.to_json(host))
+    assert as_json["link"] == [
+        {"href": "/h/nics", "rel": "nics"},
+        {"href": "/h/networklabels", "rel": "networklabels"},
+    ]
+    assert as_json["name"] == "h1"
+    one = json.loads(doc.to_json(view.network(LogicalNetwork("dc1", "red"))))
+    assert isinstance(one["link"], list) and one["link"][0]["rel"] == "networklabels"
+
+
 def test_sdk_bodies_and_json_bodies_read_the_same() -> None:
     body = Writer.write(t.Network(name="red", vlan=t.Vlan(id=20), mtu=1400, usages=[]))
     from_xml = doc.parse(body.encode(), doc.XML, "network")
