@@ -198,7 +198,7 @@ def add_commands(group: Group, sub: Sub) -> None:
     p = sub(host, "add", cmd_host_add, "add a host")
     p.add_argument("name")
     p.add_argument("url", help="https://ADDR:54321, or unix:///run/vdsm-net/vdsm-net.sock")
-    p.add_argument("--dc", required=True)
+    p.add_argument("--dc", required=True, help="the data center the host belongs to")
     p.add_argument(
         "--cert", help="the engine client's certificate (PEM; checked, stored as an absolute path)"
     )

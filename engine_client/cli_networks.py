@@ -212,12 +212,16 @@ def cmd_network_update(ctx: Ctx, a: argparse.Namespace) -> int:
     labels.check_update(old, new, use, plan)
     labels.check(ctx.store, plan, {new.name: new})
     moved = plan.moved_hosts(new.name)
-    # Every staying host that does not carry the new definition (all of them when it changes
-    # what hosts see), so that a re-run finishes what an earlier one left undone.
+    # A change of what hosts see goes to every staying host (docs/engine-cli.md): a host's
+    # capabilities may be stale (unreachable now, or changed by hand since), so "it already
+    # shows that" is no reason to skip it. A re-run that changes nothing goes to the hosts
+    # out of sync, so that it finishes what an earlier run left undone.
+    changed = (new.name, new.vlan, new.mtu, new.vm) != (old.name, old.vlan, old.mtu, old.vm)
     staying = [
         att
         for att in use.attachments
-        if att.host not in moved and not judge(new, att, use.host_caps.get(att.host)).in_sync
+        if att.host not in moved
+        and (changed or not judge(new, att, use.host_caps.get(att.host)).in_sync)
     ]
     with ctx.store.transaction():
         if new != old:
@@ -330,33 +334,38 @@ def cmd_sync(ctx: Ctx, a: argparse.Namespace) -> int:
     return ops.report(ctx, pushes, cid, "sync")
 
 
+VLANS = f"{validation.VLAN_MIN}-{validation.VLAN_MAX}"
+MTUS = f"{validation.MTU_MIN}-{validation.MTU_MAX}"
+
+
 def add_commands(group: Group, sub: Sub) -> None:
     """``network``."""
     net = group("network", "logical networks")
     p = sub(net, "add", cmd_network_add, "define a logical network")
     p.add_argument("name")
-    p.add_argument("--dc", required=True)
-    p.add_argument("--vlan", type=int)
-    p.add_argument("--mtu", type=int, default=1500)
+    p.add_argument("--dc", required=True, help="the data center the network belongs to")
+    p.add_argument("--vlan", type=int, help=f"VLAN id {VLANS} (default: untagged)")
+    p.add_argument("--mtu", type=int, default=1500, help=f"MTU {MTUS} (default 1500)")
     p.add_argument(
         "--vm",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="VM network (a bridge on every host); --no-vm for a bare device",
     )
-    p.add_argument("--label")
+    p.add_argument("--label", help="attach the network wherever a NIC or host carries this label")
     cli_rollout.add_options(p)
     p = sub(net, "list", cmd_network_list, "list logical networks")
-    p.add_argument("--dc")
+    p.add_argument("--dc", help="only this data center's networks")
     p = sub(net, "show", cmd_network_show, "per host: where attached, in sync, what differs")
     p.add_argument("name")
     p = sub(net, "attach", cmd_network_attach, "attach to a host and configure it there")
     p.add_argument("name")
     p.add_argument("host")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--nic")
-    where.add_argument("--bond")
-    where.add_argument("--isolated", action="store_true")
+    where.add_argument("--nic", help="the host's NIC that carries the network")
+    where.add_argument("--bond", help="the host's bond that carries the network")
+    where.add_argument("--isolated", action="store_true",
+                       help="no NIC: a bridge whose VMs reach each other only (VM networks)")
     p.add_argument(
         "--ip",
         metavar="ADDR/PREFIX",
@@ -373,13 +382,15 @@ def add_commands(group: Group, sub: Sub) -> None:
     p = sub(net, "update", cmd_network_update, "change and push to every attached host")
     p.add_argument("name")
     tag = p.add_mutually_exclusive_group()
-    tag.add_argument("--vlan", type=int)
-    tag.add_argument("--no-vlan", action="store_true")
-    p.add_argument("--mtu", type=int)
-    p.add_argument("--vm", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--rename", metavar="NEW")
+    tag.add_argument("--vlan", type=int, help=f"the new VLAN id {VLANS}")
+    tag.add_argument("--no-vlan", action="store_true", help="remove the VLAN tag")
+    p.add_argument("--mtu", type=int, help=f"the new MTU {MTUS}")
+    p.add_argument("--vm", action=argparse.BooleanOptionalAction, default=None,
+                   help="make it a VM network (a bridge), or with --no-vm a bare device")
+    p.add_argument("--rename", metavar="NEW",
+                   help="a new name (only while no host carries it and no VM uses it)")
     label = p.add_mutually_exclusive_group()
-    label.add_argument("--label")
+    label.add_argument("--label", help="set the network's label")
     label.add_argument("--no-label", action="store_true", help="remove the network's label")
     cli_rollout.add_options(p)
     p = sub(net, "remove", cmd_network_remove, "remove from every host, then from the store")
@@ -389,6 +400,6 @@ def add_commands(group: Group, sub: Sub) -> None:
 
 def add_sync_command(groups: Any, sub: Sub) -> None:
     p = sub(groups, "sync", cmd_sync, "bring out-of-sync attachments back to their definition")
-    p.add_argument("--host")
-    p.add_argument("--network")
+    p.add_argument("--host", help="only this host's attachments")
+    p.add_argument("--network", help="only this network's attachments")
     cli_rollout.add_options(p)

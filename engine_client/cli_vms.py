@@ -49,8 +49,10 @@ def add_commands(group: Group, sub: Sub) -> None:
     p = sub(vm, "add", cmd_vm_add, "add a VM or template")
     p.add_argument("name")
     p.add_argument("--network", action="append", required=True, help="repeatable")
-    p.add_argument("--running", action="store_true")
-    p.add_argument("--template", action="store_true")
+    p.add_argument("--running", action="store_true",
+                   help="the VM is running (its networks cannot be changed under it)")
+    p.add_argument("--template", action="store_true",
+                   help="a template, not a VM (it uses the networks all the same)")
     p = sub(vm, "remove", cmd_vm_remove, "remove a VM or template")
     p.add_argument("name")
     sub(vm, "list", cmd_vm_list, "list VMs and templates")

@@ -330,6 +330,28 @@ def test_partial_failure_exit_1_then_sync(attached: Cli) -> None:
         assert in_sync(s, "h2", "red")
 
 
+def test_a_change_goes_to_a_host_that_already_shows_it(attached: Cli) -> None:
+    agent(attached, H1).networks["red"]["mtu"] = 9000  # changed by hand on h1
+    before = len(setup_calls(attached, H1))
+    code, doc = attached.json("network", "update", "red", "--mtu", "9000")
+    assert code == 0 and doc["planned"] == 2
+    assert len(setup_calls(attached, H1)) == before + 1
+    assert setup_calls(attached, H1)[-1]["red"]["mtu"] == 9000
+
+
+def test_a_change_back_reaches_the_host_that_missed_the_first(attached: Cli) -> None:
+    lost = attached.transport.agents.pop(H2)
+    assert attached("network", "update", "red", "--mtu", "9000") == 1
+    # h2's last capabilities (1500) happen to match the next definition; it is still asked.
+    code, doc = attached.json("network", "update", "red", "--mtu", "1500")
+    assert code == 1 and doc["planned"] == 2
+    assert {h["host"]: h["ok"] for h in doc["hosts"]} == {"h1": True, "h2": False}
+    attached.transport.add(H2, lost)
+    # Back, h2 reports 1500 itself: in sync, nothing left to send.
+    code, doc = attached.json("network", "update", "red", "--mtu", "1500")
+    assert code == 0 and doc["hosts"] == []
+
+
 def test_agent_error_is_a_failed_host(attached: Cli) -> None:
     agent(attached, H1).fail_setup = (41, "kernel refused: RTM_NEWLINK: Operation not supported")
     code, doc = attached.json("network", "update", "red", "--mtu", "1400")
