@@ -473,7 +473,9 @@ def parse_bond(name: str, raw: object) -> BondConfig | Removal:
 # ---- options and the whole request -------------------------------------------------------
 
 
-def _timeout(path: str, value: object) -> float:
+def _timeout(path: str, given: object) -> float:
+    # VDSM takes int(connectivityTimeout), so a string of digits is seconds too.
+    value = int(given) if type(given) is str and _DIGITS.fullmatch(given) else given
     if type(value) in (int, float):
         try:
             seconds = float(value)  # type: ignore[arg-type]
@@ -481,7 +483,7 @@ def _timeout(path: str, value: object) -> float:
             seconds = math.inf
         if math.isfinite(seconds) and seconds > 0:
             return seconds
-    raise _fail(E.BAD_PARAMS, f"{path}: expected a number of seconds > 0, got {show(value)}")
+    raise _fail(E.BAD_PARAMS, f"{path}: expected a number of seconds > 0, got {show(given)}")
 
 
 def parse_options(raw: object, default_timeout: float) -> SetupOptions:

@@ -215,8 +215,10 @@ ERRORS: list[RefusedCase] = [
      'options.connectivityCheck: expected a boolean, got "no"'),
     ({"options": {"connectivityTimeout": 0}}, E.BAD_PARAMS,
      "options.connectivityTimeout: expected a number of seconds > 0, got 0"),
-    ({"options": {"connectivityTimeout": "5"}}, E.BAD_PARAMS,
-     'options.connectivityTimeout: expected a number of seconds > 0, got "5"'),
+    ({"options": {"connectivityTimeout": "5.5"}}, E.BAD_PARAMS,
+     'options.connectivityTimeout: expected a number of seconds > 0, got "5.5"'),
+    ({"options": {"connectivityTimeout": "0"}}, E.BAD_PARAMS,
+     'options.connectivityTimeout: expected a number of seconds > 0, got "0"'),
     ({"options": {"connectivityTimeout": float("inf")}}, E.BAD_PARAMS,
      "options.connectivityTimeout: expected a number of seconds > 0, got inf"),
     ({"options": {"connectivityTimeout": 10**400}}, E.BAD_PARAMS,
@@ -297,6 +299,9 @@ def test_connectivity_timeout() -> None:
     assert parse_setup_request({"options": {"connectivityTimeout": 2.5}}).options == SetupOptions(
         connectivity_timeout=2.5
     )
+    # VDSM's int(connectivityTimeout): a string of digits is seconds.
+    assert parse_setup_request({"options": {"connectivityTimeout": "30"}}).options == (
+        SetupOptions(connectivity_timeout=30.0))
 
 
 def test_config_round_trip() -> None:
