@@ -381,7 +381,14 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
     if "gateway" in entry:
         if ipv4 is None:
             raise _fail(E.BAD_ADDR, f"{path}.gateway: needs ipaddr")
-        gateway = str(_ipv4_host(f"{path}.gateway", entry["gateway"], "IPv4 gateway"))
+        gateway_addr = _ipv4_host(f"{path}.gateway", entry["gateway"], "IPv4 gateway")
+        subnet = ipaddress.IPv4Interface(ipv4).network
+        # The kernel refuses a gateway that no on-link route reaches ("Nexthop has invalid
+        # gateway"): the network's own subnet is the only route on its device.
+        if gateway_addr not in subnet:
+            raise _fail(E.BAD_ADDR, f"{path}.gateway: {gateway_addr} is not in {subnet}, "
+                        f"the subnet of ipaddr {ipv4}")
+        gateway = str(gateway_addr)
     ipv6 = _ipv6(f"{path}.ipv6addr", entry["ipv6addr"]) if "ipv6addr" in entry else None
     ipv6gateway = None
     if "ipv6gateway" in entry:

@@ -130,6 +130,12 @@ ERRORS: list[RefusedCase] = [
      "networks.red.netmask: needs ipaddr"),
     (net({"nic": "eth1", "gateway": "10.0.0.1"}), E.BAD_ADDR,
      "networks.red.gateway: needs ipaddr"),
+    (net({"nic": "eth1", "ipaddr": "10.0.0.2", "prefix": 24, "gateway": "10.0.1.1"}),
+     E.BAD_ADDR, "networks.red.gateway: 10.0.1.1 is not in 10.0.0.0/24, the subnet of ipaddr "
+     "10.0.0.2/24"),
+    (net({"nic": "eth1", "ipaddr": "10.0.0.2", "prefix": 32, "gateway": "10.0.0.1"}),
+     E.BAD_ADDR, "networks.red.gateway: 10.0.0.1 is not in 10.0.0.2/32, the subnet of ipaddr "
+     "10.0.0.2/32"),
     (net({"nic": "eth1", "ipaddr": "10.0.0.2", "prefix": 8, "gateway": "2001:db8::1"}),
      E.BAD_ADDR, 'networks.red.gateway: bad IPv4 gateway "2001:db8::1"'),
     (net({"nic": "eth1", "ipaddr": "10.0.0.2", "prefix": 8, "gateway": "255.255.255.255"}),
