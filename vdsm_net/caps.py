@@ -331,7 +331,10 @@ def _add_device_qos(
 
 
 def _link_stats(stats: LinkStats, device: Device | None) -> dict[str, Any]:
-    running = device is not None and device.up and device.operstate != "down"
+    # VDSM's "up" is IFF_UP and IFF_RUNNING; the kernel sets IFF_RUNNING exactly when the
+    # operstate is "up" or "unknown" (netif_oper_up()), so a NIC without carrier
+    # ("lowerlayerdown", "dormant", ...) is down, as `ip link` shows it (NO-CARRIER).
+    running = device is not None and device.up and device.operstate in ("up", "unknown")
     return {
         "rx": stats.rx,
         "tx": stats.tx,

@@ -51,10 +51,12 @@ from vdsm_net.qos.change import (
     QosChange,
     apply_change,
     change_of,
+    planned_ops,
     record_before,
     sync_config,
     undo_change,
 )
+from vdsm_net.qos.plan import tc_op_json
 from vdsm_net.render import render
 from vdsm_net.request import parse_setup_request
 from vdsm_net.scope import ReadScope, base_floor, covers, in_scope, is_closed, scope_of
@@ -341,7 +343,10 @@ class Agent:
         )
         _log_ops(tag, ops)
         if request.options.dry_run:
-            return {"plan": [op.to_json() for op in ops]}
+            # The tc operations too: a change of hostQos alone is kernel work, not "nothing".
+            qos = change_of(self.running, new_config, request.networks)
+            tc = await self._tx.call(lambda _b: planned_ops(self._tx.qos(), qos)) if qos else []
+            return {"plan": [op.to_json() for op in ops] + [tc_op_json(op) for op in tc]}
 
         self._qos, self._qos_ops = change_of(self.running, new_config, request.networks), 0
         if self._qos:

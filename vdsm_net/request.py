@@ -381,7 +381,14 @@ def parse_network(name: str, raw: object) -> NetworkConfig | Removal:
     if "gateway" in entry:
         if ipv4 is None:
             raise _fail(E.BAD_ADDR, f"{path}.gateway: needs ipaddr")
-        gateway = str(_ipv4_host(f"{path}.gateway", entry["gateway"], "IPv4 gateway"))
+        gateway_addr = _ipv4_host(f"{path}.gateway", entry["gateway"], "IPv4 gateway")
+        subnet = ipaddress.IPv4Interface(ipv4).network
+        # The kernel refuses a gateway that no on-link route reaches ("Nexthop has invalid
+        # gateway"): the network's own subnet is the only route on its device.
+        if gateway_addr not in subnet:
+            raise _fail(E.BAD_ADDR, f"{path}.gateway: {gateway_addr} is not in {subnet}, "
+                        f"the subnet of ipaddr {ipv4}")
+        gateway = str(gateway_addr)
     ipv6 = _ipv6(f"{path}.ipv6addr", entry["ipv6addr"]) if "ipv6addr" in entry else None
     ipv6gateway = None
     if "ipv6gateway" in entry:
@@ -473,7 +480,9 @@ def parse_bond(name: str, raw: object) -> BondConfig | Removal:
 # ---- options and the whole request -------------------------------------------------------
 
 
-def _timeout(path: str, value: object) -> float:
+def _timeout(path: str, given: object) -> float:
+    # VDSM takes int(connectivityTimeout), so a string of digits is seconds too.
+    value = int(given) if type(given) is str and _DIGITS.fullmatch(given) else given
     if type(value) in (int, float):
         try:
             seconds = float(value)  # type: ignore[arg-type]
@@ -481,7 +490,7 @@ def _timeout(path: str, value: object) -> float:
             seconds = math.inf
         if math.isfinite(seconds) and seconds > 0:
             return seconds
-    raise _fail(E.BAD_PARAMS, f"{path}: expected a number of seconds > 0, got {show(value)}")
+    raise _fail(E.BAD_PARAMS, f"{path}: expected a number of seconds > 0, got {show(given)}")
 
 
 def parse_options(raw: object, default_timeout: float) -> SetupOptions:

@@ -7,7 +7,8 @@ whose code is its kind (docs/errors.md), from every method.
 Every answer is JSON: the body is parsed once, strictly (``NaN``, ``Infinity`` and a number too
 large for a float, such as ``1e309``, are a parse error answered with id null: Python's json
 would take them and write ``Infinity`` back), and a batch longer than ``[rpc] max_batch`` is
-refused whole (-32600) before any of it runs.
+refused whole (-32600) before any of it runs. Each member of a batch that is not a request
+object gets its own error; the valid members run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonrpcserver import Error, Result, Success, async_dispatch
+from jsonrpcserver import Error, Result, Success, async_dispatch, async_dispatch_to_serializable
+from jsonrpcserver.main import default_validator
 
 from vdsm_net.errors import NetError
 from vdsm_net.pipeline import Agent
@@ -177,6 +179,41 @@ def _batch_too_long(doc: Any, limit: int) -> str | None:
     })
 
 
+def _member_problem(member: Any) -> dict[str, Any] | None:
+    """The error answer for a batch member that is not a valid request object, else None.
+
+    JSON-RPC 2.0 answers each invalid member of a batch with its own error and runs the
+    valid ones (``[1, 2, 3]`` gets three -32600 answers); jsonrpcserver refuses the whole
+    batch when one member fails its schema."""
+    try:
+        default_validator(member)
+        return None
+    except Exception:  # the schema validator's own error type; any of them means invalid
+        pass
+    if isinstance(member, dict) and "params" in member and not isinstance(
+            member["params"], (dict, list)):
+        error = {"code": -32602, "message": "Invalid params: params must be an object"}
+        ident = member.get("id")
+        return {"jsonrpc": "2.0", "error": error,
+                "id": ident if type(ident) in (str, int, float) else None}
+    return {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid request",
+                                        "data": "The request failed schema validation"},
+            "id": None}
+
+
+async def _dispatch_batch_with_invalid_members(
+        batch: list[Any], ctx: CallContext) -> str | None:
+    problems = [_member_problem(member) for member in batch]
+    valid = [member for member, problem in zip(batch, problems, strict=True) if problem is None]
+    answers: list[Any] = []
+    if valid:
+        answered = await async_dispatch_to_serializable(
+            "", methods=METHODS, context=ctx, deserializer=lambda _: valid)
+        answers = list(answered or [])  # None: the valid members were all notifications
+    answers += [problem for problem in problems if problem is not None]
+    return _encode(answers)
+
+
 def _parse_error(reason: str) -> str:
     return _encode({
         "jsonrpc": "2.0", "error": {"code": -32700, "message": f"Parse error: {reason}"},
@@ -202,6 +239,8 @@ def make_handler(agent: Agent) -> Handler:
         if early is not None:
             return early
         ctx = CallContext(agent, headers.get(CORRELATION_HEADER))
+        if isinstance(doc, list) and doc and any(_member_problem(m) is not None for m in doc):
+            return await _dispatch_batch_with_invalid_members(doc, ctx)
         response = await async_dispatch(
             body, methods=METHODS, context=ctx, deserializer=lambda _: doc, serializer=_encode
         )

@@ -95,6 +95,20 @@ def test_json_rpc_protocol_errors(agent: AgentProcess) -> None:
     assert by_id[4]["result"] == {}
     assert by_id[5]["error"]["code"] == 26
     assert "networks.x.vlan" in by_id[5]["error"]["message"]
+    # Each invalid member of a batch gets its own error; the valid members still run.
+    invalid = {"jsonrpc": "2.0", "id": None, "error": {
+        "code": -32600, "message": "Invalid request",
+        "data": "The request failed schema validation"}}
+    assert post(b"[1, 2, 3]") == [invalid] * 3
+    mixed = post(b'[{"jsonrpc": "2.0", "id": 6, "method": "Host.ping2"}, 5,'
+                 b' {"jsonrpc": "2.0", "method": "Host.ping2"},'
+                 b' {"jsonrpc": "2.0", "id": 7, "method": "Host.ping2", "params": "x"}]')
+    assert sorted(mixed, key=lambda r: str(r["id"])) == [
+        {"jsonrpc": "2.0", "id": 6, "result": {}},
+        {"jsonrpc": "2.0", "id": 7, "error": {
+            "code": -32602, "message": "Invalid params: params must be an object"}},
+        invalid,
+    ]
 
 
 def test_error_from_agent_names_field(agent: AgentProcess) -> None:

@@ -86,6 +86,31 @@ async def test_untagged_network_shapes_its_nic(agent: AgentInNs, netns: NetNS,
     assert tc_view(netns) == before
 
 
+async def test_a_dry_run_plans_the_tc_operations_and_touches_nothing(
+        agent: AgentInNs, netns: NetNS) -> None:
+    await agent.setup({"red": {"nic": "eth1"}})
+    before, kernel = tc_view(netns), dump_state(netns.name)
+    # Only hostQos changes: no link operation, but the tc ones a real call would run.
+    answer = await agent.setup({"red": {"nic": "eth1", "hostQos": {"out": UNTAGGED}}},
+                               dryRun=True)
+    planned = [(op["op"], op["dev"]) for op in answer["plan"]]
+    assert planned == [("DeleteRoot", "eth1"), ("DeleteIngress", "eth1"), ("AddRoot", "eth1"),
+                       ("AddIngress", "eth1"), ("AddClass", "eth1"), ("AddLeaf", "eth1"),
+                       ("AddDefaultFilter", "eth1")], answer
+    (add_class,) = (op for op in answer["plan"] if op["op"] == "AddClass")
+    # In the kernel's units: bytes/s; ls scaled by 8 as VDSM hands it to tc.
+    assert add_class["curves"] == {"rt": None, "ls": {"m1": 0, "d": 0, "m2": 100_000},
+                                   "ul": {"m1": 0, "d": 0, "m2": 1_250_000}}
+    assert tc_view(netns) == before and dump_state(netns.name) == kernel
+    assert not hfsc_on(netns, "eth1")
+    # Applied for real, the same request then plans nothing.
+    await agent.setup({"red": {"nic": "eth1", "hostQos": {"out": UNTAGGED}}})
+    assert hfsc_on(netns, "eth1")
+    again = await agent.setup({"red": {"nic": "eth1", "hostQos": {"out": UNTAGGED}}},
+                              dryRun=True)
+    assert again == {"plan": []}
+
+
 async def test_tagged_networks_get_a_class_each_changed_and_removed(
     agent: AgentInNs, netns: NetNS
 ) -> None:

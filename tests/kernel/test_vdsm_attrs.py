@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.agenthelp import AgentInNs, RpcError
+from tests.dump import dump_state
 from tests.faults import FailingBackend, Faults
 from tests.netns import NetNS
 from vdsm_net.kernel.backend import Backend
@@ -215,6 +216,30 @@ async def test_a_failed_move_leaves_the_default_route_where_it_was(
         caps = await agent.caps()
         assert sorted(caps["networks"]) == ["old"]
         assert caps["networks"]["old"]["defaultRoute"] is True
+    finally:
+        agent.close()
+
+
+async def test_a_gateway_outside_the_subnet_is_error_22_and_changes_nothing(
+    netns: NetNS, tmp_path: Path
+) -> None:
+    netns.add_nic("nic0", dummy=False)
+    # What the rule rests on: with 198.51.100.10/24 as the device's only address, the kernel
+    # itself refuses a route through 198.51.101.1 (no on-link route reaches it).
+    netns.ip("addr", "add", "198.51.100.10/24", "dev", "nic0")
+    refused = netns.ip("route", "add", "default", "via", "198.51.101.1", "dev", "nic0",
+                       "table", "100", check=False)
+    assert refused.returncode != 0 and "Nexthop has invalid gateway" in refused.stderr
+    netns.ip("addr", "flush", "dev", "nic0")
+    before = dump_state(netns.name)
+    agent = AgentInNs(netns, tmp_path)
+    try:
+        with pytest.raises(RpcError) as err:
+            await agent.setup({"off": {**OLD, "nic": "nic0", "gateway": "198.51.101.1"}})
+        assert err.value.code == 22
+        assert err.value.message == ("networks.off.gateway: 198.51.101.1 is not in "
+                                     "198.51.100.0/24, the subnet of ipaddr 198.51.100.10/24")
+        assert dump_state(netns.name) == before
     finally:
         agent.close()
 

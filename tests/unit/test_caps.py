@@ -342,6 +342,20 @@ def test_statistics() -> None:
     assert "blue" not in doc["networks"]  # its top device has no counters: not reported
 
 
+def test_statistics_state_is_up_only_with_carrier() -> None:
+    """VDSM's "up" is IFF_UP and IFF_RUNNING: an administratively up device whose operstate
+    is not "up" or "unknown" (a NIC without carrier) is "down"."""
+    operstates = ["up", "unknown", "lowerlayerdown", "down", "dormant", "notpresent"]
+    devices = [Device(f"eth{i}", "", 1500, True, operstate=o) for i, o in enumerate(operstates)]
+    devices.append(Device("eth9", "", 1500, False, operstate="unknown"))
+    stats = {d.name: LinkStats() for d in devices}
+    doc = statistics(stats, make_state(devices), config(), sample_time=0.0)
+    assert {n: s["state"] for n, s in doc["interfaces"].items()} == {
+        "eth0": "up", "eth1": "up", "eth2": "down", "eth3": "down", "eth4": "down",
+        "eth5": "down", "eth9": "down",
+    }
+
+
 def test_host_qos_is_read_from_the_kernels_classes() -> None:
     red_qos = HostQos.from_json({"out": {"ls": {"m2": 400}, "ul": {"m2": 8000}}}, "q")
     blue_qos = HostQos.from_json({"out": {"ls": {"m1": 16, "d": 5, "m2": 900}}}, "q")

@@ -130,6 +130,12 @@ ERRORS: list[RefusedCase] = [
      "networks.red.netmask: needs ipaddr"),
     (net({"nic": "eth1", "gateway": "10.0.0.1"}), E.BAD_ADDR,
      "networks.red.gateway: needs ipaddr"),
+    (net({"nic": "eth1", "ipaddr": "10.0.0.2", "prefix": 24, "gateway": "10.0.1.1"}),
+     E.BAD_ADDR, "networks.red.gateway: 10.0.1.1 is not in 10.0.0.0/24, the subnet of ipaddr "
+     "10.0.0.2/24"),
+    (net({"nic": "eth1", "ipaddr": "10.0.0.2", "prefix": 32, "gateway": "10.0.0.1"}),
+     E.BAD_ADDR, "networks.red.gateway: 10.0.0.1 is not in 10.0.0.2/32, the subnet of ipaddr "
+     "10.0.0.2/32"),
     (net({"nic": "eth1", "ipaddr": "10.0.0.2", "prefix": 8, "gateway": "2001:db8::1"}),
      E.BAD_ADDR, 'networks.red.gateway: bad IPv4 gateway "2001:db8::1"'),
     (net({"nic": "eth1", "ipaddr": "10.0.0.2", "prefix": 8, "gateway": "255.255.255.255"}),
@@ -215,8 +221,10 @@ ERRORS: list[RefusedCase] = [
      'options.connectivityCheck: expected a boolean, got "no"'),
     ({"options": {"connectivityTimeout": 0}}, E.BAD_PARAMS,
      "options.connectivityTimeout: expected a number of seconds > 0, got 0"),
-    ({"options": {"connectivityTimeout": "5"}}, E.BAD_PARAMS,
-     'options.connectivityTimeout: expected a number of seconds > 0, got "5"'),
+    ({"options": {"connectivityTimeout": "5.5"}}, E.BAD_PARAMS,
+     'options.connectivityTimeout: expected a number of seconds > 0, got "5.5"'),
+    ({"options": {"connectivityTimeout": "0"}}, E.BAD_PARAMS,
+     'options.connectivityTimeout: expected a number of seconds > 0, got "0"'),
     ({"options": {"connectivityTimeout": float("inf")}}, E.BAD_PARAMS,
      "options.connectivityTimeout: expected a number of seconds > 0, got inf"),
     ({"options": {"connectivityTimeout": 10**400}}, E.BAD_PARAMS,
@@ -297,6 +305,9 @@ def test_connectivity_timeout() -> None:
     assert parse_setup_request({"options": {"connectivityTimeout": 2.5}}).options == SetupOptions(
         connectivity_timeout=2.5
     )
+    # VDSM's int(connectivityTimeout): a string of digits is seconds.
+    assert parse_setup_request({"options": {"connectivityTimeout": "30"}}).options == (
+        SetupOptions(connectivity_timeout=30.0))
 
 
 def test_config_round_trip() -> None:

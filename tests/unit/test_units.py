@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from vdsm_net.config import DEFAULT_RESOLV_CONF, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 from vdsm_net.server import SHUTDOWN_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +49,17 @@ def test_stop_timeout_is_above_the_agents_own() -> None:
     assert stop.endswith("s")
     # The agent exits within 10 s (it gives in-flight requests SHUTDOWN_TIMEOUT).
     assert SHUTDOWN_TIMEOUT < 10 < float(stop[:-1])
+
+
+def test_the_agent_may_write_where_its_defaults_point() -> None:
+    """ProtectSystem=strict makes everything else read-only: the state directory, the
+    socket's directory and the resolver file's directory (written by rename, SPEC 1.3
+    nameservers) must be in ReadWritePaths."""
+    service = _unit("vdsm-net-agent.service")["Service"]
+    assert service["ProtectSystem"] == "strict"
+    writable = [Path(p) for p in service["ReadWritePaths"].split()]
+    for needed in (DEFAULT_STATE_DIR, DEFAULT_SOCKET.parent, DEFAULT_RESOLV_CONF.parent):
+        assert any(needed == w or w in needed.parents for w in writable), (needed, writable)
 
 
 def test_restore_runs_after_udev_named_the_nics_and_before_the_agent() -> None:

@@ -78,14 +78,28 @@ def record_before(kernel: QosBackend, change: QosChange) -> QosChange:
                      before={dev: _read(kernel, dev)[1] for dev in change.devices})
 
 
-def apply_change(kernel: QosBackend, change: QosChange) -> int:
-    """Shape the devices as ``change`` wants (after the links are in place), verify by
-    reading back; the number of tc operations. A device of the old config that is gone (a
-    deleted bond) has nothing left to unshape; one to shape that is gone fails the change."""
+def _targets(
+    kernel: QosBackend, change: QosChange
+) -> tuple[dict[str, QosTree | None], dict[str, Mapping[int | None, HostQos]]]:
+    """(each device's tree now, what it should carry) for the devices ``change`` shapes. A
+    device of the old config that is gone (a deleted bond) has nothing left to unshape."""
     found = {dev: _read(kernel, dev) for dev in change.devices}
     current = {dev: tree for dev, (exists, tree) in found.items()
                if exists or change.desired[dev]}
-    desired = {dev: change.desired[dev] for dev in current}
+    return current, {dev: change.desired[dev] for dev in current}
+
+
+def planned_ops(kernel: QosBackend, change: QosChange) -> list[TcOp]:
+    """The tc operations ``apply_change`` would run now (a ``dryRun`` plan's); a device to
+    shape that does not exist yet (a bond the same change makes) gets its whole tree."""
+    return plan(*_targets(kernel, change))
+
+
+def apply_change(kernel: QosBackend, change: QosChange) -> int:
+    """Shape the devices as ``change`` wants (after the links are in place), verify by
+    reading back; the number of tc operations. A device to shape that is gone fails the
+    change."""
+    current, desired = _targets(kernel, change)
     ops = plan(current, desired)
     if ops:
         log.info("host QoS: %d tc operations on %s", len(ops), ", ".join(sorted(current)))

@@ -9,8 +9,8 @@ before the filter that sends traffic to it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from vdsm_net.qos.model import HostQos
 from vdsm_net.qos.tree import DEFAULT_FILTER_PREF, DEFAULT_MINOR, ClassCurves, QosTree
@@ -124,6 +124,14 @@ class DeleteFilter:
 
 TcOp = (DeleteRoot | DeleteIngress | AddRoot | AddIngress | AddClass | DeleteClass | AddLeaf
         | AddDefaultFilter | AddVlanFilter | DeleteFilter)
+
+
+
+def tc_op_json(op: TcOp) -> dict[str, Any]:
+    """A tc operation in a ``dryRun`` plan: ``op`` and its fields, curves in kernel units
+    (bytes/s and microseconds, as ``tc_service_curve`` holds them)."""
+    return {"op": type(op).__name__, **asdict(op)}
+
 
 DeviceQos = Mapping[int | None, HostQos]
 """The QoS networks of one device: VLAN tag (None: untagged) -> its QoS."""
