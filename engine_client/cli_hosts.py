@@ -109,10 +109,10 @@ def _print_hosts(ctx: Ctx, rows: list[dict[str, Any]]) -> None:
                 r["dc"],
                 r["url"],
                 "yes" if r["reachable"] else "no",
-                # An unreachable host's version and state are not known now (its last
-                # capabilities may be old): the note below says why.
+                # An unreachable host's version is not known now (its last capabilities may
+                # be old): the note below says why. Its networks count as out of sync.
                 (r["agent_version"] or "-") if r["reachable"] else "-",
-                (len(r["out_of_sync"]) or "-") if r["reachable"] else "-",
+                len(r["out_of_sync"]) or "-",
             ]
             for r in rows
         ],

@@ -6,11 +6,11 @@ last rollouts and how they ended."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 from engine_client import operations as ops
+from engine_client.events import local_time
 from engine_client.models import Rollout
 from engine_client.operations import EXIT_OK, Ctx, table
 
@@ -21,7 +21,7 @@ Sub = Callable[[Any, str, Handler, str], argparse.ArgumentParser]
 def _when(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+    return local_time(epoch, "seconds")
 
 
 def _result(r: Rollout) -> str:

@@ -48,9 +48,10 @@ class EventLike(Protocol):
     def message(self) -> str: ...
 
 
-def local_time(stamp: float) -> str:
-    """ISO 8601 in the local zone, with its offset: ``2026-05-01T10:00:00.123+02:00``."""
-    return dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="milliseconds")
+def local_time(stamp: float, timespec: str = "milliseconds") -> str:
+    """ISO 8601 in the local zone, with its offset: ``2026-05-01T10:00:00.123+02:00`` (every
+    time the engine client prints; ``timespec="seconds"`` where milliseconds are noise)."""
+    return dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec=timespec)
 
 
 def event_json(event: EventLike) -> dict[str, Any]:

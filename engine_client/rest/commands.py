@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import getpass
 import ipaddress
 import logging
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine_client.events import local_time
 from engine_client.operations import EXIT_OK, Ctx, table
 from engine_client.rest import passwords
 from engine_client.store_backend import is_url
@@ -63,7 +63,8 @@ def cmd_user_remove(ctx: Ctx, a: argparse.Namespace) -> int:
 def cmd_user_list(ctx: Ctx, a: argparse.Namespace) -> int:
     users = ctx.store.list_users()
     if ctx.json:
-        ctx.print_json([{"name": u.name, "created": u.created} for u in users])
+        ctx.print_json([{"name": u.name, "created": local_time(u.created, "seconds")}
+                        for u in users])
         return EXIT_OK
     table(
         ctx,
@@ -71,7 +72,7 @@ def cmd_user_list(ctx: Ctx, a: argparse.Namespace) -> int:
         [
             [
                 u.name,
-                dt.datetime.fromtimestamp(u.created).astimezone().isoformat(timespec="seconds"),
+                local_time(u.created, "seconds"),
             ]
             for u in users
         ],

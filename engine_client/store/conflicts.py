@@ -9,12 +9,12 @@ generation check is ``NetworkTable.update`` (``store/networks.py``).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from engine_client.events import local_time
 from engine_client.store.session import Session
 from engine_client.store_backend import Held, StoreError
 
@@ -44,7 +44,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def _stamp(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+    return local_time(epoch, "seconds")
 
 
 class NetworkBusy(Conflict):

@@ -3,6 +3,7 @@ store contents, agent calls, exact event texts (docs/engine-cli.md), exit codes,
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -409,6 +410,17 @@ def test_host_list_unreachable(attached: Cli) -> None:
     assert attached("host", "refresh", "h2") == 1
 
 
+def test_host_list_counts_what_an_unreachable_host_missed(attached: Cli) -> None:
+    attached.transport.agents.pop(H2)
+    assert attached("network", "update", "red", "--mtu", "9000") == 1  # h2 missed it
+    assert attached("host", "list") == 0
+    lines = attached.out.splitlines()
+    # The table and the note below it agree: one network out of sync on h2.
+    assert lines[2].split() == ["h2", "dc1", H2, "no", "-", "1"]
+    notes = " ".join(line.strip() for line in lines[3:] if line)
+    assert "h2: out of sync: red" in notes
+
+
 # -- DC version gate -----------------------------------------------------------------------
 
 
@@ -803,3 +815,14 @@ def test_reattach_with_an_ip_makes_a_label_attachment_manual_and_keeps_the_addre
     assert dc("label", "remove", "h1", "lab", "--nic", "eth1") == 0
     with dc.store() as s:
         assert s.get_attachment("h1", "red").ip.address == "10.0.0.5/24"
+
+
+def test_user_list_gives_times_with_their_zone(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a-long-password\n"))
+    assert cli("user", "add", "admin") == 0
+    code, doc = cli.json("user", "list")
+    assert code == 0 and [u["name"] for u in doc] == ["admin"]
+    # As every other time the client prints: ISO 8601 with the zone's offset.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", doc[0]["created"])
