@@ -671,7 +671,9 @@ class Agent:
         previous = _union(self.running, safe)
         desired = render(target, current, previous)
         ops = plan(current, desired)
-        report.removed = sorted(set(self.running.networks) - set(target.networks))
+        # Removed: the networks never made safe. One whose NIC is missing is skipped, not
+        # removed: it stays in the safe config.
+        report.removed = sorted(set(self.running.networks) - set(safe.networks))
         report.ops = len(ops)
         for line in report.skipped:
             log.warning("restore: %s", line)

@@ -125,6 +125,25 @@ def test_restore_refuses_a_missing_state_directory_unless_forced(
     assert "removed nothing" not in proc.stderr
 
 
+def test_restore_skips_a_network_whose_nic_is_gone_and_keeps_it_safe(
+    agent: AgentProcess, nics: NetNS
+) -> None:
+    agent.call("Host.setupNetworks", {"networks": {"A": {"nic": "eth1"}, "B": {"nic": "eth2"}},
+                                      "options": NO_CHECK})
+    agent.call("Host.setSafeNetworkConfig")
+    assert agent.stop() == 0
+    safe = (agent.state_dir / "safe.json").read_bytes()
+    nics.ip("link", "del", "B")
+    nics.ip("link", "del", "eth2")  # the NIC did not come back after the reboot
+    proc = agent.restore()
+    assert proc.returncode == 0, proc.stderr
+    links = nics.links()
+    assert links["eth1"].get("master") == "A" and "B" not in links
+    assert "network B: NIC eth2 missing" in proc.stderr, proc.stderr
+    assert "networks removed: none" in proc.stderr, proc.stderr
+    assert (agent.state_dir / "safe.json").read_bytes() == safe
+
+
 def test_restore_refuses_when_no_safe_config_and_owned_devices_exist(
     agent: AgentProcess, nics: NetNS
 ) -> None:
