@@ -16,10 +16,19 @@ from vdsm_net.kernel import bond_options
 from vdsm_net.model import NetConfig, NetworkConfig
 from vdsm_net.qos import Curve, HostQos, QosTree
 from vdsm_net.qos.tree import minor_of
-from vdsm_net.state import BOND, BRIDGE, MAIN_TABLE, VLAN, Address, Device, KernelState, Route
+from vdsm_net.state import (
+    BOND,
+    BRIDGE,
+    MAIN_TABLE,
+    NIC_KINDS,
+    VLAN,
+    Address,
+    Device,
+    KernelState,
+    Route,
+)
 
 # Kinds reported as host NICs: physical devices ("" kind) and what tests simulate NICs with.
-NIC_KINDS = frozenset({"", "veth", "dummy"})
 LOOPBACK = "lo"
 
 

@@ -20,7 +20,7 @@ from vdsm_net.errors import ErrorKind, NetError
 from vdsm_net.kernel import bond_options
 from vdsm_net.model import BondConfig, NetConfig, NetworkConfig, Removal, SetupRequest, frozen_map
 from vdsm_net.names import IFNAME_MAX
-from vdsm_net.state import BOND, KernelState
+from vdsm_net.state import BOND, NIC_KINDS, KernelState
 
 E = ErrorKind
 _T = TypeVar("_T")
@@ -133,7 +133,7 @@ def _nic_problem(
         return E.BAD_NIC, f"no such NIC {name}"
     if device.loopback:
         return E.BAD_NIC, f"{name} is not a NIC (it is the loopback device)"
-    if not device.is_nic:
+    if not device.is_nic or device.kind not in NIC_KINDS:
         what = f"an owned {device.kind}" if device.owned else f"a {device.kind}"
         return E.BAD_NIC, f"{name} is not a NIC (it is {what})"
     master = current.get(device.master) if device.master else None

@@ -22,6 +22,10 @@ BRIDGE = "bridge"
 VLAN = "vlan"
 BOND = "bond"
 CREATABLE_KINDS = frozenset({BRIDGE, VLAN, BOND})
+# What VDSM calls NIC-like (physical, veth, dummy): the devices listed in the capabilities'
+# ``nics`` and the only ones a network or bond may be built on. A VM's tap, a vxlan or a
+# macvlan is not one, whoever owns it.
+NIC_KINDS = frozenset({"", "veth", "dummy"})
 
 # Addresses are ``ipaddress`` values from the parsers (request, netlink decoder, state files)
 # on; they are spelled as text only at the edges (JSON documents, netlink attributes).

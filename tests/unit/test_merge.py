@@ -29,6 +29,8 @@ CURRENT = make_state(
         Device("blue", "bridge", 1500, True, owned=True),
         Device("bond9", "bond", 1500, True, owned=True),
         Device("bond5", "bond", 1500, True),  # foreign bond
+        Device("vnet0", "tun", 1500, True),  # a VM's tap
+        Device("vx0", "vxlan", 1500, True),
     ]
 )
 RUNNING = parse_config(
@@ -69,6 +71,10 @@ ERRORS: list[tuple[dict[str, Any], ErrorKind, str]] = [
      "networks.pink.nic: br-ext is not a NIC (it is a bridge)"),
     ({"networks": {"pink": {"nic": "eth0.7"}}}, E.BAD_NIC,
      "networks.pink.nic: eth0.7 is not a NIC (it is a vlan)"),
+    ({"networks": {"pink": {"nic": "vnet0"}}}, E.BAD_NIC,
+     "networks.pink.nic: vnet0 is not a NIC (it is a tun)"),
+    ({"bondings": {"bond1": {"nics": ["eth0", "vx0"]}}}, E.BAD_NIC,
+     "bondings.bond1.nics: vx0 is not a NIC (it is a vxlan)"),
     ({"networks": {"pink": {"nic": "eth3"}}}, E.USED_NIC,
      "networks.pink.nic: eth3 is already used by br-ext, which the agent does not own"),
     ({"bondings": {"bond1": {"nics": ["eth0", "eth8"]}}}, E.BAD_NIC,
