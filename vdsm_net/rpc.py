@@ -202,8 +202,7 @@ def _member_problem(member: Any) -> dict[str, Any] | None:
 
 
 async def _dispatch_batch_with_invalid_members(
-        batch: list[Any], ctx: CallContext) -> str | None:
-    problems = [_member_problem(member) for member in batch]
+        batch: list[Any], problems: list[dict[str, Any] | None], ctx: CallContext) -> str | None:
     valid = [member for member, problem in zip(batch, problems, strict=True) if problem is None]
     answers: list[Any] = []
     if valid:
@@ -239,8 +238,11 @@ def make_handler(agent: Agent) -> Handler:
         if early is not None:
             return early
         ctx = CallContext(agent, headers.get(CORRELATION_HEADER))
-        if isinstance(doc, list) and doc and any(_member_problem(m) is not None for m in doc):
-            return await _dispatch_batch_with_invalid_members(doc, ctx)
+        if isinstance(doc, list) and doc:
+            # Each member is validated once here; jsonrpcserver would refuse the whole batch.
+            problems = [_member_problem(member) for member in doc]
+            if any(problem is not None for problem in problems):
+                return await _dispatch_batch_with_invalid_members(doc, problems, ctx)
         response = await async_dispatch(
             body, methods=METHODS, context=ctx, deserializer=lambda _: doc, serializer=_encode
         )
